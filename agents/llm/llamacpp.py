@@ -1,0 +1,99 @@
+"""In-process llama.cpp backend (the CPU default), through llama-cpp-python."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from hopmem.agents.llm.base import Completion, Message
+from hopmem.memory.errors import LLMError, ModelNotAvailableError
+from hopmem.memory.model_paths import resolve_gguf_path
+
+log = logging.getLogger(__name__)
+
+
+class LlamaCppLLM:
+    """A GGUF model run by llama.cpp on the CPU.
+
+    Args:
+        model: packaged alias (``SmolLM2-135M-Instruct``), a ``.gguf`` path, a folder or a cached HF id.
+        context_window: tokens of context (prompt + answer).
+        threads: CPU threads; 0 means one per core.
+        seed: sampling seed, for repeatable answers.
+    """
+
+    def __init__(self, model: str, *, context_window: int = 2048, threads: int = 0, seed: int = 0) -> None:
+        path = resolve_gguf_path(model)
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise ModelNotAvailableError(
+                "llama-cpp-python is not installed: run `make install` or pip install 'hopmem[llamacpp]'."
+            ) from exc
+        log.info("loading %s with llama.cpp", path)
+        try:
+            self._llm = Llama(
+                model_path=str(path),
+                n_ctx=context_window,
+                n_threads=threads or os.cpu_count() or 1,
+                seed=seed,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelNotAvailableError(f"llama.cpp could not load {path}: {exc}.") from exc
+        self.name = path.stem
+        self.context_window = context_window
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """Free the model now; llama-cpp-python's own finaliser fails when it runs at interpreter exit."""
+        llm = self.__dict__.pop("_llm", None)
+        if llm is not None:
+            llm.close()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def complete(
+        self, messages: list[Message], *, max_tokens: int, temperature: float = 0.0, stop: list[str] | None = None
+    ) -> Completion:
+        start = time.perf_counter()
+        try:
+            out: Any = self._llm.create_chat_completion(
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stop=stop,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise LLMError(f"llama.cpp failed to generate ({exc}); shorten the input or raise HOPMEM_LLM_CONTEXT.") from exc
+        usage = out.get("usage") or {}
+        return Completion(
+            text=str(out["choices"][0]["message"].get("content") or ""),
+            model=self.name,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            ms=(time.perf_counter() - start) * 1000,
+        )
+
+    def stream(
+        self, messages: list[Message], *, max_tokens: int, temperature: float = 0.0, stop: list[str] | None = None
+    ) -> Iterator[str]:
+        try:
+            chunks: Any = self._llm.create_chat_completion(
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stop=stop,
+                stream=True,
+            )
+            for chunk in chunks:
+                delta = chunk["choices"][0].get("delta", {}).get("content")
+                if delta:
+                    yield str(delta)
+        except (ValueError, RuntimeError) as exc:
+            raise LLMError(f"llama.cpp failed to generate ({exc}); shorten the input or raise HOPMEM_LLM_CONTEXT.") from exc

@@ -1,0 +1,77 @@
+"""SQLite connections set up the one way hopmem needs: WAL, a busy timeout, foreign keys, short write transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hopmem.memory.errors import StoreError
+
+
+def connect(path: Path | str, *, busy_timeout_ms: int = 10_000, readonly: bool = False) -> sqlite3.Connection:
+    """Open ``path`` in autocommit mode (transactions are explicit, see :func:`write_transaction`).
+
+    Raises:
+        StoreError: when the file cannot be opened or is not a SQLite database.
+    """
+    target = str(path)
+    try:
+        if target != ":memory:" and not readonly:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        uri = f"file:{target}?mode=ro" if readonly else target
+        conn = sqlite3.connect(
+            uri, uri=readonly, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(_explain(target, exc)) from exc
+    except OSError as exc:
+        raise StoreError(f"Cannot open the store {target}: {exc.strerror}; check the path and its permissions.") from exc
+    return conn
+
+
+def _explain(target: str, exc: sqlite3.DatabaseError) -> str:
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        return f"The store {target} is not a valid SQLite database (corrupt?); restore it from a backup or move it away."
+    if "locked" in text or "busy" in text:
+        return f"The store {target} is locked by another process; retry when it has finished."
+    if "readonly" in text or "unable to open" in text:
+        return f"Cannot open the store {target} for writing ({text}); check the file's permissions."
+    return f"The store {target} failed: {text}."
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run a block in one ``BEGIN IMMEDIATE`` transaction: all of it is written, or none.
+
+    Raises:
+        StoreError: when SQLite refuses the write (locked past the timeout, read-only, disk full, corrupt).
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(_explain(_filename(conn), exc)) from exc
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        conn.execute("ROLLBACK")
+        raise StoreError(_explain(_filename(conn), exc)) from exc
+
+
+def _filename(conn: sqlite3.Connection) -> str:
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return str(row[2]) if row and row[2] else ":memory:"

@@ -1,0 +1,44 @@
+"""Fusion of ranked lists.
+
+- Reciprocal rank fusion (RRF, Cormack et al. 2009): ``sum_l w_l / (k + rank_l(d))``; ignores score magnitudes.
+- Rank-score fusion (RSF): each list's scores are min-max normalised to [0, 1] and combined with the rank term,
+  ``sum_l w_l * (norm_l(d) + 1 / (1 + rank_l(d))) / 2``, so a document that is both near the top and clearly ahead on
+  score wins, while a flat list (all scores equal) falls back to its ranks.
+A document absent from a list gets nothing from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from hopmem.memory.records import Hit
+
+
+def rrf(lists: Mapping[str, Sequence[Hit]], *, k: int = 60, weights: Mapping[str, float] | None = None) -> list[Hit]:
+    """Reciprocal rank fusion of named ranked lists (best first)."""
+    fused: dict[int, float] = {}
+    for name, hits in lists.items():
+        weight = 1.0 if weights is None else weights.get(name, 1.0)
+        for rank, hit in enumerate(hits, start=1):
+            fused[hit.memory_id] = fused.get(hit.memory_id, 0.0) + weight / (k + rank)
+    return _ordered(fused)
+
+
+def rsf(lists: Mapping[str, Sequence[Hit]], *, weights: Mapping[str, float] | None = None) -> list[Hit]:
+    """Rank-score fusion of named ranked lists (best first)."""
+    fused: dict[int, float] = {}
+    for name, hits in lists.items():
+        if not hits:
+            continue
+        weight = 1.0 if weights is None else weights.get(name, 1.0)
+        scores = [h.score for h in hits]
+        low, high = min(scores), max(scores)
+        span = high - low
+        for rank, hit in enumerate(hits, start=1):
+            norm = (hit.score - low) / span if span > 0 else 1.0
+            fused[hit.memory_id] = fused.get(hit.memory_id, 0.0) + weight * (norm + 1.0 / rank) / 2.0
+    return _ordered(fused)
+
+
+def _ordered(fused: dict[int, float]) -> list[Hit]:
+    return [Hit(mid, score) for mid, score in sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))]

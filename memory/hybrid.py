@@ -1,0 +1,109 @@
+"""Lexical, dense and hybrid search over one store."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from hopmem.memory.errors import InputError
+from hopmem.memory.fusion import rrf, rsf
+from hopmem.memory.records import Hit, SearchResult
+from hopmem.memory.store import MemoryStore, require_tenant
+from hopmem.memory.vector_index import ExactVectorIndex
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from hopmem.memory.embeddings import Embedder
+
+SearchMode = Literal["lexical", "dense", "hybrid"]
+SEARCH_MODES: tuple[str, ...] = ("lexical", "dense", "hybrid")
+
+
+class HybridSearcher:
+    """Runs bm25 and dense retrieval and fuses them.
+
+    Args:
+        store: the store to search.
+        embedder: turns queries into vectors; may be None for lexical-only use.
+        index: the vector index (defaults to the exact index over ``store``).
+        fusion: ``rrf`` or ``rsf``.
+        rrf_k: the constant of RRF.
+        depth: how many candidates each retriever contributes before fusion.
+    """
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        embedder: Embedder | None,
+        *,
+        index: ExactVectorIndex | None = None,
+        fusion: str = "rrf",
+        rrf_k: int = 60,
+        depth: int = 30,
+    ) -> None:
+        if fusion not in ("rrf", "rsf"):
+            raise InputError(f"Unknown fusion {fusion!r}; use 'rrf' or 'rsf'.")
+        self.store = store
+        self.embedder = embedder
+        self.index = index or ExactVectorIndex(store)
+        self.fusion = fusion
+        self.rrf_k = rrf_k
+        self.depth = depth
+
+    def embed_query(self, query: str) -> NDArray[np.float32]:
+        if self.embedder is None:
+            raise InputError("Dense search needs an embedder; use mode='lexical' or configure HOPMEM_EMBEDDER.")
+        return self.embedder.embed([query])[0]
+
+    def ranked_lists(
+        self, tenant: str, query: str, mode: str, *, depth: int | None = None, query_vector: NDArray[np.float32] | None = None
+    ) -> dict[str, list[Hit]]:
+        """The raw ranked lists that ``mode`` uses, keyed ``lexical`` / ``dense``."""
+        require_tenant(tenant)
+        if mode not in SEARCH_MODES:
+            raise InputError(f"Unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}.")
+        depth = depth or self.depth
+        lists: dict[str, list[Hit]] = {}
+        if mode in ("lexical", "hybrid"):
+            lists["lexical"] = self.store.search_lexical(tenant, query, depth)
+        if mode in ("dense", "hybrid"):
+            vector = query_vector if query_vector is not None else self.embed_query(query)
+            lists["dense"] = self.index.search(tenant, vector, depth)
+        return lists
+
+    def fuse(self, lists: dict[str, list[Hit]]) -> list[Hit]:
+        if len(lists) == 1:
+            return next(iter(lists.values()))
+        return rrf(lists, k=self.rrf_k) if self.fusion == "rrf" else rsf(lists)
+
+    def search(
+        self,
+        tenant: str,
+        query: str,
+        *,
+        k: int = 10,
+        mode: str = "hybrid",
+        depth: int | None = None,
+        query_vector: NDArray[np.float32] | None = None,
+    ) -> list[SearchResult]:
+        """The top ``k`` memories of ``tenant`` for ``query``.
+
+        Raises:
+            InputError: on an empty query, an unknown mode or a missing tenant.
+        """
+        if not isinstance(query, str) or not query.strip():
+            raise InputError("The query is empty; give some words to search for.")
+        lists = self.ranked_lists(tenant, query, mode, depth=max(depth or self.depth, k), query_vector=query_vector)
+        fused = self.fuse(lists)[:k]
+        ranks = {name: {h.memory_id: r for r, h in enumerate(hits, start=1)} for name, hits in lists.items()}
+        records = {r.id: r for r in self.store.get(tenant, [h.memory_id for h in fused])}
+        return [
+            SearchResult(
+                record=records[h.memory_id],
+                score=h.score,
+                ranks={name: pos[h.memory_id] for name, pos in ranks.items() if h.memory_id in pos},
+            )
+            for h in fused
+            if h.memory_id in records
+        ]

@@ -1,0 +1,127 @@
+"""Numbered schema migrations of the main store. A migration is applied once, inside one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: documents, memories (a chunk of a document is a memory of source class 'document'), FTS5, embeddings.
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('vector_epoch', '0');
+
+    CREATE TABLE documents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        source TEXT NOT NULL,
+        external_id TEXT,
+        title TEXT NOT NULL DEFAULT '',
+        content_hash TEXT NOT NULL,
+        n_chunks INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (tenant, source)
+    );
+
+    CREATE TABLE memories (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        document_id INTEGER REFERENCES documents(id) ON DELETE CASCADE,
+        chunk_index INTEGER,
+        title TEXT NOT NULL DEFAULT '',
+        content TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        content_hash TEXT NOT NULL,
+        source_class TEXT NOT NULL DEFAULT 'document',
+        agent_id TEXT,
+        importance REAL NOT NULL DEFAULT 0.5,
+        access_count INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        last_accessed REAL
+    );
+    CREATE INDEX memories_tenant ON memories (tenant, id);
+    CREATE INDEX memories_hash ON memories (tenant, content_hash);
+    CREATE INDEX memories_document ON memories (document_id);
+
+    CREATE VIRTUAL TABLE memories_fts USING fts5(
+        title, content, content='memories', content_rowid='id',
+        tokenize='porter unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories BEGIN
+        INSERT INTO memories_fts (rowid, title, content) VALUES (new.id, new.title, new.content);
+    END;
+    CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, title, content)
+        VALUES ('delete', old.id, old.title, old.content);
+    END;
+    CREATE TRIGGER memories_fts_update AFTER UPDATE OF title, content ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, title, content)
+        VALUES ('delete', old.id, old.title, old.content);
+        INSERT INTO memories_fts (rowid, title, content) VALUES (new.id, new.title, new.content);
+    END;
+
+    CREATE TABLE embeddings (
+        memory_id INTEGER PRIMARY KEY REFERENCES memories(id) ON DELETE CASCADE,
+        tenant TEXT NOT NULL,
+        model TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        vector BLOB NOT NULL
+    );
+    CREATE INDEX embeddings_tenant ON embeddings (tenant, memory_id);
+    -- Any removal invalidates derived vector indexes; appends are picked up by id.
+    CREATE TRIGGER embeddings_epoch AFTER DELETE ON embeddings BEGIN
+        UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_epoch';
+    END;
+
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        tenant TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to :data:`SCHEMA_VERSION`; return the version it was at before.
+
+    Raises:
+        RuntimeError: when the file was written by a newer hopmem (its version is above ours).
+    """
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(f"schema version {current} is newer than this hopmem's {SCHEMA_VERSION}")
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        script = MIGRATIONS[version - 1]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return current
+
+
+def _split(script: str) -> list[str]:
+    """Split a script into statements, keeping trigger bodies whole (executescript would commit implicitly)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--") and not buffer.strip():
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

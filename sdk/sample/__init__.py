@@ -1,0 +1,1 @@
+"""Bundled sample corpus for `make demo`."""

@@ -1,0 +1,144 @@
+"""The one settings object of hopmem.
+
+Values come, highest priority first, from: keyword arguments, ``HOPMEM_*`` environment variables, a TOML file
+(``HOPMEM_CONFIG``, else ``./hopmem.toml``, else ``~/.config/hopmem/config.toml``), then the defaults below. The
+defaults work offline on a laptop CPU with the bundled models.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_LOCATIONS = (Path("hopmem.toml"), Path("~/.config/hopmem/config.toml").expanduser())
+
+
+def config_file() -> Path | None:
+    """The TOML file in effect, or None when there is none."""
+    explicit = os.environ.get("HOPMEM_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    for candidate in DEFAULT_CONFIG_LOCATIONS:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path("~/.local/share").expanduser())
+    return Path(base) / "hopmem"
+
+
+class Settings(BaseSettings):
+    """Everything a user can configure. Read with :func:`get_settings`; print with ``hopmem config show``."""
+
+    model_config = SettingsConfigDict(env_prefix="HOPMEM_", extra="forbid", validate_default=True)
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description="where stores and checkpoints live")
+    tenant: str = Field("default", min_length=1, description="tenant used by the CLI when none is given")
+
+    embedder: str = Field(
+        "all-MiniLM-L6-v2", description="embedding model: packaged name, local path or cached HF id"
+    )
+    embed_batch_size: int = Field(64, ge=1, le=4096)
+    embed_max_seq_length: int = Field(256, ge=16, le=8192)
+
+    llm_backend: Literal["llamacpp", "openai", "none"] = Field(
+        "llamacpp", description="llamacpp (in-process), openai (any OpenAI-compatible server) or none"
+    )
+    llm_model: str = Field("SmolLM2-135M-Instruct", description="GGUF name/path, or the server's model name")
+    llm_base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible server URL")
+    llm_api_key: str = Field("not-needed", description="API key sent to the OpenAI-compatible server")
+    llm_context: int = Field(2048, ge=256, description="context window given to llama.cpp")
+    llm_max_tokens: int = Field(160, ge=1, description="tokens generated per answer")
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    llm_threads: int = Field(0, ge=0, description="llama.cpp threads; 0 means one per core")
+    llm_timeout_s: float = Field(120.0, gt=0)
+    llm_seed: int = 0
+
+    vector_backend: Literal["exact"] = Field("exact", description="vector index backend")
+
+    chunk_size: int = Field(256, ge=32, le=8192, description="chunk size in tokens")
+    chunk_overlap: int = Field(32, ge=0, le=1024, description="chunk overlap in tokens")
+    max_file_bytes: int = Field(50_000_000, ge=1, description="files larger than this are refused")
+    max_question_chars: int = Field(4000, ge=1, description="longer questions are refused")
+    max_content_chars: int = Field(200_000, ge=1, description="longer documents are refused")
+
+    top_k: int = Field(5, ge=1, le=100, description="evidence passages given to the answer step")
+    retrieve_depth: int = Field(30, ge=1, le=1000, description="candidates taken from each retriever")
+    fusion: Literal["rrf", "rsf"] = "rrf"
+    rrf_k: int = Field(60, ge=1)
+    bm25_title_weight: float = Field(2.0, ge=0.0)
+    bm25_content_weight: float = Field(1.0, ge=0.0)
+    sqlite_busy_timeout_ms: int = Field(10_000, ge=0)
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _expand(cls, value: Any) -> Any:
+        return Path(value).expanduser() if isinstance(value, str | Path) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def store_path(self) -> Path:
+        """The SQLite file that is the source of truth."""
+        return self.data_dir / "hopmem.sqlite"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The SQLite file that holds conversation checkpoints."""
+        return self.data_dir / "checkpoints.sqlite"
+
+    def effective(self) -> dict[str, Any]:
+        """The values in effect, as JSON-ready data (the API key masked)."""
+        data = self.model_dump(mode="json")
+        if data.get("llm_api_key") not in (None, "", "not-needed"):
+            data["llm_api_key"] = "***"
+        return data
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment and the TOML file, with ``overrides`` on top.
+
+    Raises:
+        ConfigError: when a value is invalid or the TOML file cannot be read.
+    """
+    from pydantic import ValidationError
+
+    from hopmem.memory.errors import ConfigError
+
+    path = config_file()
+    if path is not None and not path.is_file():
+        raise ConfigError(f"The config file {path} does not exist; fix HOPMEM_CONFIG or create the file.")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        raise ConfigError(
+            f"Invalid setting {where!r}: {first.get('msg')}; fix HOPMEM_{where.upper()} or the config file."
+        ) from exc
+    except ValueError as exc:  # malformed TOML
+        raise ConfigError(f"Could not read the config file {path}: {exc}.") from exc

@@ -65,7 +65,7 @@ class Ingestor:
 
     Args:
         store: where chunks go.
-        embedder: makes the chunk vectors.
+        embedder: makes the chunk vectors; None stores text only (lexical search).
         chunk_size: chunk size in tokens.
         chunk_overlap: overlap in tokens.
         max_file_bytes: larger files are refused.
@@ -76,7 +76,7 @@ class Ingestor:
     def __init__(
         self,
         store: MemoryStore,
-        embedder: Embedder,
+        embedder: Embedder | None,
         *,
         chunk_size: int = 256,
         chunk_overlap: int = 32,
@@ -178,7 +178,8 @@ class Ingestor:
         return chunks
 
     def _hash(self, text: str) -> str:
-        key = f"{self.chunk_size}:{self.chunk_overlap}:{self.embedder.name}\n{text}"
+        model = self.embedder.name if self.embedder is not None else "-"
+        key = f"{self.chunk_size}:{self.chunk_overlap}:{model}\n{text}"
         return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
     def _write(
@@ -212,14 +213,17 @@ class Ingestor:
             bar.close()
 
     def _flush(self, tenant: str, docs: list[DocumentInput], report: IngestReport) -> None:
-        texts = [_embedding_text(doc.title, chunk) for doc in docs for chunk in doc.chunks]
-        vectors = self.embedder.embed(texts)
-        per_doc: list[np.ndarray] = []
-        start = 0
-        for doc in docs:
-            per_doc.append(vectors[start : start + len(doc.chunks)])
-            start += len(doc.chunks)
-        for write in self.store.add_documents(tenant, docs, per_doc, embedder=(self.embedder.name, self.embedder.dim)):
+        per_doc: list[np.ndarray] | None = None
+        model: tuple[str, int] | None = None
+        if self.embedder is not None:
+            texts = [_embedding_text(doc.title, chunk) for doc in docs for chunk in doc.chunks]
+            vectors = self.embedder.embed(texts)
+            per_doc, start = [], 0
+            for doc in docs:
+                per_doc.append(vectors[start : start + len(doc.chunks)])
+                start += len(doc.chunks)
+            model = (self.embedder.name, self.embedder.dim)
+        for write in self.store.add_documents(tenant, docs, per_doc, embedder=model):
             if write.status == "added":
                 report.added += 1
             elif write.status == "replaced":

@@ -104,9 +104,9 @@ class MemoryStore:
         self,
         tenant: str,
         documents: Sequence[DocumentInput],
-        vectors: Sequence[NDArray[np.float32]],
+        vectors: Sequence[NDArray[np.float32]] | None,
         *,
-        embedder: tuple[str, int],
+        embedder: tuple[str, int] | None,
     ) -> list[DocumentWrite]:
         """Store documents with their chunks and chunk vectors, all in one transaction.
 
@@ -116,18 +116,23 @@ class MemoryStore:
         Args:
             tenant: the owner.
             documents: what to store.
-            vectors: one array per document, of shape (len(document.chunks), dim).
-            embedder: (name, dim) of the embedder that made the vectors.
+            vectors: one array per document, of shape (len(document.chunks), dim); None stores no vectors
+                (a lexical-only store, as bm25 evaluation uses).
+            embedder: (name, dim) of the embedder that made the vectors; None with ``vectors=None``.
         """
         require_tenant(tenant)
-        if len(documents) != len(vectors):
+        if (vectors is None) != (embedder is None):
+            raise ValueError("vectors and embedder go together")
+        if vectors is not None and len(documents) != len(vectors):
             raise ValueError("documents and vectors differ in length")
         now = time.time()
         results: list[DocumentWrite] = []
         with write_transaction(self.conn) as conn:
-            self._check_embedder(*embedder)
-            for doc, vecs in zip(documents, vectors, strict=True):
-                if vecs.shape != (len(doc.chunks), embedder[1]):
+            if embedder is not None:
+                self._check_embedder(*embedder)
+            for position, doc in enumerate(documents):
+                vecs = None if vectors is None else vectors[position]
+                if vecs is not None and embedder is not None and vecs.shape != (len(doc.chunks), embedder[1]):
                     raise ValueError(f"vectors of {doc.source} have shape {vecs.shape}")
                 old = conn.execute(
                     "SELECT id, content_hash FROM documents WHERE tenant = ? AND source = ?", (tenant, doc.source)
@@ -146,16 +151,17 @@ class MemoryStore:
                     (tenant, doc.source, doc.external_id, doc.title, doc.content_hash, len(doc.chunks), now),
                 )
                 doc_id = int(cur.lastrowid or 0)
-                for index, (chunk, vec) in enumerate(zip(doc.chunks, vecs, strict=True)):
+                for index, chunk in enumerate(doc.chunks):
                     mem = conn.execute(
                         "INSERT INTO memories (tenant, document_id, chunk_index, title, content, content_hash,"
                         " source_class, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'document', ?, ?)",
                         (tenant, doc_id, index, doc.title, chunk, _hash(chunk), now, now),
                     )
-                    conn.execute(
-                        "INSERT INTO embeddings (memory_id, tenant, model, dim, vector) VALUES (?, ?, ?, ?, ?)",
-                        (mem.lastrowid, tenant, embedder[0], embedder[1], np.asarray(vec, np.float32).tobytes()),
-                    )
+                    if vecs is not None and embedder is not None:
+                        conn.execute(
+                            "INSERT INTO embeddings (memory_id, tenant, model, dim, vector) VALUES (?, ?, ?, ?, ?)",
+                            (mem.lastrowid, tenant, embedder[0], embedder[1], np.asarray(vecs[index], np.float32).tobytes()),
+                        )
                 conn.execute(
                     "INSERT INTO audit_log (at, tenant, action, detail) VALUES (?, ?, ?, ?)",
                     (now, tenant, f"document.{status}", json.dumps({"document_id": doc_id, "chunks": len(doc.chunks)})),

@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     llm_threads: int = Field(0, ge=0, description="llama.cpp threads; 0 means one per core")
     llm_timeout_s: float = Field(120.0, gt=0)
     llm_seed: int = 0
+    llm_repeat_penalty: float = Field(1.3, ge=1.0, le=3.0, description="llama.cpp repeat penalty")
 
     vector_backend: Literal["exact"] = Field("exact", description="vector index backend")
 
@@ -73,7 +74,7 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(4000, ge=1, description="longer questions are refused")
     max_content_chars: int = Field(200_000, ge=1, description="longer documents are refused")
 
-    top_k: int = Field(5, ge=1, le=100, description="evidence passages given to the answer step")
+    top_k: int = Field(3, ge=1, le=100, description="evidence passages given to the answer step")
     retrieve_depth: int = Field(30, ge=1, le=1000, description="candidates taken from each retriever")
     fusion: Literal["rrf", "rsf"] = "rrf"
     rrf_k: int = Field(60, ge=1)

@@ -24,9 +24,12 @@ class LlamaCppLLM:
         context_window: tokens of context (prompt + answer).
         threads: CPU threads; 0 means one per core.
         seed: sampling seed, for repeatable answers.
+        repeat_penalty: llama.cpp's penalty on repeated tokens; small models loop without it.
     """
 
-    def __init__(self, model: str, *, context_window: int = 2048, threads: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self, model: str, *, context_window: int = 2048, threads: int = 0, seed: int = 0, repeat_penalty: float = 1.3
+    ) -> None:
         path = resolve_gguf_path(model)
         try:
             from llama_cpp import Llama
@@ -47,6 +50,7 @@ class LlamaCppLLM:
             raise ModelNotAvailableError(f"llama.cpp could not load {path}: {exc}.") from exc
         self.name = path.stem
         self.context_window = context_window
+        self.repeat_penalty = repeat_penalty
         atexit.register(self.close)
 
     def close(self) -> None:
@@ -68,6 +72,7 @@ class LlamaCppLLM:
                 max_tokens=max_tokens,
                 temperature=temperature,
                 stop=stop,
+                repeat_penalty=self.repeat_penalty,
             )
         except (ValueError, RuntimeError) as exc:
             raise LLMError(f"llama.cpp failed to generate ({exc}); shorten the input or raise HOPMEM_LLM_CONTEXT.") from exc
@@ -89,6 +94,7 @@ class LlamaCppLLM:
                 max_tokens=max_tokens,
                 temperature=temperature,
                 stop=stop,
+                repeat_penalty=self.repeat_penalty,
                 stream=True,
             )
             for chunk in chunks:

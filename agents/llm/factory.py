@@ -1,0 +1,43 @@
+"""Pick and load an LLM backend by name."""
+
+from __future__ import annotations
+
+from hopmem.agents.llm.base import ChatLLM
+from hopmem.memory.errors import ConfigError
+
+_CACHE: dict[tuple[object, ...], ChatLLM] = {}
+
+
+def load_llm(
+    backend: str,
+    model: str,
+    *,
+    context_window: int = 2048,
+    threads: int = 0,
+    seed: int = 0,
+    base_url: str = "",
+    api_key: str = "",
+    timeout_s: float = 120.0,
+    repeat_penalty: float = 1.3,
+) -> ChatLLM | None:
+    """The backend ``backend`` serving ``model`` (loaded once per process), or None for ``none``."""
+    key = (backend, model, context_window, threads, seed, base_url, timeout_s, repeat_penalty)
+    if key in _CACHE:
+        return _CACHE[key]
+    llm: ChatLLM
+    if backend == "none":
+        return None
+    if backend == "llamacpp":
+        from hopmem.agents.llm.llamacpp import LlamaCppLLM
+
+        llm = LlamaCppLLM(
+            model, context_window=context_window, threads=threads, seed=seed, repeat_penalty=repeat_penalty
+        )
+    elif backend == "openai":
+        from hopmem.agents.llm.openai_compat import OpenAICompatLLM
+
+        llm = OpenAICompatLLM(model, base_url=base_url, api_key=api_key, timeout_s=timeout_s, context_window=context_window)
+    else:
+        raise ConfigError(f"Unknown LLM backend {backend!r}; use llamacpp, openai or none.")
+    _CACHE[key] = llm
+    return llm

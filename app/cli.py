@@ -1,0 +1,235 @@
+"""The ``hopmem`` command line. Every failure a user can fix prints one sentence and exits non-zero."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from hopmem.memory.errors import HopmemError
+
+app = typer.Typer(
+    help="hopmem: local-first agentic RAG and memory. Ingest documents, ask questions, evaluate retrieval.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Show the configuration in effect.", no_args_is_help=True)
+models_app = typer.Typer(help="Check and list the models hopmem uses.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate on BEIR-format data sets.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
+app.add_typer(eval_app, name="eval")
+
+_OVERRIDES: dict[str, Any] = {}
+
+
+def _settings() -> Any:
+    from hopmem.settings import get_settings
+
+    return get_settings(**_OVERRIDES)
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+@app.callback()
+def _global(
+    data_dir: Annotated[Path | None, typer.Option(help="data directory (HOPMEM_DATA_DIR)")] = None,
+    tenant: Annotated[str | None, typer.Option(help="tenant to act for (HOPMEM_TENANT)")] = None,
+    llm_backend: Annotated[str | None, typer.Option(help="llamacpp, openai or none (HOPMEM_LLM_BACKEND)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log what happens")] = False,
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for key, value in (("data_dir", data_dir), ("tenant", tenant), ("llm_backend", llm_backend)):
+        if value is not None:
+            _OVERRIDES[key] = value
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files, folders or BEIR corpus.jsonl files")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Read, chunk, embed and store documents (.txt .md .html .pdf .docx, BEIR corpus.jsonl)."""
+    from hopmem.memory_api import Memory
+
+    with Memory(_settings()) as memory:
+        report = memory.ingest(paths, progress=not quiet)
+        stats = memory.stats()
+    if as_json:
+        _echo_json({**report.to_dict(), "store": stats})
+    else:
+        typer.echo(
+            f"stored {report.added} new and {report.replaced} changed documents ({report.chunks} chunks); "
+            f"{report.unchanged} unchanged, {len(report.skipped)} skipped, {len(report.errors)} failed. "
+            f"The store now holds {stats['documents']} documents in {stats['path']}."
+        )
+        for path, reason in report.skipped:
+            typer.echo(f"  skipped {path}: {reason}")
+    for _path, message in report.errors:
+        typer.echo(f"error: {message}", err=True)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="the question")],
+    as_json: Annotated[bool, typer.Option("--json", help='print {"answer", "citations", "trace"} as JSON')] = False,
+) -> None:
+    """Answer a question from the memory, with numbered citations."""
+    from hopmem.agent_api import Agent, validate_question
+
+    settings = _settings()
+    validate_question(question, settings.max_question_chars)
+    agent = Agent(settings=settings)
+    try:
+        answer = agent.ask(question)
+    finally:
+        agent.close()
+    _echo_json(answer.to_dict()) if as_json else typer.echo(answer.to_text())
+
+
+@app.command()
+def chat(
+    thread: Annotated[str | None, typer.Option(help="conversation id to resume (printed at the start)")] = None,
+) -> None:
+    """Talk with the agent; the conversation is checkpointed and can be resumed with --thread."""
+    import uuid
+
+    from hopmem.agent_api import Agent
+
+    agent = Agent(settings=_settings())
+    thread_id = thread or uuid.uuid4().hex[:12]
+    typer.echo(f"thread {thread_id} (resume with: hopmem chat --thread {thread_id}); /exit or Ctrl-D ends", err=True)
+    try:
+        for line in sys.stdin:
+            question = line.strip()
+            if not question:
+                continue
+            if question in ("/exit", "/quit"):
+                break
+            try:
+                answer = agent.chat(question, thread_id=thread_id)
+            except HopmemError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                continue
+            typer.echo(answer.to_text() + "\n")
+    finally:
+        agent.close()
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="what to look for")],
+    mode: Annotated[str, typer.Option(help="lexical, dense or hybrid")] = "hybrid",
+    k: Annotated[int, typer.Option(min=1, max=1000, help="results to show")] = 10,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Search the memory without answering."""
+    from hopmem.memory_api import Memory
+
+    with Memory(_settings()) as memory:
+        results = memory.search(query, k=k, mode=mode)
+    if as_json:
+        _echo_json([r.to_dict() for r in results])
+        return
+    for rank, r in enumerate(results, start=1):
+        typer.echo(f"{rank:>3}. [{r.id}] {r.record.title} ({r.score:.4f})  {' '.join(r.record.content.split())[:100]}")
+
+
+@app.command()
+def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Count what the store holds for the tenant."""
+    from hopmem.memory_api import Memory
+
+    with Memory(_settings()) as memory:
+        data = memory.stats()
+    _echo_json(data) if as_json else typer.echo("\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+@app.command()
+def demo(
+    question: Annotated[str, typer.Argument(help="question about the bundled sample")] = (
+        "How do honeybees tell other bees where the flowers are?"
+    ),
+) -> None:
+    """Answer a question over the bundled sample documents (in a temporary store)."""
+    import tempfile
+
+    from hopmem.demo import run_demo
+
+    with tempfile.TemporaryDirectory(prefix="hopmem-demo-") as tmp:
+        answer, report = run_demo(question, _settings().model_copy(update={"data_dir": Path(tmp)}))
+    typer.echo(f"Ingested {report.added} sample documents ({report.chunks} chunks).\n")
+    typer.echo(f"Q: {question}\nA: {answer.to_text()}")
+
+
+@config_app.command("show")
+def config_show(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print the effective settings (defaults < config file < HOPMEM_* variables < options)."""
+    from hopmem.settings import config_file
+
+    settings = _settings()
+    data = settings.effective()
+    if as_json:
+        _echo_json({"config_file": str(config_file()) if config_file() else None, "settings": data})
+        return
+    typer.echo(f"# config file: {config_file() or '(none)'}")
+    for key, value in data.items():
+        typer.echo(f"{key} = {json.dumps(value)}")
+
+
+@models_app.command("check")
+def models_check() -> None:
+    """Load the configured embedder and LLM offline and run each once."""
+    from hopmem.models_check import check_models
+
+    for line in check_models(_settings()):
+        typer.echo(line)
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    dataset: Annotated[Path, typer.Option(help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")],
+    split: Annotated[str, typer.Option(help="qrels split, e.g. test or dev")] = "test",
+    method: Annotated[str, typer.Option(help="bm25, dense or hybrid")] = "hybrid",
+    k: Annotated[int, typer.Option(min=1, max=1000, help="documents retrieved per query")] = 10,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the report here (+ .queries.jsonl)")] = None,
+    max_queries: Annotated[int | None, typer.Option(min=1, help="only the first N queries")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Index a BEIR data set in a fresh temporary store and report nDCG@10, recall@5/10, MRR@10 and latency."""
+    from hopmem.evaluate import evaluate_retrieval
+
+    report = evaluate_retrieval(
+        dataset, split, method, k=k, settings=_settings(), json_out=json_out, progress=not quiet, max_queries=max_queries
+    )
+    m, lat = report["metrics"], report["latency_ms"]
+    typer.echo(f"{'dataset':<12} {'split':<6} {'method':<7} {'n':>4} {'nDCG@10':>8} {'R@5':>6} {'R@10':>6} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}")
+    typer.echo(
+        f"{Path(report['dataset']).name:<12} {split:<6} {method:<7} {report['n_queries']:>4} {m['ndcg@10']:>8.4f} "
+        f"{m['recall@5']:>6.4f} {m['recall@10']:>6.4f} {m['mrr@10']:>7.4f} {lat['p50']:>7.2f} {lat['p95']:>7.2f}"
+    )
+    if json_out is None:
+        _echo_json(report)
+
+
+def _fail(exc: HopmemError) -> NoReturn:
+    typer.echo(f"error: {exc}", err=True)
+    raise SystemExit(exc.exit_code)
+
+
+def main() -> None:
+    """Entry point of the ``hopmem`` script."""
+    try:
+        app()
+    except HopmemError as exc:
+        _fail(exc)

@@ -1,0 +1,110 @@
+"""``hopmem.Agent``: ask questions over the memory, one-off or as a conversation."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from typing import Any
+
+from hopmem.agents.graph import AgentConfig, build_graph
+from hopmem.agents.llm import ChatLLM, load_llm
+from hopmem.answer import Answer
+from hopmem.memory.errors import InputError
+from hopmem.memory_api import Memory
+from hopmem.settings import Settings, get_settings
+
+
+def validate_question(question: object, max_chars: int) -> str:
+    """Refuse empty, non-string and oversized questions with one sentence."""
+    if not isinstance(question, str):
+        raise InputError(f"The question must be text, not {type(question).__name__}.")
+    if not question.strip():
+        raise InputError("The question is empty; ask something.")
+    if len(question) > max_chars:
+        raise InputError(
+            f"The question has {len(question):,} characters, above the limit of {max_chars:,} "
+            "(HOPMEM_MAX_QUESTION_CHARS); shorten it."
+        )
+    return question.strip()
+
+
+class Agent:
+    """The question-answering agent over a :class:`Memory`.
+
+    Args:
+        memory: the memory to answer from (opened from ``settings`` when omitted).
+        settings: configuration; read from the environment when omitted.
+        llm: an LLM to use instead of the configured backend (``None`` uses the settings).
+    """
+
+    def __init__(
+        self, memory: Memory | None = None, *, settings: Settings | None = None, llm: ChatLLM | None = None
+    ) -> None:
+        self.settings = settings or (memory.settings if memory else get_settings())
+        self.memory = memory or Memory(self.settings)
+        self._llm = llm
+        self._llm_loaded = llm is not None
+        self._graphs: dict[bool, Any] = {}
+        self._checkpoint_conn: sqlite3.Connection | None = None
+
+    @property
+    def llm(self) -> ChatLLM | None:
+        if not self._llm_loaded:
+            s = self.settings
+            self._llm = load_llm(
+                s.llm_backend,
+                s.llm_model,
+                context_window=s.llm_context,
+                threads=s.llm_threads,
+                seed=s.llm_seed,
+                base_url=s.llm_base_url,
+                api_key=s.llm_api_key,
+                timeout_s=s.llm_timeout_s,
+                repeat_penalty=s.llm_repeat_penalty,
+            )
+            self._llm_loaded = True
+        return self._llm
+
+    def _graph(self, conversational: bool) -> Any:
+        if conversational not in self._graphs:
+            checkpointer = None
+            if conversational:
+                from langgraph.checkpoint.sqlite import SqliteSaver
+
+                path = self.settings.checkpoint_path
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._checkpoint_conn = sqlite3.connect(str(path), check_same_thread=False)
+                checkpointer = SqliteSaver(self._checkpoint_conn)
+            config = AgentConfig(
+                top_k=self.settings.top_k,
+                max_tokens=self.settings.llm_max_tokens,
+                temperature=self.settings.llm_temperature,
+            )
+            self._graphs[conversational] = build_graph(self.memory.searcher, self.llm, config, checkpointer=checkpointer)
+        return self._graphs[conversational]
+
+    def ask(self, question: str) -> Answer:
+        """Answer one question from the memory, with numbered citations and a trace."""
+        question = validate_question(question, self.settings.max_question_chars)
+        state = self._graph(False).invoke({"question": question, "tenant": self.memory.tenant, "history": []})
+        return Answer(question, state["answer"], state["citations"], state["trace"])
+
+    def chat(self, question: str, *, thread_id: str | None = None) -> Answer:
+        """Answer within a conversation; the thread (default: a new one) is checkpointed in SQLite."""
+        question = validate_question(question, self.settings.max_question_chars)
+        thread_id = thread_id or uuid.uuid4().hex[:12]
+        config = {"configurable": {"thread_id": f"{self.memory.tenant}:{thread_id}"}}
+        state = self._graph(True).invoke({"question": question, "tenant": self.memory.tenant}, config=config)
+        return Answer(question, state["answer"], state["citations"], state["trace"], thread_id=thread_id)
+
+    def history(self, thread_id: str) -> list[dict[str, str]]:
+        """The turns of a conversation so far."""
+        config = {"configurable": {"thread_id": f"{self.memory.tenant}:{thread_id}"}}
+        snapshot = self._graph(True).get_state(config)
+        return list(snapshot.values.get("history", [])) if snapshot and snapshot.values else []
+
+    def close(self) -> None:
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
+        self.memory.close()

@@ -46,6 +46,7 @@ def _global(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log what happens")] = False,
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _OVERRIDES.clear()
     for key, value in (("data_dir", data_dir), ("tenant", tenant), ("llm_backend", llm_backend)):
         if value is not None:
             _OVERRIDES[key] = value

@@ -17,6 +17,7 @@ def connect(path: Path | str, *, busy_timeout_ms: int = 10_000, readonly: bool =
         StoreError: when the file cannot be opened or is not a SQLite database.
     """
     target = str(path)
+    conn: sqlite3.Connection | None = None
     try:
         if target != ":memory:" and not readonly:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
@@ -32,6 +33,8 @@ def connect(path: Path | str, *, busy_timeout_ms: int = 10_000, readonly: bool =
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()  # else the file stays open as long as the error (and its traceback) lives
         raise StoreError(_explain(target, exc)) from exc
     except OSError as exc:
         raise StoreError(f"Cannot open the store {target}: {exc.strerror}; check the path and its permissions.") from exc

@@ -2,9 +2,9 @@
 
 - Reciprocal rank fusion (RRF, Cormack et al. 2009): ``sum_l w_l / (k + rank_l(d))``; ignores score magnitudes.
 - Rank-score fusion (RSF): each list's scores are min-max normalised to [0, 1] and combined with the rank term,
-  ``sum_l w_l * (norm_l(d) + 1 / (1 + rank_l(d))) / 2``, so a document that is both near the top and clearly ahead on
-  score wins, while a flat list (all scores equal) falls back to its ranks.
-A document absent from a list gets nothing from it.
+  ``sum_l w_l * (norm_l(d) + 1 / rank_l(d)) / 2``, so a document that is both near the top and clearly ahead
+  on score wins, while a flat list (all scores equal) falls back to its ranks.
+Ranks start at 1. A document absent from a list gets nothing from it.
 """
 
 from __future__ import annotations

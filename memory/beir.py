@@ -71,7 +71,9 @@ def iter_corpus(path: Path) -> Iterator[CorpusDoc]:
                 record = json.loads(line)
                 yield CorpusDoc(str(record["_id"]), str(record.get("title") or ""), str(record["text"]))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise InputError(f"{path} line {number} is not a BEIR corpus record ({exc}); fix or remove it.") from exc
+                raise InputError(
+                    f"{path} line {number} is not a BEIR corpus record ({exc}); fix or remove it."
+                ) from exc
 
 
 def load_queries(path: Path) -> list[Query]:
@@ -111,12 +113,18 @@ def load_dataset(root: Path, split: str) -> BeirDataset:
         InputError: when a file of the layout is missing.
     """
     root = Path(root)
-    corpus_path, queries_path, qrels_path = root / "corpus.jsonl", root / "queries.jsonl", root / "qrels" / f"{split}.tsv"
+    corpus_path, queries_path, qrels_path = (
+        root / "corpus.jsonl",
+        root / "queries.jsonl",
+        root / "qrels" / f"{split}.tsv",
+    )
     for needed in (corpus_path, queries_path, qrels_path):
         if not needed.is_file():
             splits = sorted(p.stem for p in (root / "qrels").glob("*.tsv")) if (root / "qrels").is_dir() else []
             hint = f" (splits here: {', '.join(splits)})" if splits else ""
-            raise InputError(f"{needed} is missing; a BEIR folder needs corpus.jsonl, queries.jsonl and qrels/{split}.tsv{hint}.")
+            raise InputError(
+                f"{needed} is missing; a BEIR folder needs corpus.jsonl, queries.jsonl and qrels/{split}.tsv{hint}."
+            )
     qrels = load_qrels(qrels_path)
     queries = [q for q in load_queries(queries_path) if q.id in qrels]
     return BeirDataset(root, split, list(iter_corpus(corpus_path)), queries, qrels)

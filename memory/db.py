@@ -37,14 +37,18 @@ def connect(path: Path | str, *, busy_timeout_ms: int = 10_000, readonly: bool =
             conn.close()  # else the file stays open as long as the error (and its traceback) lives
         raise StoreError(_explain(target, exc)) from exc
     except OSError as exc:
-        raise StoreError(f"Cannot open the store {target}: {exc.strerror}; check the path and its permissions.") from exc
+        raise StoreError(
+            f"Cannot open the store {target}: {exc.strerror}; check the path and its permissions."
+        ) from exc
     return conn
 
 
 def _explain(target: str, exc: sqlite3.DatabaseError) -> str:
     text = str(exc)
     if "not a database" in text or "malformed" in text:
-        return f"The store {target} is not a valid SQLite database (corrupt?); restore it from a backup or move it away."
+        return (
+            f"The store {target} is not a valid SQLite database (corrupt?); restore it from a backup or move it away."
+        )
     if "locked" in text or "busy" in text:
         return f"The store {target} is locked by another process; retry when it has finished."
     if "readonly" in text or "unable to open" in text:

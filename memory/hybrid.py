@@ -57,7 +57,13 @@ class HybridSearcher:
         return self.embedder.embed([query])[0]
 
     def ranked_lists(
-        self, tenant: str, query: str, mode: str, *, depth: int | None = None, query_vector: NDArray[np.float32] | None = None
+        self,
+        tenant: str,
+        query: str,
+        mode: str,
+        *,
+        depth: int | None = None,
+        query_vector: NDArray[np.float32] | None = None,
     ) -> dict[str, list[Hit]]:
         """The raw ranked lists that ``mode`` uses, keyed ``lexical`` / ``dense``."""
         require_tenant(tenant)

@@ -128,7 +128,12 @@ class Ingestor:
         return report
 
     def ingest_documents(
-        self, tenant: str, documents: Iterable[DocumentInput], *, total: int | None = None, progress: bool = True
+        self,
+        tenant: str,
+        documents: Iterable[DocumentInput],
+        *,
+        total: int | None = None,
+        progress: bool = True,
     ) -> IngestReport:
         """Store already-chunked documents (used by evaluation and the SDK)."""
         require_tenant(tenant)
@@ -147,7 +152,12 @@ class Ingestor:
             try:
                 if item.corpus:
                     for doc in iter_corpus(item.path):
-                        chunks = self._chunks(doc.text, f"{item.path}#{doc.id}")
+                        body = doc.text if doc.text.strip() else doc.title
+                        if not body.strip():
+                            # Real corpora carry a few empty records (Cranfield's 471); they are skipped, not fatal.
+                            report.skipped.append((f"{item.path}#{doc.id}", "empty record"))
+                            continue
+                        chunks = self._chunks(body, f"{item.path}#{doc.id}")
                         yield DocumentInput(
                             source=f"{item.path.resolve()}#{doc.id}",
                             title=doc.title,

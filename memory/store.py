@@ -90,7 +90,8 @@ class MemoryStore:
         info = self.embedder_info()
         if info is None:
             self.conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('embedder', ?)", (json.dumps({"name": name, "dim": dim}),)
+                "INSERT INTO meta (key, value) VALUES ('embedder', ?)",
+                (json.dumps({"name": name, "dim": dim}),),
             )
         elif info != (name, dim):
             raise StoreError(
@@ -135,7 +136,8 @@ class MemoryStore:
                 if vecs is not None and embedder is not None and vecs.shape != (len(doc.chunks), embedder[1]):
                     raise ValueError(f"vectors of {doc.source} have shape {vecs.shape}")
                 old = conn.execute(
-                    "SELECT id, content_hash FROM documents WHERE tenant = ? AND source = ?", (tenant, doc.source)
+                    "SELECT id, content_hash FROM documents WHERE tenant = ? AND source = ?",
+                    (tenant, doc.source),
                 ).fetchone()
                 if old is not None and old["content_hash"] == doc.content_hash:
                     results.append(DocumentWrite(doc.source, "unchanged", int(old["id"]), 0))
@@ -160,11 +162,22 @@ class MemoryStore:
                     if vecs is not None and embedder is not None:
                         conn.execute(
                             "INSERT INTO embeddings (memory_id, tenant, model, dim, vector) VALUES (?, ?, ?, ?, ?)",
-                            (mem.lastrowid, tenant, embedder[0], embedder[1], np.asarray(vecs[index], np.float32).tobytes()),
+                            (
+                                mem.lastrowid,
+                                tenant,
+                                embedder[0],
+                                embedder[1],
+                                np.asarray(vecs[index], np.float32).tobytes(),
+                            ),
                         )
                 conn.execute(
                     "INSERT INTO audit_log (at, tenant, action, detail) VALUES (?, ?, ?, ?)",
-                    (now, tenant, f"document.{status}", json.dumps({"document_id": doc_id, "chunks": len(doc.chunks)})),
+                    (
+                        now,
+                        tenant,
+                        f"document.{status}",
+                        json.dumps({"document_id": doc_id, "chunks": len(doc.chunks)}),
+                    ),
                 )
                 results.append(DocumentWrite(doc.source, status, doc_id, len(doc.chunks)))
         return results
@@ -172,7 +185,8 @@ class MemoryStore:
     def document_hash(self, tenant: str, source: str) -> str | None:
         """The content hash stored for ``source``, or None when it is not stored."""
         row = self.conn.execute(
-            "SELECT content_hash FROM documents WHERE tenant = ? AND source = ?", (require_tenant(tenant), source)
+            "SELECT content_hash FROM documents WHERE tenant = ? AND source = ?",
+            (require_tenant(tenant), source),
         ).fetchone()
         return None if row is None else str(row[0])
 

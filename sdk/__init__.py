@@ -26,7 +26,22 @@ _EXPORTS = {
     "ConfigError": "hopmem.memory.errors",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [
+    "Agent",
+    "Answer",
+    "ConfigError",
+    "HopmemError",
+    "IngestError",
+    "InputError",
+    "LLMError",
+    "Memory",
+    "ModelNotAvailableError",
+    "Settings",
+    "StoreError",
+    "__version__",
+    "evaluate_retrieval",
+    "get_settings",
+]
 
 if TYPE_CHECKING:
     from hopmem.agent_api import Agent

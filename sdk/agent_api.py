@@ -80,7 +80,9 @@ class Agent:
                 max_tokens=self.settings.llm_max_tokens,
                 temperature=self.settings.llm_temperature,
             )
-            self._graphs[conversational] = build_graph(self.memory.searcher, self.llm, config, checkpointer=checkpointer)
+            self._graphs[conversational] = build_graph(
+                self.memory.searcher, self.llm, config, checkpointer=checkpointer
+            )
         return self._graphs[conversational]
 
     def ask(self, question: str) -> Answer:

@@ -19,7 +19,12 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` shape: ``{"answer", "citations": [{"id","title","text","score",...}], "trace"}``."""
-        return {"answer": self.answer, "citations": self.citations, "trace": self.trace, "question": self.question}
+        return {
+            "answer": self.answer,
+            "citations": self.citations,
+            "trace": self.trace,
+            "question": self.question,
+        }
 
     def to_text(self, *, snippet_chars: int = 160) -> str:
         lines = [self.answer, "", "Sources (* = cited in the answer):"]
@@ -35,7 +40,8 @@ class Answer:
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><td>{'&#9733;' if c.get('cited') else ''}[{c['n']}]</td><td>{html.escape(str(c.get('title') or ''))}</td>"
+            f"<tr><td>{'&#9733;' if c.get('cited') else ''}[{c['n']}]</td>"
+            f"<td>{html.escape(str(c.get('title') or ''))}</td>"
             f"<td>{c['score']:.3f}</td><td>{html.escape(str(c.get('text', ''))[:240])}</td></tr>"
             for c in self.citations
         )

@@ -39,7 +39,11 @@ def git_revision() -> str:
             ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=10
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -94,23 +98,38 @@ def evaluate_retrieval(
     embedder = None
     if mode != "lexical":
         embedder = load_embedder(
-            settings.embedder, batch_size=settings.embed_batch_size, max_seq_length=settings.embed_max_seq_length
+            settings.embedder,
+            batch_size=settings.embed_batch_size,
+            max_seq_length=settings.embed_max_seq_length,
         )
     depth = max(k, 10)
     per_query: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hopmem-eval-") as tmp:
-        store = MemoryStore(Path(tmp) / "eval.sqlite", title_weight=settings.bm25_title_weight,
-                            content_weight=settings.bm25_content_weight)
+        store = MemoryStore(
+            Path(tmp) / "eval.sqlite",
+            title_weight=settings.bm25_title_weight,
+            content_weight=settings.bm25_content_weight,
+        )
         try:
             started = time.perf_counter()
-            ingestor = Ingestor(store, embedder, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
-                                max_content_chars=max(settings.max_content_chars, 10_000_000))
+            ingestor = Ingestor(
+                store,
+                embedder,
+                chunk_size=settings.chunk_size,
+                chunk_overlap=settings.chunk_overlap,
+                max_content_chars=max(settings.max_content_chars, 10_000_000),
+            )
             report = ingestor.ingest(EVAL_TENANT, [Path(dataset) / "corpus.jsonl"], progress=progress)
             if report.errors:
                 raise InputError(f"Indexing {dataset} failed: {report.errors[0][1]}")
             index_s = time.perf_counter() - started
-            searcher = HybridSearcher(store, embedder, fusion=settings.fusion, rrf_k=settings.rrf_k,
-                                      depth=max(settings.retrieve_depth, depth * 3))
+            searcher = HybridSearcher(
+                store,
+                embedder,
+                fusion=settings.fusion,
+                rrf_k=settings.rrf_k,
+                depth=max(settings.retrieve_depth, depth * 3),
+            )
             searcher.search(EVAL_TENANT, queries[0].text, k=1, mode=mode)  # warm-up: first call loads the index
             from tqdm.auto import tqdm
 
@@ -126,9 +145,16 @@ def evaluate_retrieval(
 
                     scores[f"ndcg@{k}"] = ndcg_at_k(ranked, judged, k)
                     scores[f"recall@{k}"] = recall_at_k(ranked, judged, k)
-                per_query.append({"query_id": query.id, "query": query.text, "ranked": ranked[:k],
-                                  "relevant": sorted(d for d, g in judged.items() if g > 0),
-                                  "metrics": {m: round(v, 4) for m, v in scores.items()}, "ms": round(ms, 3)})
+                per_query.append(
+                    {
+                        "query_id": query.id,
+                        "query": query.text,
+                        "ranked": ranked[:k],
+                        "relevant": sorted(d for d, g in judged.items() if g > 0),
+                        "metrics": {m: round(v, 4) for m, v in scores.items()},
+                        "ms": round(ms, 3),
+                    }
+                )
         finally:
             store.close()
     metric_names = list(per_query[0]["metrics"])
@@ -143,9 +169,19 @@ def evaluate_retrieval(
         "index_seconds": round(index_s, 2),
         "corpus_docs": len(data.corpus),
         "dataset_sha256": data.fingerprint(),
-        "settings": {key: settings.effective()[key] for key in (
-            "embedder", "chunk_size", "chunk_overlap", "fusion", "rrf_k", "bm25_title_weight", "bm25_content_weight",
-            "embed_max_seq_length")},
+        "settings": {
+            key: settings.effective()[key]
+            for key in (
+                "embedder",
+                "chunk_size",
+                "chunk_overlap",
+                "fusion",
+                "rrf_k",
+                "bm25_title_weight",
+                "bm25_content_weight",
+                "embed_max_seq_length",
+            )
+        },
         "git_revision": git_revision(),
         "machine": machine_info(),
         "command": " ".join(["hopmem", *sys.argv[1:]]) if Path(sys.argv[0]).name == "hopmem" else None,

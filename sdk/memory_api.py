@@ -9,7 +9,7 @@ from typing import Any
 from hopmem.memory.embeddings import Embedder, load_embedder
 from hopmem.memory.errors import InputError
 from hopmem.memory.hybrid import HybridSearcher
-from hopmem.memory.ingest import IngestReport, Ingestor
+from hopmem.memory.ingest import Ingestor, IngestReport
 from hopmem.memory.records import SearchResult
 from hopmem.memory.store import MemoryStore, require_tenant
 from hopmem.settings import Settings, get_settings
@@ -24,7 +24,9 @@ class Memory:
         path: the store file (default: ``settings.store_path``).
     """
 
-    def __init__(self, settings: Settings | None = None, *, tenant: str | None = None, path: Path | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, tenant: str | None = None, path: Path | None = None
+    ) -> None:
         self.settings = settings or get_settings()
         self.tenant = require_tenant(tenant if tenant is not None else self.settings.tenant)
         self.store = MemoryStore(

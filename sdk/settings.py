@@ -46,9 +46,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir, description="where stores and checkpoints live")
     tenant: str = Field("default", min_length=1, description="tenant used by the CLI when none is given")
 
-    embedder: str = Field(
-        "all-MiniLM-L6-v2", description="embedding model: packaged name, local path or cached HF id"
-    )
+    embedder: str = Field("all-MiniLM-L6-v2", description="embedding model: packaged name, local path or cached HF id")
     embed_batch_size: int = Field(64, ge=1, le=4096)
     embed_max_seq_length: int = Field(256, ge=16, le=8192)
 

@@ -64,11 +64,17 @@ def sample_dir() -> Path:
     return bundled()
 
 
-def run_hopmem(*args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: int = 300) -> (
-    subprocess.CompletedProcess[str]
-):
+def run_hopmem(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
     """Run the installed ``hopmem`` script as a real process."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [HOPMEM, *args], input=stdin, capture_output=True, text=True, env=full_env, timeout=timeout, check=False
+        [HOPMEM, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
     )

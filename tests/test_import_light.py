@@ -38,7 +38,18 @@ def test_root_names_resolve_lazily() -> None:
 def test_wheel_installs_only_the_hopmem_package(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[1]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(repo)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(repo),
+        ],
         check=True,
         capture_output=True,
     )
@@ -46,6 +57,11 @@ def test_wheel_installs_only_the_hopmem_package(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert tops == {"hopmem", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
-    for expected in ("hopmem/memory/store.py", "hopmem/agents/graph.py", "hopmem/app/cli.py", "hopmem/settings.py",
-                     "hopmem/sample/honeybees.md"):
+    for expected in (
+        "hopmem/memory/store.py",
+        "hopmem/agents/graph.py",
+        "hopmem/app/cli.py",
+        "hopmem/settings.py",
+        "hopmem/sample/honeybees.md",
+    ):
         assert expected in names

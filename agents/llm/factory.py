@@ -36,7 +36,9 @@ def load_llm(
     elif backend == "openai":
         from hopmem.agents.llm.openai_compat import OpenAICompatLLM
 
-        llm = OpenAICompatLLM(model, base_url=base_url, api_key=api_key, timeout_s=timeout_s, context_window=context_window)
+        llm = OpenAICompatLLM(
+            model, base_url=base_url, api_key=api_key, timeout_s=timeout_s, context_window=context_window
+        )
     else:
         raise ConfigError(f"Unknown LLM backend {backend!r}; use llamacpp, openai or none.")
     _CACHE[key] = llm

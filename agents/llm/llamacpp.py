@@ -28,7 +28,13 @@ class LlamaCppLLM:
     """
 
     def __init__(
-        self, model: str, *, context_window: int = 2048, threads: int = 0, seed: int = 0, repeat_penalty: float = 1.3
+        self,
+        model: str,
+        *,
+        context_window: int = 2048,
+        threads: int = 0,
+        seed: int = 0,
+        repeat_penalty: float = 1.3,
     ) -> None:
         path = resolve_gguf_path(model)
         try:
@@ -63,7 +69,12 @@ class LlamaCppLLM:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def complete(
-        self, messages: list[Message], *, max_tokens: int, temperature: float = 0.0, stop: list[str] | None = None
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
     ) -> Completion:
         start = time.perf_counter()
         try:
@@ -75,7 +86,9 @@ class LlamaCppLLM:
                 repeat_penalty=self.repeat_penalty,
             )
         except (ValueError, RuntimeError) as exc:
-            raise LLMError(f"llama.cpp failed to generate ({exc}); shorten the input or raise HOPMEM_LLM_CONTEXT.") from exc
+            raise LLMError(
+                f"llama.cpp failed to generate ({exc}); shorten the input or raise HOPMEM_LLM_CONTEXT."
+            ) from exc
         usage = out.get("usage") or {}
         return Completion(
             text=str(out["choices"][0]["message"].get("content") or ""),
@@ -86,7 +99,12 @@ class LlamaCppLLM:
         )
 
     def stream(
-        self, messages: list[Message], *, max_tokens: int, temperature: float = 0.0, stop: list[str] | None = None
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
     ) -> Iterator[str]:
         try:
             chunks: Any = self._llm.create_chat_completion(
@@ -102,4 +120,6 @@ class LlamaCppLLM:
                 if delta:
                     yield str(delta)
         except (ValueError, RuntimeError) as exc:
-            raise LLMError(f"llama.cpp failed to generate ({exc}); shorten the input or raise HOPMEM_LLM_CONTEXT.") from exc
+            raise LLMError(
+                f"llama.cpp failed to generate ({exc}); shorten the input or raise HOPMEM_LLM_CONTEXT."
+            ) from exc

@@ -68,18 +68,29 @@ class OpenAICompatLLM:
         )
 
     def complete(
-        self, messages: list[Message], *, max_tokens: int, temperature: float = 0.0, stop: list[str] | None = None
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
     ) -> Completion:
         start = time.perf_counter()
-        payload: dict[str, Any] = {"model": self.name, "messages": messages, "max_tokens": max_tokens,
-                                   "temperature": temperature}
+        payload: dict[str, Any] = {
+            "model": self.name,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
         if stop:
             payload["stop"] = stop
         data = self._post(payload)
         try:
             text = data["choices"][0]["message"].get("content") or ""
         except (KeyError, IndexError, TypeError) as exc:
-            raise LLMError(f"The LLM server at {self.base_url} sent a malformed reply: {json.dumps(data)[:200]}.") from exc
+            raise LLMError(
+                f"The LLM server at {self.base_url} sent a malformed reply: {json.dumps(data)[:200]}."
+            ) from exc
         usage = data.get("usage") or {}
         return Completion(
             text=str(text),
@@ -90,7 +101,12 @@ class OpenAICompatLLM:
         )
 
     def stream(
-        self, messages: list[Message], *, max_tokens: int, temperature: float = 0.0, stop: list[str] | None = None
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
     ) -> Iterator[str]:
         # Token streaming over SSE arrives with the agent work; until then the whole reply is one piece.
         yield self.complete(messages, max_tokens=max_tokens, temperature=temperature, stop=stop).text

@@ -80,11 +80,18 @@ def test_chat_resumes_a_thread_across_processes(data_dir: Path, sample_dir: Path
     agent = Agent(settings=get_settings(llm_backend="none"))
     turns = agent.history("abc")
     agent.close()
-    assert [t["content"] for t in turns if t["role"] == "user"] == ["What causes the tides?", "What are spring tides?"]
+    assert [t["content"] for t in turns if t["role"] == "user"] == [
+        "What causes the tides?",
+        "What are spring tides?",
+    ]
 
 
 def test_bad_inputs_fail_with_one_sentence_and_lose_nothing(
-    data_dir: Path, sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    data_dir: Path,
+    sample_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("HOPMEM_LLM_BACKEND", "none")
     code, _, err = cli(monkeypatch, capsys, "ingest", "-q", str(sample_dir))

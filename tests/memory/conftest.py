@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from hopmem.memory.embeddings import SentenceTransformerEmbedder, load_embedder
 from hopmem.memory.records import DocumentInput
 from hopmem.memory.store import MemoryStore
@@ -40,9 +41,7 @@ def store(tmp_path: Path) -> Iterator[MemoryStore]:
 def make_doc() -> MakeDoc:
     """Build a DocumentInput whose content hash is derived from its chunks."""
 
-    def build(
-        source: str, chunks: Sequence[str], *, title: str = "", external_id: str | None = None
-    ) -> DocumentInput:
+    def build(source: str, chunks: Sequence[str], *, title: str = "", external_id: str | None = None) -> DocumentInput:
         digest = hashlib.sha256("\x1f".join([title, *chunks]).encode("utf-8")).hexdigest()
         return DocumentInput(source, title, digest, list(chunks), external_id)
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from hopmem.memory.beir import dataset_hash, is_corpus_file, iter_corpus, load_dataset, load_qrels
 from hopmem.memory.errors import InputError
 from hopmem.memory.metrics import (
@@ -25,9 +26,7 @@ from hopmem.memory.metrics import (
 
 # The shared data sets live next to the repository (read-only).
 CRANFIELD = Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield"
-needs_cranfield = pytest.mark.skipif(
-    not (CRANFIELD / "corpus.jsonl").is_file(), reason="Cranfield is not available"
-)
+needs_cranfield = pytest.mark.skipif(not (CRANFIELD / "corpus.jsonl").is_file(), reason="Cranfield is not available")
 
 
 def write_beir(root: Path, corpus: list[dict[str, str]], queries: list[dict[str, str]], qrels: str) -> Path:

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
 from hopmem.memory.fts import STOPWORDS, build_match_query, query_tokens
 from hopmem.memory.records import DocumentInput
 from hopmem.memory.store import MemoryStore
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
 
 EMBEDDER = ("test-fts", 4)
 
@@ -243,9 +244,7 @@ def test_a_column_name_is_an_ordinary_word(fruit: tuple[MemoryStore, dict[str, i
     assert _ids(store, "title:") == {docs["title"]}
 
 
-@pytest.mark.parametrize(
-    "query", ["", "   ", "\n\t", "!!! ??? ...", '"()*^:', '""', "- + * ^ :", "___", "\x00"]
-)
+@pytest.mark.parametrize("query", ["", "   ", "\n\t", "!!! ??? ...", '"()*^:', '""', "- + * ^ :", "___", "\x00"])
 def test_queries_without_words_return_nothing(fruit: tuple[MemoryStore, dict[str, int]], query: str) -> None:
     store, _ = fruit
     assert build_match_query(query) is None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from hopmem.memory.fusion import rrf, rsf
-from hopmem.memory.records import Hit
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from hopmem.memory.fusion import rrf, rsf
+from hopmem.memory.records import Hit
 
 Fuse = Callable[..., list[Hit]]
 
@@ -119,9 +120,7 @@ def test_rrf_a_shared_document_beats_every_single_list_document_at_its_rank_or_b
     list_b = [*other[:shared], doc, *other[shared + 1 :]]
     fused = rrf({"a": _hits(*((d, 0.0) for d in order)), "b": _hits(*((d, 0.0) for d in list_b))})
     position = [h.memory_id for h in fused].index(doc)
-    single_at_or_below = {d for i, d in enumerate(order) if i >= shared and d != doc} | set(
-        list_b[shared + 1 :]
-    )
+    single_at_or_below = {d for i, d in enumerate(order) if i >= shared and d != doc} | set(list_b[shared + 1 :])
     assert all(position < [h.memory_id for h in fused].index(d) for d in single_at_or_below)
     scores = [h.score for h in fused]
     assert scores == sorted(scores, reverse=True)

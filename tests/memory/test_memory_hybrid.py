@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from hopmem.memory.beir import load_qrels
 from hopmem.memory.embeddings import SentenceTransformerEmbedder
 from hopmem.memory.errors import InputError
@@ -41,9 +42,7 @@ class Corpus:
 
 
 @pytest.fixture(scope="module")
-def cranfield(
-    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder
-) -> Iterator[Corpus]:
+def cranfield(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Iterator[Corpus]:
     if not (CRANFIELD / "corpus.jsonl").is_file():
         pytest.skip(f"{CRANFIELD} is not available")
     root = tmp_path_factory.mktemp("cranfield")
@@ -70,9 +69,7 @@ def cranfield(
         ingestor = Ingestor(store, embedder)
         report = ingestor.ingest(TENANT, [corpus_file], progress=False)
         rival_report = ingestor.ingest(RIVAL, [rival_file.parent], progress=False)
-        yield Corpus(
-            store, HybridSearcher(store, embedder), report, rival_report, corpus_file, queries, relevant
-        )
+        yield Corpus(store, HybridSearcher(store, embedder), report, rival_report, corpus_file, queries, relevant)
 
 
 def test_the_corpus_is_ingested_in_step(cranfield: Corpus) -> None:
@@ -91,9 +88,7 @@ def test_each_mode_finds_a_judged_relevant_document(cranfield: Corpus, query_id:
     results = cranfield.searcher.search(TENANT, cranfield.queries[query_id], k=10, mode=mode)
     assert len(results) == 10
     assert all(r.record.tenant == TENANT for r in results)
-    assert all(
-        r.record.source and r.record.source.startswith(str(cranfield.corpus_file.resolve())) for r in results
-    )
+    assert all(r.record.source and r.record.source.startswith(str(cranfield.corpus_file.resolve())) for r in results)
     scores = [r.score for r in results]
     assert scores == sorted(scores, reverse=True)
     found = {r.record.external_id for r in results}
@@ -105,9 +100,7 @@ def test_results_belong_to_the_tenant_asked_for(cranfield: Corpus, mode: str) ->
     query = "heat conduction in composite slabs and fatigue under acoustic loading"
     own = cranfield.searcher.search(RIVAL, query, k=10, mode=mode)
     # Positive control: the rival tenant finds its one document, and only it.
-    assert [r.record.source for r in own] == [
-        str(Path(cranfield.corpus_file.parent, "rival", "notes.txt").resolve())
-    ]
+    assert [r.record.source for r in own] == [str(Path(cranfield.corpus_file.parent, "rival", "notes.txt").resolve())]
     others = cranfield.searcher.search(TENANT, query, k=10, mode=mode)
     assert len(others) == 10
     assert all(r.record.tenant == TENANT and r.record.external_id for r in others)
@@ -120,9 +113,7 @@ def test_hybrid_ranks_come_from_the_lists_it_fused(cranfield: Corpus) -> None:
     lists = cranfield.searcher.ranked_lists(TENANT, query, "hybrid", depth=30)
     assert set(lists) == {"lexical", "dense"}
     assert all(len(hits) == 30 for hits in lists.values())
-    positions = {
-        name: {h.memory_id: rank for rank, h in enumerate(hits, start=1)} for name, hits in lists.items()
-    }
+    positions = {name: {h.memory_id: rank for rank, h in enumerate(hits, start=1)} for name, hits in lists.items()}
     results = cranfield.searcher.search(TENANT, query, k=10, mode="hybrid", depth=30)
     assert [r.id for r in results] == [h.memory_id for h in rrf(lists)[:10]]
     for result in results:
@@ -181,9 +172,7 @@ def test_without_an_embedder_only_lexical_search_works(cranfield: Corpus) -> Non
             lexical_only.search(TENANT, cranfield.queries["9"], mode=mode)
 
 
-def test_reingesting_the_corpus_changes_nothing(
-    cranfield: Corpus, embedder: SentenceTransformerEmbedder
-) -> None:
+def test_reingesting_the_corpus_changes_nothing(cranfield: Corpus, embedder: SentenceTransformerEmbedder) -> None:
     before = cranfield.store.stats(TENANT)
     report = Ingestor(cranfield.store, embedder).ingest(TENANT, [cranfield.corpus_file], progress=False)
     assert (report.added, report.replaced, report.unchanged, report.errors) == (0, 0, N_DOCS, [])

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from hopmem.memory.embeddings import SentenceTransformerEmbedder
 from hopmem.memory.errors import IngestError
 from hopmem.memory.hybrid import HybridSearcher
@@ -58,9 +59,7 @@ def write_docx(path: Path, paragraphs: list[str]) -> None:
 
 def make_folder(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "notes.txt").write_text(
-        "The quokka is a small marsupial living on Rottnest Island.\n", encoding="utf-8"
-    )
+    (folder / "notes.txt").write_text("The quokka is a small marsupial living on Rottnest Island.\n", encoding="utf-8")
     (folder / "guide.md").write_text(
         "# Zephyr Guide\n\nThe zephyrometer measures gentle westerly winds on hill tops.\n", encoding="utf-8"
     )
@@ -118,9 +117,7 @@ def test_html_scripts_and_styles_are_stripped(tmp_path: Path) -> None:
     assert text.startswith("Lighthouse Keeping\n")
 
 
-def test_latin1_text_is_decoded_and_binary_text_refused(
-    tmp_path: Path, one_sentence: Callable[[str], None]
-) -> None:
+def test_latin1_text_is_decoded_and_binary_text_refused(tmp_path: Path, one_sentence: Callable[[str], None]) -> None:
     latin = tmp_path / "latin.txt"
     latin.write_bytes("Crème brûlée à la française".encode("latin-1"))
     assert load_file(latin, max_bytes=1000).text == "Crème brûlée à la française"
@@ -166,9 +163,7 @@ def test_unreadable_files_raise_one_sentence(
 # ---- ingestion -----------------------------------------------------------------------------------
 
 
-def test_every_format_is_searchable_after_ingestion(
-    tmp_path: Path, store: MemoryStore, ingestor: Ingestor
-) -> None:
+def test_every_format_is_searchable_after_ingestion(tmp_path: Path, store: MemoryStore, ingestor: Ingestor) -> None:
     folder = make_folder(tmp_path / "files")
     report = ingestor.ingest(TENANT, [folder], progress=False)
 
@@ -222,9 +217,7 @@ def test_bad_inputs_are_reported_and_leave_the_store_intact(
     assert sorted(e["path"] for e in report.to_dict()["errors"]) == sorted(str(p) for p in inputs)
 
 
-def test_a_bad_file_does_not_stop_the_good_ones(
-    tmp_path: Path, store: MemoryStore, ingestor: Ingestor
-) -> None:
+def test_a_bad_file_does_not_stop_the_good_ones(tmp_path: Path, store: MemoryStore, ingestor: Ingestor) -> None:
     folder = tmp_path / "mixed"
     folder.mkdir()
     (folder / "a_good.txt").write_text("Narwhals have a long spiral tusk.", encoding="utf-8")
@@ -280,13 +273,9 @@ def test_reingesting_a_folder_reports_everything_unchanged(
     assert store.integrity_problems() == []
 
 
-def test_a_different_chunking_makes_documents_stale(
-    tmp_path: Path, store: MemoryStore, ingestor: Ingestor
-) -> None:
+def test_a_different_chunking_makes_documents_stale(tmp_path: Path, store: MemoryStore, ingestor: Ingestor) -> None:
     path = tmp_path / "long.txt"
-    path.write_text(
-        " ".join(f"Sentence {i} talks about topic number {i}." for i in range(200)), encoding="utf-8"
-    )
+    path.write_text(" ".join(f"Sentence {i} talks about topic number {i}." for i in range(200)), encoding="utf-8")
     first = ingestor.ingest(TENANT, [path], progress=False)
     rechunked = Ingestor(store, ingestor.embedder, chunk_size=64, chunk_overlap=8)
     second = rechunked.ingest(TENANT, [path], progress=False)

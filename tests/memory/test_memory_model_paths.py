@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from hopmem.memory.embeddings import SentenceTransformerEmbedder, load_embedder
 from hopmem.memory.errors import ModelNotAvailableError
 from hopmem.memory.model_paths import resolve_embedder_path, resolve_gguf_path
@@ -77,9 +78,7 @@ def test_an_unknown_model_says_what_to_do(
 def test_the_packaged_embedder_makes_unit_vectors(embedder: SentenceTransformerEmbedder) -> None:
     assert (embedder.name, embedder.dim) == ("all-MiniLM-L6-v2", 384)
     assert load_embedder("all-MiniLM-L6-v2") is embedder  # loaded once per process
-    vectors = embedder.embed(
-        ["A cat sits on the mat.", "A kitten rests on a rug.", "Quarterly tax filing deadlines."]
-    )
+    vectors = embedder.embed(["A cat sits on the mat.", "A kitten rests on a rug.", "Quarterly tax filing deadlines."])
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2

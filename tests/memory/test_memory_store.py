@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from hopmem.memory.errors import InputError, StoreError
 from hopmem.memory.records import DocumentInput
 from hopmem.memory.store import MemoryStore
@@ -85,18 +86,14 @@ def test_title_outweighs_content_in_bm25(tmp_path: Path, make_doc: MakeDoc, rand
 def test_get_keeps_the_order_of_ids_and_drops_unknown_ones(
     store: MemoryStore, make_doc: MakeDoc, random_vectors: Vectors
 ) -> None:
-    store.add_documents(
-        "t", [make_doc("s", ["one", "two", "three"])], [random_vectors(3)], embedder=FAKE_EMBEDDER
-    )
+    store.add_documents("t", [make_doc("s", ["one", "two", "three"])], [random_vectors(3)], embedder=FAKE_EMBEDDER)
     first, second, third = sorted(_all_vector_ids(store, "t"))
     records = store.get("t", [third, first, third, 10_000, second])
     assert [r.content for r in records] == ["three", "one", "two"]
     assert store.get("t", []) == []
 
 
-def test_same_source_and_hash_is_unchanged(
-    store: MemoryStore, make_doc: MakeDoc, random_vectors: Vectors
-) -> None:
+def test_same_source_and_hash_is_unchanged(store: MemoryStore, make_doc: MakeDoc, random_vectors: Vectors) -> None:
     doc = make_doc("notes.md", ["first chunk", "second chunk"])
     [added] = store.add_documents("t", [doc], [random_vectors(2)], embedder=FAKE_EMBEDDER)
     before = (store.stats("t"), store.vector_state("t"), _all_vector_ids(store, "t"))
@@ -269,9 +266,7 @@ def test_a_store_from_a_newer_schema_is_refused(tmp_path: Path, one_sentence: Ca
 def test_reopening_keeps_the_data(tmp_path: Path, make_doc: MakeDoc, random_vectors: Vectors) -> None:
     path = tmp_path / "s.sqlite"
     with MemoryStore(path) as store:
-        store.add_documents(
-            "t", [make_doc("a", ["persistent platypus"])], [random_vectors(1)], embedder=FAKE_EMBEDDER
-        )
+        store.add_documents("t", [make_doc("a", ["persistent platypus"])], [random_vectors(1)], embedder=FAKE_EMBEDDER)
     with MemoryStore(path) as store:
         assert store.stats("t")["memories"] == 1
         assert len(_lexical_ids(store, "t", "platypus")) == 1
@@ -281,9 +276,7 @@ def test_reopening_keeps_the_data(tmp_path: Path, make_doc: MakeDoc, random_vect
 def test_a_failure_mid_call_rolls_back_the_whole_call(
     store: MemoryStore, make_doc: MakeDoc, random_vectors: Vectors
 ) -> None:
-    store.add_documents(
-        "t", [make_doc("old", ["ancient scroll"])], [random_vectors(1)], embedder=FAKE_EMBEDDER
-    )
+    store.add_documents("t", [make_doc("old", ["ancient scroll"])], [random_vectors(1)], embedder=FAKE_EMBEDDER)
     before = (store.stats("t"), store.vector_state("t"))
     audit_before = store.conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
 
@@ -294,9 +287,7 @@ def test_a_failure_mid_call_rolls_back_the_whole_call(
     ]
     wrong_shape = random_vectors(1)  # the 2nd document has two chunks
     with pytest.raises(ValueError, match="shape"):
-        store.add_documents(
-            "t", docs, [random_vectors(1), wrong_shape, random_vectors(1)], embedder=FAKE_EMBEDDER
-        )
+        store.add_documents("t", docs, [random_vectors(1), wrong_shape, random_vectors(1)], embedder=FAKE_EMBEDDER)
 
     assert (store.stats("t"), store.vector_state("t")) == before
     assert store.conn.execute("SELECT count(*) FROM audit_log").fetchone()[0] == audit_before
@@ -331,16 +322,12 @@ def test_vectors_of_another_embedder_are_refused(
     assert store.document_hash("t", "b") is None
 
 
-def test_a_second_connection_sees_committed_writes(
-    tmp_path: Path, make_doc: MakeDoc, random_vectors: Vectors
-) -> None:
+def test_a_second_connection_sees_committed_writes(tmp_path: Path, make_doc: MakeDoc, random_vectors: Vectors) -> None:
     path = tmp_path / "shared.sqlite"
     with MemoryStore(path) as first, MemoryStore(path) as second:
         first.add_documents("t", [make_doc("a", ["gecko feet"])], [random_vectors(1)], embedder=FAKE_EMBEDDER)
         assert len(_lexical_ids(second, "t", "gecko")) == 1
-        second.add_documents(
-            "t", [make_doc("b", ["iguana tail"])], [random_vectors(1)], embedder=FAKE_EMBEDDER
-        )
+        second.add_documents("t", [make_doc("b", ["iguana tail"])], [random_vectors(1)], embedder=FAKE_EMBEDDER)
         assert first.stats("t")["documents"] == 2
         assert first.integrity_problems() == []
 

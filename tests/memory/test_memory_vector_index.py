@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from hopmem.memory.records import DocumentInput
 from hopmem.memory.store import MemoryStore
 from hopmem.memory.vector_index import ExactVectorIndex
@@ -87,9 +88,7 @@ def test_k_is_clipped_and_empty_cases_return_nothing(
     index = ExactVectorIndex(writer)
     query = random_vectors(1, dim=DIM)[0]
     assert index.search("t", query, 5) == []  # nothing stored yet
-    writer.add_documents(
-        "t", [make_doc("a", ["x", "y", "z"])], [random_vectors(3, dim=DIM)], embedder=EMBEDDER
-    )
+    writer.add_documents("t", [make_doc("a", ["x", "y", "z"])], [random_vectors(3, dim=DIM)], embedder=EMBEDDER)
     assert len(index.search("t", query, 50)) == 3
     assert index.search("t", query, 0) == []
     assert index.search("t", query, -1) == []

@@ -6,10 +6,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
+from hopmem.app.bench_cli import bench_app
+from hopmem.app.common import OVERRIDES as _OVERRIDES
+from hopmem.app.common import echo_json as _echo_json
+from hopmem.app.common import settings as _settings
+from hopmem.app.memory_cli import memory_app
 from hopmem.memory.errors import HopmemError
 
 app = typer.Typer(
@@ -25,17 +30,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 
-_OVERRIDES: dict[str, Any] = {}
-
-
-def _settings() -> Any:
-    from hopmem.settings import get_settings
-
-    return get_settings(**_OVERRIDES)
-
-
-def _echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+app.add_typer(memory_app, name="memory")
+app.add_typer(bench_app, name="bench")
 
 
 @app.callback()
@@ -207,17 +203,23 @@ def eval_retrieval(
     k: Annotated[int, typer.Option(min=1, max=1000, help="documents retrieved per query")] = 10,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the report here (+ .queries.jsonl)")] = None,
     max_queries: Annotated[int | None, typer.Option(min=1, help="only the first N queries")] = None,
+    vector_backend: Annotated[
+        str | None, typer.Option(help="exact or qdrant (in memory); default HOPMEM_VECTOR_BACKEND")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Index a BEIR data set in a fresh temporary store and report nDCG@10, recall@5/10, MRR@10 and latency."""
     from hopmem.evaluate import evaluate_retrieval
 
+    config = _settings()
+    if vector_backend is not None:
+        config = _settings(vector_backend=vector_backend)
     report = evaluate_retrieval(
         dataset,
         split,
         method,
         k=k,
-        settings=_settings(),
+        settings=config,
         json_out=json_out,
         progress=not quiet,
         max_queries=max_queries,

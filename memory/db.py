@@ -28,6 +28,7 @@ def connect(path: Path | str, *, busy_timeout_ms: int = 10_000, readonly: bool =
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA secure_delete = ON")  # freed pages are zeroed, so erased text leaves the file
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -82,3 +83,12 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def _filename(conn: sqlite3.Connection) -> str:
     row = conn.execute("PRAGMA database_list").fetchone()
     return str(row[2]) if row and row[2] else ":memory:"
+
+
+def scrub_files(conn: sqlite3.Connection) -> bool:
+    """Copy the WAL into the database and truncate it, so that deleted content leaves both files.
+
+    Returns False when another connection's open read kept part of the WAL alive (the caller reports it).
+    """
+    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return not busy

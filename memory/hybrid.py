@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from hopmem.memory.errors import InputError
 from hopmem.memory.fusion import rrf, rsf
-from hopmem.memory.records import Hit, SearchResult
+from hopmem.memory.records import Hit, SearchFilter, SearchResult
 from hopmem.memory.store import MemoryStore, require_tenant
 from hopmem.memory.vector_index import ExactVectorIndex
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from hopmem.memory.embeddings import Embedder
+    from hopmem.memory.vector_base import VectorIndex
 
 SearchMode = Literal["lexical", "dense", "hybrid"]
 SEARCH_MODES: tuple[str, ...] = ("lexical", "dense", "hybrid")
@@ -37,7 +38,7 @@ class HybridSearcher:
         store: MemoryStore,
         embedder: Embedder | None,
         *,
-        index: ExactVectorIndex | None = None,
+        index: VectorIndex | None = None,
         fusion: str = "rrf",
         rrf_k: int = 60,
         depth: int = 30,
@@ -46,7 +47,7 @@ class HybridSearcher:
             raise InputError(f"Unknown fusion {fusion!r}; use 'rrf' or 'rsf'.")
         self.store = store
         self.embedder = embedder
-        self.index = index or ExactVectorIndex(store)
+        self.index: VectorIndex = index or ExactVectorIndex(store)
         self.fusion = fusion
         self.rrf_k = rrf_k
         self.depth = depth
@@ -64,18 +65,20 @@ class HybridSearcher:
         *,
         depth: int | None = None,
         query_vector: NDArray[np.float32] | None = None,
+        filters: SearchFilter | None = None,
     ) -> dict[str, list[Hit]]:
-        """The raw ranked lists that ``mode`` uses, keyed ``lexical`` / ``dense``."""
+        """The raw ranked lists that ``mode`` uses, keyed ``lexical`` / ``dense``; both apply ``filters``."""
         require_tenant(tenant)
         if mode not in SEARCH_MODES:
             raise InputError(f"Unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}.")
         depth = depth or self.depth
         lists: dict[str, list[Hit]] = {}
         if mode in ("lexical", "hybrid"):
-            lists["lexical"] = self.store.search_lexical(tenant, query, depth)
+            lists["lexical"] = self.store.search_lexical(tenant, query, depth, filters=filters)
         if mode in ("dense", "hybrid"):
             vector = query_vector if query_vector is not None else self.embed_query(query)
-            lists["dense"] = self.index.search(tenant, vector, depth)
+            allowed = None if filters is None or filters.empty else self.store.filtered_ids(tenant, filters)
+            lists["dense"] = self.index.search(tenant, vector, depth, ids=allowed)
         return lists
 
     def fuse(self, lists: dict[str, list[Hit]]) -> list[Hit]:
@@ -92,6 +95,7 @@ class HybridSearcher:
         mode: str = "hybrid",
         depth: int | None = None,
         query_vector: NDArray[np.float32] | None = None,
+        filters: SearchFilter | None = None,
     ) -> list[SearchResult]:
         """The top ``k`` memories of ``tenant`` for ``query``.
 
@@ -100,7 +104,9 @@ class HybridSearcher:
         """
         if not isinstance(query, str) or not query.strip():
             raise InputError("The query is empty; give some words to search for.")
-        lists = self.ranked_lists(tenant, query, mode, depth=max(depth or self.depth, k), query_vector=query_vector)
+        lists = self.ranked_lists(
+            tenant, query, mode, depth=max(depth or self.depth, k), query_vector=query_vector, filters=filters
+        )
         fused = self.fuse(lists)[:k]
         ranks = {name: {h.memory_id: r for r, h in enumerate(hits, start=1)} for name, hits in lists.items()}
         records = {r.id: r for r in self.store.get(tenant, [h.memory_id for h in fused])}

@@ -31,6 +31,12 @@ class MemoryRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     agent_id: str | None = None
     created_at: float = 0.0
+    updated_at: float = 0.0
+    last_accessed: float | None = None
+    access_count: int = 0
+    importance: float = 0.5
+    content_hash: str = ""
+    provenance: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,3 +85,70 @@ class DocumentWrite:
     status: str
     document_id: int
     n_chunks: int
+
+
+SOURCE_CLASSES: tuple[str, ...] = ("document", "user", "agent", "conversation", "tool", "external")
+"""Where a memory came from. ``document`` is an ingested chunk; the others are written through ``Memory.add``."""
+
+
+@dataclass(frozen=True)
+class MemoryInput:
+    """A memory to write (validated by :func:`hopmem.memory.validation.memory_input`)."""
+
+    content: str
+    title: str = ""
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    agent_id: str | None = None
+    source_class: str = "user"
+    importance: float = 0.5
+    source: str | None = None
+
+
+@dataclass
+class AddResult:
+    """What writing one memory did: ``added``, or ``duplicate`` (the same content was stored already, under ``id``)."""
+
+    id: int
+    status: str
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Restrictions every search mode applies inside its query, on top of the tenant.
+
+    ``tags`` match when a memory has any of them; ``since``/``until`` bound ``created_at`` (Unix seconds,
+    inclusive).
+    """
+
+    agent_id: str | None = None
+    tags: tuple[str, ...] = ()
+    source_classes: tuple[str, ...] = ()
+    since: float | None = None
+    until: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return (
+            self.agent_id is None
+            and not self.tags
+            and not self.source_classes
+            and self.since is None
+            and self.until is None
+        )
+
+
+@dataclass
+class EraseReport:
+    """What an erase removed, counted per place; ``files_scrubbed`` says the SQLite files were checkpointed."""
+
+    memories: int = 0
+    documents: int = 0
+    vectors: int = 0
+    feedback: int = 0
+    threads: int = 0
+    files_scrubbed: bool = False
+    ids: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -82,6 +82,26 @@ MIGRATIONS: list[str] = [
         detail TEXT NOT NULL DEFAULT '{}'
     );
     """,
+    # 2: provenance chains, agents, filter indexes; in-place vector updates also invalidate derived indexes.
+    """
+    ALTER TABLE memories ADD COLUMN provenance TEXT NOT NULL DEFAULT '[]';
+    CREATE INDEX memories_agent ON memories (tenant, agent_id);
+    CREATE INDEX memories_class ON memories (tenant, source_class);
+    CREATE INDEX memories_created ON memories (tenant, created_at);
+
+    CREATE TABLE agents (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        writes INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant, id)
+    );
+
+    CREATE TRIGGER embeddings_epoch_update AFTER UPDATE OF vector ON embeddings BEGIN
+        UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_epoch';
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

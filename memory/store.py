@@ -10,16 +10,25 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hopmem.memory.db import connect, write_transaction
+from hopmem.memory.db import connect, scrub_files, write_transaction
 from hopmem.memory.errors import InputError, StoreError
 from hopmem.memory.fts import build_match_query
-from hopmem.memory.records import DocumentInput, DocumentWrite, Hit, MemoryRecord
+from hopmem.memory.records import (
+    AddResult,
+    DocumentInput,
+    DocumentWrite,
+    EraseReport,
+    Hit,
+    MemoryInput,
+    MemoryRecord,
+    SearchFilter,
+)
 from hopmem.memory.schema import migrate
 
 if TYPE_CHECKING:
@@ -153,11 +162,13 @@ class MemoryStore:
                     (tenant, doc.source, doc.external_id, doc.title, doc.content_hash, len(doc.chunks), now),
                 )
                 doc_id = int(cur.lastrowid or 0)
+                provenance = json.dumps([{"at": now, "action": "ingest", "source": doc.source}], ensure_ascii=False)
                 for index, chunk in enumerate(doc.chunks):
                     mem = conn.execute(
                         "INSERT INTO memories (tenant, document_id, chunk_index, title, content, content_hash,"
-                        " source_class, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'document', ?, ?)",
-                        (tenant, doc_id, index, doc.title, chunk, _hash(chunk), now, now),
+                        " source_class, created_at, updated_at, provenance)"
+                        " VALUES (?, ?, ?, ?, ?, ?, 'document', ?, ?, ?)",
+                        (tenant, doc_id, index, doc.title, chunk, _hash(chunk), now, now, provenance),
                     )
                     if vecs is not None and embedder is not None:
                         conn.execute(
@@ -181,6 +192,208 @@ class MemoryStore:
                 )
                 results.append(DocumentWrite(doc.source, status, doc_id, len(doc.chunks)))
         return results
+
+    def add_memories(
+        self,
+        tenant: str,
+        items: Sequence[MemoryInput],
+        vectors: NDArray[np.float32] | None,
+        *,
+        embedder: tuple[str, int] | None,
+    ) -> list[AddResult]:
+        """Write memories (already validated) and their vectors in one transaction.
+
+        A memory whose content is already stored for ``tenant`` (same content hash, any source class other than
+        ``document``) is not written again: its result is ``duplicate`` with the stored id. Duplicates inside
+        ``items`` collapse the same way.
+        """
+        require_tenant(tenant)
+        if (vectors is None) != (embedder is None):
+            raise ValueError("vectors and embedder go together")
+        if vectors is not None and embedder is not None and vectors.shape != (len(items), embedder[1]):
+            raise ValueError(f"vectors have shape {vectors.shape}, expected ({len(items)}, {embedder[1]})")
+        now = time.time()
+        results: list[AddResult] = []
+        with write_transaction(self.conn) as conn:
+            if embedder is not None:
+                self._check_embedder(*embedder)
+            for position, item in enumerate(items):
+                digest = _hash(item.content)
+                old = conn.execute(
+                    "SELECT id FROM memories WHERE tenant = ? AND content_hash = ? AND source_class != 'document'"
+                    " LIMIT 1",
+                    (tenant, digest),
+                ).fetchone()
+                if old is not None:
+                    results.append(AddResult(int(old[0]), "duplicate"))
+                    continue
+                event = {"at": now, "action": "add", "agent": item.agent_id, "source_class": item.source_class}
+                if item.source:
+                    event["source"] = item.source
+                cur = conn.execute(
+                    "INSERT INTO memories (tenant, title, content, tags, metadata, content_hash, source_class,"
+                    " agent_id, importance, created_at, updated_at, provenance)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        tenant,
+                        item.title,
+                        item.content,
+                        json.dumps(list(item.tags), ensure_ascii=False),
+                        json.dumps(item.metadata, ensure_ascii=False),
+                        digest,
+                        item.source_class,
+                        item.agent_id,
+                        item.importance,
+                        now,
+                        now,
+                        json.dumps([event], ensure_ascii=False),
+                    ),
+                )
+                memory_id = int(cur.lastrowid or 0)
+                if vectors is not None and embedder is not None:
+                    conn.execute(
+                        "INSERT INTO embeddings (memory_id, tenant, model, dim, vector) VALUES (?, ?, ?, ?, ?)",
+                        (memory_id, tenant, *embedder, np.asarray(vectors[position], np.float32).tobytes()),
+                    )
+                if item.agent_id is not None:
+                    conn.execute(
+                        "INSERT INTO agents (tenant, id, created_at, last_seen, writes) VALUES (?, ?, ?, ?, 1)"
+                        " ON CONFLICT (tenant, id) DO UPDATE SET last_seen = excluded.last_seen, writes = writes + 1",
+                        (tenant, item.agent_id, now, now),
+                    )
+                results.append(AddResult(memory_id, "added"))
+            added = [r.id for r in results if r.status == "added"]
+            if added:
+                self._audit(conn, tenant, "memory.add", {"ids": _id_summary(added), "count": len(added)}, now)
+        return results
+
+    def update_memory(
+        self,
+        tenant: str,
+        memory_id: int,
+        changes: dict[str, Any],
+        vector: NDArray[np.float32] | None,
+        *,
+        embedder: tuple[str, int] | None,
+        agent_id: str | None,
+        reason: str | None = None,
+    ) -> MemoryRecord:
+        """Change fields of one memory and append the change to its provenance chain, in one transaction.
+
+        ``changes`` holds validated values for any of: content, title, tags, metadata, importance. A change of the
+        embedded text (content or title) comes with its new ``vector`` when the store keeps vectors.
+
+        Raises:
+            InputError: when ``memory_id`` is not a memory of ``tenant``.
+        """
+        require_tenant(tenant)
+        allowed = {"content", "title", "tags", "metadata", "importance"}
+        if not changes or not set(changes) <= allowed:
+            raise InputError(f"Nothing to update; change any of: {', '.join(sorted(allowed))}.")
+        now = time.time()
+        with write_transaction(self.conn) as conn:
+            row = conn.execute(
+                "SELECT provenance, content_hash FROM memories WHERE tenant = ? AND id = ?", (tenant, memory_id)
+            ).fetchone()
+            if row is None:
+                raise InputError(f"There is no memory {memory_id} in tenant {tenant!r}; check the id.")
+            event: dict[str, Any] = {"at": now, "action": "update", "agent": agent_id, "fields": sorted(changes)}
+            if reason:
+                event["reason"] = reason
+            columns: dict[str, Any] = {}
+            for key, value in changes.items():
+                if key in ("tags", "metadata"):
+                    columns[key] = json.dumps(list(value) if key == "tags" else value, ensure_ascii=False)
+                else:
+                    columns[key] = value
+            if "content" in changes:
+                columns["content_hash"] = _hash(changes["content"])
+                event["previous_hash"] = row["content_hash"]
+            chain = json.loads(row["provenance"])
+            chain.append(event)
+            columns["provenance"] = json.dumps(chain, ensure_ascii=False)
+            columns["updated_at"] = now
+            assignments = ", ".join(f"{name} = ?" for name in columns)
+            conn.execute(
+                f"UPDATE memories SET {assignments} WHERE tenant = ? AND id = ?",
+                (*columns.values(), tenant, memory_id),
+            )
+            if vector is not None and embedder is not None:
+                self._check_embedder(*embedder)
+                conn.execute(
+                    "INSERT INTO embeddings (memory_id, tenant, model, dim, vector) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (memory_id) DO UPDATE SET vector = excluded.vector, model = excluded.model,"
+                    " dim = excluded.dim",
+                    (memory_id, tenant, embedder[0], embedder[1], np.asarray(vector, np.float32).tobytes()),
+                )
+            self._audit(conn, tenant, "memory.update", {"id": memory_id, "fields": sorted(changes)}, now)
+        return self.get(tenant, [memory_id])[0]
+
+    def erase_rows(self, tenant: str, ids: Sequence[int], *, reason: str) -> tuple[EraseReport, list[str]]:
+        """Delete memories of ``tenant`` (with their FTS rows and vectors) and documents left without chunks.
+
+        Returns the counts and the erased contents. The contents are returned, never stored, so that the caller can
+        find copies in other files (conversation checkpoints). The audit log records the ids and counts only.
+        """
+        require_tenant(tenant)
+        wanted = sorted({int(i) for i in ids})
+        erased: list[int] = []
+        contents: list[str] = []
+        documents = 0
+        vectors = 0
+        with write_transaction(self.conn) as conn:
+            touched_docs: set[int] = set()
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ",".join("?" * len(part))
+                rows = conn.execute(
+                    f"SELECT id, document_id, content FROM memories WHERE tenant = ? AND id IN ({marks})",
+                    (tenant, *part),
+                ).fetchall()
+                for row in rows:
+                    erased.append(int(row["id"]))
+                    contents.append(row["content"])
+                    if row["document_id"] is not None:
+                        touched_docs.add(int(row["document_id"]))
+                vectors += conn.execute(
+                    f"SELECT count(*) FROM embeddings WHERE tenant = ? AND memory_id IN ({marks})", (tenant, *part)
+                ).fetchone()[0]
+                conn.execute(f"DELETE FROM memories WHERE tenant = ? AND id IN ({marks})", (tenant, *part))
+            for doc_id in sorted(touched_docs):
+                left = conn.execute("SELECT count(*) FROM memories WHERE document_id = ?", (doc_id,)).fetchone()[0]
+                if not left:
+                    conn.execute("DELETE FROM documents WHERE id = ? AND tenant = ?", (doc_id, tenant))
+                    documents += 1
+            self._audit(
+                conn,
+                tenant,
+                "memory.erase",
+                {"ids": _id_summary(erased), "count": len(erased), "documents": documents, "reason": reason},
+                time.time(),
+            )
+        return EraseReport(memories=len(erased), documents=documents, vectors=vectors, ids=erased), contents
+
+    def erase_tenant_rows(self, tenant: str) -> tuple[EraseReport, list[str]]:
+        """Erase every memory and document of ``tenant``, and its agents."""
+        require_tenant(tenant)
+        ids = [int(r[0]) for r in self.conn.execute("SELECT id FROM memories WHERE tenant = ?", (tenant,))]
+        report, contents = self.erase_rows(tenant, ids, reason="tenant")
+        with write_transaction(self.conn) as conn:
+            report.documents += conn.execute("DELETE FROM documents WHERE tenant = ?", (tenant,)).rowcount
+            conn.execute("DELETE FROM agents WHERE tenant = ?", (tenant,))
+        return report, contents
+
+    def scrub(self) -> bool:
+        """Purge erased text from the FTS index's segments and from the files (see :func:`scrub_files`)."""
+        with write_transaction(self.conn) as conn:
+            conn.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")
+        return scrub_files(self.conn)
+
+    def _audit(self, conn: sqlite3.Connection, tenant: str, action: str, detail: dict[str, Any], at: float) -> None:
+        conn.execute(
+            "INSERT INTO audit_log (at, tenant, action, detail) VALUES (?, ?, ?, ?)",
+            (at, tenant, action, json.dumps(detail)),
+        )
 
     def document_hash(self, tenant: str, source: str) -> str | None:
         """The content hash stored for ``source``, or None when it is not stored."""
@@ -211,20 +424,56 @@ class MemoryStore:
                 rows[int(row["id"])] = _record(row)
         return [rows[i] for i in unique if i in rows]
 
-    def search_lexical(self, tenant: str, query: str, k: int) -> list[Hit]:
+    def search_lexical(self, tenant: str, query: str, k: int, *, filters: SearchFilter | None = None) -> list[Hit]:
         """bm25 over title and content; scores are negated bm25 so that higher is better."""
         require_tenant(tenant)
         match = build_match_query(query)
         if match is None or k <= 0:
             return []
         title_w, content_w = self._bm25_weights
+        where, params = _filter_sql(filters)
         rows = self.conn.execute(
             "SELECT m.id AS id, bm25(memories_fts, ?, ?) AS bm FROM memories_fts"
             " JOIN memories m ON m.id = memories_fts.rowid"
-            " WHERE memories_fts MATCH ? AND m.tenant = ? ORDER BY bm LIMIT ?",
-            (title_w, content_w, match, tenant, int(k)),
+            f" WHERE memories_fts MATCH ? AND m.tenant = ?{where} ORDER BY bm LIMIT ?",
+            (title_w, content_w, match, tenant, *params, int(k)),
         ).fetchall()
         return [Hit(int(r["id"]), -float(r["bm"])) for r in rows]
+
+    def filtered_ids(self, tenant: str, filters: SearchFilter) -> list[int]:
+        """The ids of ``tenant``'s memories that pass ``filters`` (dense search restricts itself to these)."""
+        require_tenant(tenant)
+        where, params = _filter_sql(filters)
+        sql = f"SELECT m.id FROM memories m WHERE m.tenant = ?{where}"
+        return [int(r[0]) for r in self.conn.execute(sql, (tenant, *params))]
+
+    def export(self, tenant: str, *, batch: int = 1000) -> Iterator[MemoryRecord]:
+        """Every memory of ``tenant``, by ascending id, read in batches."""
+        require_tenant(tenant)
+        after = 0
+        while True:
+            ids = [
+                int(r[0])
+                for r in self.conn.execute(
+                    "SELECT id FROM memories WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?", (tenant, after, batch)
+                )
+            ]
+            if not ids:
+                return
+            yield from self.get(tenant, ids)
+            after = ids[-1]
+
+    def touch(self, tenant: str, ids: Sequence[int]) -> None:
+        """Count an access of each memory (``access_count``, ``last_accessed``), in one short transaction."""
+        require_tenant(tenant)
+        if not ids:
+            return
+        now = time.time()
+        with write_transaction(self.conn) as conn:
+            conn.executemany(
+                "UPDATE memories SET access_count = access_count + 1, last_accessed = ? WHERE tenant = ? AND id = ?",
+                [(now, tenant, int(i)) for i in ids],
+            )
 
     def vectors_after(self, tenant: str, after_id: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """The (ids, vectors) of ``tenant`` whose memory id is above ``after_id``, ordered by id."""
@@ -238,6 +487,36 @@ class MemoryStore:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), int(rows[0][1]))
         return ids, matrix
+
+    def vectors_by_ids(self, tenant: str, ids: Sequence[int]) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """The (ids, vectors) of ``tenant`` among ``ids`` that have a vector, ordered by id."""
+        require_tenant(tenant)
+        rows: list[sqlite3.Row] = []
+        unique = sorted({int(i) for i in ids})
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows.extend(
+                self.conn.execute(
+                    f"SELECT memory_id, dim, vector FROM embeddings WHERE tenant = ? AND memory_id IN ({marks})"
+                    " ORDER BY memory_id",
+                    (tenant, *part),
+                ).fetchall()
+            )
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        out_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), int(rows[0][1]))
+        return out_ids, matrix
+
+    def vector_ids(self, tenant: str) -> set[int]:
+        """The memory ids of ``tenant`` that have a stored vector."""
+        require_tenant(tenant)
+        return {int(r[0]) for r in self.conn.execute("SELECT memory_id FROM embeddings WHERE tenant = ?", (tenant,))}
+
+    def vector_tenants(self) -> list[str]:
+        """Every tenant that has at least one stored vector (for rebuilding derived indexes)."""
+        return [str(r[0]) for r in self.conn.execute("SELECT DISTINCT tenant FROM embeddings ORDER BY tenant")]
 
     def vector_state(self, tenant: str) -> tuple[int, int, int]:
         """(epoch, max id, count) of ``tenant``'s vectors: a cheap signal that a derived index is stale."""
@@ -257,6 +536,13 @@ class MemoryStore:
             "documents": one("SELECT count(*) FROM documents WHERE tenant = ?", (tenant,)).fetchone()[0],
             "memories": one("SELECT count(*) FROM memories WHERE tenant = ?", (tenant,)).fetchone()[0],
             "vectors": one("SELECT count(*) FROM embeddings WHERE tenant = ?", (tenant,)).fetchone()[0],
+            "agents": one("SELECT count(*) FROM agents WHERE tenant = ?", (tenant,)).fetchone()[0],
+            "by_source_class": {
+                str(r[0]): int(r[1])
+                for r in one(
+                    "SELECT source_class, count(*) FROM memories WHERE tenant = ? GROUP BY source_class", (tenant,)
+                )
+            },
             "embedder": (self.embedder_info() or (None, None))[0],
             "path": str(self.path),
         }
@@ -300,4 +586,41 @@ def _record(row: sqlite3.Row) -> MemoryRecord:
         metadata=json.loads(row["metadata"]),
         agent_id=row["agent_id"],
         created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
+        last_accessed=None if row["last_accessed"] is None else float(row["last_accessed"]),
+        access_count=int(row["access_count"]),
+        importance=float(row["importance"]),
+        content_hash=row["content_hash"],
+        provenance=json.loads(row["provenance"]),
     )
+
+
+def _filter_sql(filters: SearchFilter | None) -> tuple[str, list[Any]]:
+    """SQL conditions on ``memories m`` for ``filters`` (prefixed with AND), and their parameters."""
+    if filters is None or filters.empty:
+        return "", []
+    parts: list[str] = []
+    params: list[Any] = []
+    if filters.agent_id is not None:
+        parts.append("m.agent_id = ?")
+        params.append(filters.agent_id)
+    if filters.source_classes:
+        parts.append(f"m.source_class IN ({','.join('?' * len(filters.source_classes))})")
+        params.extend(filters.source_classes)
+    if filters.tags:
+        parts.append(f"EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value IN ({','.join('?' * len(filters.tags))}))")
+        params.extend(filters.tags)
+    if filters.since is not None:
+        parts.append("m.created_at >= ?")
+        params.append(filters.since)
+    if filters.until is not None:
+        parts.append("m.created_at <= ?")
+        params.append(filters.until)
+    return "".join(f" AND {p}" for p in parts), params
+
+
+def _id_summary(ids: Sequence[int]) -> list[int] | dict[str, int]:
+    """Ids for the audit log: the list when short, else first/last/count (the log must stay small)."""
+    if len(ids) <= 100:
+        return list(ids)
+    return {"first": min(ids), "last": max(ids), "count": len(ids)}

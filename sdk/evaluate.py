@@ -20,6 +20,7 @@ from hopmem.memory.beir import load_dataset
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import InputError
 from hopmem.memory.hybrid import HybridSearcher
+from hopmem.memory.indexes import open_index
 from hopmem.memory.ingest import Ingestor
 from hopmem.memory.metrics import mean, percentiles, retrieval_metrics
 from hopmem.memory.store import MemoryStore
@@ -104,6 +105,7 @@ def evaluate_retrieval(
         )
     depth = max(k, 10)
     per_query: list[dict[str, Any]] = []
+    index = None
     with tempfile.TemporaryDirectory(prefix="hopmem-eval-") as tmp:
         store = MemoryStore(
             Path(tmp) / "eval.sqlite",
@@ -123,9 +125,18 @@ def evaluate_retrieval(
             if report.errors:
                 raise InputError(f"Indexing {dataset} failed: {report.errors[0][1]}")
             index_s = time.perf_counter() - started
+            index = None
+            if embedder is not None:
+                index = open_index(
+                    store,
+                    settings.vector_backend,
+                    qdrant_location=":memory:" if settings.vector_backend == "qdrant" else "",
+                    qdrant_collection=settings.qdrant_collection,
+                )
             searcher = HybridSearcher(
                 store,
                 embedder,
+                index=index,
                 fusion=settings.fusion,
                 rrf_k=settings.rrf_k,
                 depth=max(settings.retrieve_depth, depth * 3),
@@ -156,6 +167,8 @@ def evaluate_retrieval(
                     }
                 )
         finally:
+            if index is not None:
+                index.close()
             store.close()
     metric_names = list(per_query[0]["metrics"])
     result: dict[str, Any] = {
@@ -180,6 +193,7 @@ def evaluate_retrieval(
                 "bm25_title_weight",
                 "bm25_content_weight",
                 "embed_max_seq_length",
+                "vector_backend",
             )
         },
         "git_revision": git_revision(),

@@ -64,7 +64,14 @@ class Settings(BaseSettings):
     llm_seed: int = 0
     llm_repeat_penalty: float = Field(1.3, ge=1.0, le=3.0, description="llama.cpp repeat penalty")
 
-    vector_backend: Literal["exact"] = Field("exact", description="vector index backend")
+    vector_backend: Literal["exact", "qdrant"] = Field(
+        "exact", description="vector index: exact (in-process, over SQLite) or qdrant (qdrant-client)"
+    )
+    qdrant_location: str = Field(
+        "", description="qdrant: a folder (local mode), ':memory:', or a server URL; empty means DATA_DIR/qdrant"
+    )
+    qdrant_collection: str = Field("hopmem", min_length=1, description="qdrant collection name")
+    max_memory_chars: int = Field(20_000, ge=1, description="longer memories are refused by Memory.add")
 
     chunk_size: int = Field(256, ge=32, le=8192, description="chunk size in tokens")
     chunk_overlap: int = Field(32, ge=0, le=1024, description="chunk overlap in tokens")
@@ -104,6 +111,16 @@ class Settings(BaseSettings):
     def store_path(self) -> Path:
         """The SQLite file that is the source of truth."""
         return self.data_dir / "hopmem.sqlite"
+
+    @property
+    def behaviour_path(self) -> Path:
+        """The SQLite file that holds behavioural data (feedback, clicks), erasable on its own."""
+        return self.data_dir / "behaviour.sqlite"
+
+    @property
+    def qdrant_target(self) -> str:
+        """Where the qdrant backend keeps its vectors: ``qdrant_location`` or ``DATA_DIR/qdrant``."""
+        return self.qdrant_location or str(self.data_dir / "qdrant")
 
     @property
     def checkpoint_path(self) -> Path:

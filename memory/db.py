@@ -70,6 +70,9 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise StoreError(_explain(_filename(conn), exc)) from exc
     try:
         yield conn
+    except sqlite3.DatabaseError as exc:  # read-only file, disk full, corrupt page, lock lost mid-way
+        conn.execute("ROLLBACK")
+        raise StoreError(_explain(_filename(conn), exc)) from exc
     except BaseException:
         conn.execute("ROLLBACK")
         raise

@@ -46,34 +46,40 @@ class Eraser:
         indexes: Sequence[VectorIndex] = (),
         behaviour: BehaviourStore | None = None,
         checkpoint_path: Path | None = None,
+        *,
+        busy_timeout_ms: int = 10_000,
     ) -> None:
         self.store = store
         self.indexes = list(indexes)
         self.behaviour = behaviour
         self.checkpoint_path = checkpoint_path
+        self.busy_timeout_ms = busy_timeout_ms
 
     def erase_ids(self, tenant: str, ids: Sequence[int], *, reason: str = "ids") -> EraseReport:
-        """Erase these memories of ``tenant`` (ids of other tenants or unknown ids are ignored, not errors)."""
+        """Erase these memories of ``tenant`` (ids of other tenants or unknown ids are ignored, not errors).
+
+        Copies are removed before the rows, so that an erase interrupted half-way (a locked file) can simply be
+        run again: until the rows go, the ids and texts to look for are still known.
+        """
         require_tenant(tenant)
-        report, contents = self.store.erase_rows(tenant, ids, reason=reason)
-        return self._cascade(tenant, report, contents, whole_tenant=False)
+        targets = self.store.contents_of(tenant, ids)
+        threads = self._erase_conversations(tenant, list(targets.values()), whole_tenant=False)
+        feedback = self.behaviour.erase_memories(tenant, list(targets)) if self.behaviour is not None else 0
+        report, _ = self.store.erase_rows(tenant, list(targets), reason=reason)
+        return self._finish(tenant, report, threads, feedback)
 
     def erase_tenant(self, tenant: str) -> EraseReport:
         """Erase everything ``tenant`` stored, its feedback and its conversations."""
         require_tenant(tenant)
-        report, contents = self.store.erase_tenant_rows(tenant)
-        return self._cascade(tenant, report, contents, whole_tenant=True)
+        threads = self._erase_conversations(tenant, [], whole_tenant=True)
+        feedback = self.behaviour.erase_tenant(tenant) if self.behaviour is not None else 0
+        report, _ = self.store.erase_tenant_rows(tenant)
+        return self._finish(tenant, report, threads, feedback)
 
-    def _cascade(self, tenant: str, report: EraseReport, contents: list[str], *, whole_tenant: bool) -> EraseReport:
-        erased = report.ids
+    def _finish(self, tenant: str, report: EraseReport, threads: int, feedback: int) -> EraseReport:
+        report.threads, report.feedback = threads, feedback
         for index in self.indexes:
-            index.delete(tenant, erased)
-        if self.behaviour is not None:
-            if whole_tenant:
-                report.feedback = self.behaviour.erase_tenant(tenant)
-            else:
-                report.feedback = self.behaviour.erase_memories(tenant, erased)
-        report.threads = self._erase_conversations(tenant, contents, whole_tenant=whole_tenant)
+            index.delete(tenant, report.ids)
         scrubbed = self.store.scrub()
         if self.behaviour is not None:
             scrubbed = self.behaviour.scrub() and scrubbed
@@ -87,7 +93,7 @@ class Eraser:
         path = self.checkpoint_path
         if path is None or not path.exists() or (not contents and not whole_tenant):
             return 0
-        conn = connect(path)
+        conn = connect(path, busy_timeout_ms=self.busy_timeout_ms)
         try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if "checkpoints" not in tables:

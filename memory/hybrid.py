@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from hopmem.memory.errors import InputError
+from hopmem.memory.errors import InputError, StoreError
 from hopmem.memory.fusion import rrf, rsf
 from hopmem.memory.records import Hit, SearchFilter, SearchResult
 from hopmem.memory.store import MemoryStore, require_tenant
@@ -52,6 +52,17 @@ class HybridSearcher:
         self.rrf_k = rrf_k
         self.depth = depth
 
+    def _check_embedder(self) -> None:
+        """Refuse to compare a query with vectors made by another model (the scores would mean nothing)."""
+        stored = self.store.embedder_info()
+        if stored is None or self.embedder is None:
+            return
+        if stored != (self.embedder.name, self.embedder.dim):
+            raise StoreError(
+                f"The store {self.store.path} holds vectors of embedder {stored[0]!r} (dim {stored[1]}), not "
+                f"{self.embedder.name!r}; search with that embedder, or re-ingest into a new data directory."
+            )
+
     def embed_query(self, query: str) -> NDArray[np.float32]:
         if self.embedder is None:
             raise InputError("Dense search needs an embedder; use mode='lexical' or configure HOPMEM_EMBEDDER.")
@@ -76,6 +87,7 @@ class HybridSearcher:
         if mode in ("lexical", "hybrid"):
             lists["lexical"] = self.store.search_lexical(tenant, query, depth, filters=filters)
         if mode in ("dense", "hybrid"):
+            self._check_embedder()
             vector = query_vector if query_vector is not None else self.embed_query(query)
             allowed = None if filters is None or filters.empty else self.store.filtered_ids(tenant, filters)
             lists["dense"] = self.index.search(tenant, vector, depth, ids=allowed)

@@ -373,6 +373,25 @@ class MemoryStore:
             )
         return EraseReport(memories=len(erased), documents=documents, vectors=vectors, ids=erased), contents
 
+    def contents_of(self, tenant: str, ids: Sequence[int] | None = None) -> dict[int, str]:
+        """The content of each memory of ``tenant`` among ``ids`` (all of the tenant's when None)."""
+        require_tenant(tenant)
+        if ids is None:
+            return {
+                int(r[0]): r[1]
+                for r in self.conn.execute("SELECT id, content FROM memories WHERE tenant = ?", (tenant,))
+            }
+        out: dict[int, str] = {}
+        unique = sorted({int(i) for i in ids})
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for row in self.conn.execute(
+                f"SELECT id, content FROM memories WHERE tenant = ? AND id IN ({marks})", (tenant, *part)
+            ):
+                out[int(row[0])] = row[1]
+        return out
+
     def erase_tenant_rows(self, tenant: str) -> tuple[EraseReport, list[str]]:
         """Erase every memory and document of ``tenant``, and its agents."""
         require_tenant(tenant)

@@ -16,11 +16,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hopmem.memory import validation as check
-from hopmem.memory.behaviour import BehaviourStore
+from hopmem.memory.behaviour import FEEDBACK_KINDS, BehaviourStore
 from hopmem.memory.embeddings import Embedder, load_embedder
 from hopmem.memory.erasure import Eraser
 from hopmem.memory.errors import InputError
-from hopmem.memory.hybrid import HybridSearcher
+from hopmem.memory.hybrid import SEARCH_MODES, HybridSearcher
 from hopmem.memory.indexes import open_index
 from hopmem.memory.ingest import Ingestor, IngestReport
 from hopmem.memory.records import AddResult, EraseReport, MemoryInput, MemoryRecord, SearchFilter, SearchResult
@@ -277,6 +277,8 @@ class Memory:
     def feedback(self, memory_id: int, kind: str = "up", *, query: str | None = None, agent: str | None = None) -> int:
         """Record feedback (``up``, ``down`` or ``click``) on a memory, in the behavioural file."""
         mid = check.memory_id(memory_id)
+        if kind not in FEEDBACK_KINDS:
+            raise InputError(f"Unknown feedback {kind!r}; use one of {', '.join(FEEDBACK_KINDS)}.")
         self.get(mid)
         return self.behaviour.record(self.tenant, mid, kind, query=query, agent_id=check.agent_id(agent))
 
@@ -330,7 +332,13 @@ class Memory:
                 )
             )
         behaviour = self.behaviour if self.settings.behaviour_path.exists() else None
-        return Eraser(self.store, indexes, behaviour, self.settings.checkpoint_path)
+        return Eraser(
+            self.store,
+            indexes,
+            behaviour,
+            self.settings.checkpoint_path,
+            busy_timeout_ms=self.settings.sqlite_busy_timeout_ms,
+        )
 
     def reindex(self) -> int:
         """Rebuild the vector index from SQLite; returns how many vectors it holds."""
@@ -369,6 +377,8 @@ class Memory:
         """The top ``k`` memories for ``query`` (``mode``: lexical, dense or hybrid), optionally filtered."""
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
             raise InputError(f"k must be an integer from 1 to 1000, not {k!r}.")
+        if mode not in SEARCH_MODES:
+            raise InputError(f"Unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}.")
         filters: SearchFilter = check.search_filter(
             agent=agent, tags_=tags, source_classes=source_class, since=since, until=until
         )

@@ -66,7 +66,8 @@ class HybridSearcher:
     def embed_query(self, query: str) -> NDArray[np.float32]:
         if self.embedder is None:
             raise InputError("Dense search needs an embedder; use mode='lexical' or configure HOPMEM_EMBEDDER.")
-        return self.embedder.embed([query])[0]
+        fast = getattr(self.embedder, "embed_query", None)
+        return fast(query) if fast is not None else self.embedder.embed([query])[0]
 
     def ranked_lists(
         self,

@@ -537,6 +537,20 @@ class MemoryStore:
         """Every tenant that has at least one stored vector (for rebuilding derived indexes)."""
         return [str(r[0]) for r in self.conn.execute("SELECT DISTINCT tenant FROM embeddings ORDER BY tenant")]
 
+    def vector_marker(self, tenant: str) -> tuple[int, int]:
+        """(epoch, max id) of ``tenant``'s vectors, read in one statement in O(log n).
+
+        Writers are serialised and ids only grow, so rows above the max id are all a reader has not seen, unless
+        something was removed or rewritten, which moves the epoch.
+        """
+        require_tenant(tenant)
+        row = self.conn.execute(
+            "SELECT (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'vector_epoch'),"
+            " (SELECT coalesce(max(memory_id), 0) FROM embeddings WHERE tenant = ?)",
+            (tenant,),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
     def vector_state(self, tenant: str) -> tuple[int, int, int]:
         """(epoch, max id, count) of ``tenant``'s vectors: a cheap signal that a derived index is stale."""
         require_tenant(tenant)

@@ -40,19 +40,18 @@ class ExactVectorIndex:
     def refresh(self, tenant: str) -> _TenantMatrix:
         """Bring the tenant's matrix in step with SQLite."""
         require_tenant(tenant)
-        epoch, max_id, count = self.store.vector_state(tenant)
+        epoch, max_id = self.store.vector_marker(tenant)
         cached = self._tenants.get(tenant)
         if cached is None or cached.epoch != epoch or max_id < cached.max_id:
             cached = _TenantMatrix(epoch=epoch)
             self._tenants[tenant] = cached
-        if max_id > cached.max_id or len(cached.ids) != count:
+        if max_id > cached.max_id:
+            # A removal between the marker and this read moves the epoch past ours: the next refresh reloads.
             ids, vectors = self.store.vectors_after(tenant, cached.max_id)
             if len(ids):
                 cached.ids = np.concatenate([cached.ids, ids]) if len(cached.ids) else ids
                 cached.matrix = np.vstack([cached.matrix, vectors]) if len(cached.matrix) else vectors
                 cached.max_id = int(cached.ids[-1])
-            if len(cached.ids) != count:  # a concurrent delete raced us: start over next time
-                cached.epoch = -1
         return cached
 
     def search(

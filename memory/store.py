@@ -52,6 +52,8 @@ class MemoryStore:
         busy_timeout_ms: how long a writer waits for another process's lock.
         title_weight: bm25 weight of the title column.
         content_weight: bm25 weight of the content column.
+        lexical_pool_factor: lexical search first ranks ``k * factor`` rows of the whole index, then applies the
+            tenant and filters to them; only when fewer than ``k`` pass does it rank every match of the tenant.
     """
 
     def __init__(
@@ -61,10 +63,12 @@ class MemoryStore:
         busy_timeout_ms: int = 10_000,
         title_weight: float = 2.0,
         content_weight: float = 1.0,
+        lexical_pool_factor: int = 4,
     ) -> None:
         self.path = Path(path)
         self.conn = connect(self.path, busy_timeout_ms=busy_timeout_ms)
         self._bm25_weights = (float(title_weight), float(content_weight))
+        self.lexical_pool_factor = lexical_pool_factor
         try:
             migrate(self.conn)
         except sqlite3.DatabaseError as exc:
@@ -451,13 +455,31 @@ class MemoryStore:
             return []
         title_w, content_w = self._bm25_weights
         where, params = _filter_sql(filters)
+        # First the best rows of the whole index, then the tenant and filters on those few: exact whenever at least
+        # k of them pass (every passing row outside them scores lower). Else the join over all matches decides.
+        pool = int(k) * self.lexical_pool_factor
         rows = self.conn.execute(
-            "SELECT m.id AS id, bm25(memories_fts, ?, ?) AS bm FROM memories_fts"
-            " JOIN memories m ON m.id = memories_fts.rowid"
-            f" WHERE memories_fts MATCH ? AND m.tenant = ?{where} ORDER BY bm LIMIT ?",
-            (title_w, content_w, match, tenant, *params, int(k)),
+            "SELECT m.id AS id, f.bm AS bm FROM"
+            " (SELECT rowid AS rid, bm25(memories_fts, ?, ?) AS bm FROM memories_fts"
+            "  WHERE memories_fts MATCH ? ORDER BY bm LIMIT ?) f"
+            f" JOIN memories m ON m.id = f.rid WHERE m.tenant = ?{where} ORDER BY f.bm, m.id LIMIT ?",
+            (title_w, content_w, match, pool, tenant, *params, int(k)),
         ).fetchall()
+        if len(rows) < k and self._pool_was_full(match, pool):
+            rows = self.conn.execute(
+                "SELECT m.id AS id, bm25(memories_fts, ?, ?) AS bm FROM memories_fts"
+                " JOIN memories m ON m.id = memories_fts.rowid"
+                f" WHERE memories_fts MATCH ? AND m.tenant = ?{where} ORDER BY bm, m.id LIMIT ?",
+                (title_w, content_w, match, tenant, *params, int(k)),
+            ).fetchall()
         return [Hit(int(r["id"]), -float(r["bm"])) for r in rows]
+
+    def _pool_was_full(self, match: str, pool: int) -> bool:
+        """Whether more than ``pool`` rows match (only then can the join find rows the pool missed)."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?)", (match, pool + 1)
+        ).fetchone()
+        return int(row[0]) > pool
 
     def filtered_ids(self, tenant: str, filters: SearchFilter) -> list[int]:
         """The ids of ``tenant``'s memories that pass ``filters`` (dense search restricts itself to these)."""

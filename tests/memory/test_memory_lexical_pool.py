@@ -10,7 +10,21 @@ import pytest
 from hopmem.memory.records import MemoryInput, SearchFilter
 from hopmem.memory.store import MemoryStore
 
-WORDS = "wing sweep shock boundary layer flutter heat panel cylinder buckling pressure vortex nozzle".split()
+WORDS = [
+    "wing",
+    "sweep",
+    "shock",
+    "boundary",
+    "layer",
+    "flutter",
+    "heat",
+    "panel",
+    "cylinder",
+    "buckling",
+    "pressure",
+    "vortex",
+    "nozzle",
+]
 
 
 def _exhaustive(store: MemoryStore, tenant: str, query: str, k: int, filters: SearchFilter | None) -> list[int]:
@@ -33,7 +47,7 @@ def crowded(tmp_path: Path) -> MemoryStore:
     store = MemoryStore(tmp_path / "pool.sqlite", lexical_pool_factor=2)
     big = [MemoryInput(" ".join(rng.choices(WORDS, k=12)) + f" b{i}", tags=("t",)) for i in range(600)]
     small = [
-        MemoryInput(" ".join(rng.choices(WORDS, k=3)) + " filler text here" + f" s{i}", tags=(("odd",) if i % 2 else ()))
+        MemoryInput(" ".join(rng.choices(WORDS, k=3)) + f" filler text here s{i}", tags=("odd",) if i % 2 else ())
         for i in range(30)
     ]
     store.add_memories("big", big, None, embedder=None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -80,7 +80,7 @@ class SentenceTransformerEmbedder:
             return self.embed([text])[0]
         import torch
 
-        first = self._model[0]
+        first: Any = self._model[0]
         with torch.inference_mode():
             batch = first.tokenizer(
                 [text], return_tensors="pt", truncation=True, max_length=self._model.max_seq_length, padding=True

@@ -72,9 +72,9 @@ class ExactVectorIndex:
             scores = state.matrix @ query
             row_ids = state.ids
         k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        # ids ascend within the matrix, so a stable sort on -score breaks ties by ascending id
-        top = top[np.lexsort((row_ids[top], -scores[top]))]
+        kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
+        top = np.flatnonzero(scores >= kth)  # every row tied with the k-th competes, so ties break by id
+        top = top[np.lexsort((row_ids[top], -scores[top]))][:k]
         return [Hit(int(row_ids[i]), float(scores[i])) for i in top]
 
     def delete(self, tenant: str, ids: Sequence[int]) -> None:

@@ -2,6 +2,106 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
+from hopmem.app.common import echo_json, settings
+
 bench_app = typer.Typer(help="Benchmarks of the memory engine (JSON plus a short table).", no_args_is_help=True)
+
+_DATA = typer.Option("--data", help="folder with cranfield/, hotpotqa/, 2wiki-corpus/ (default: ../shared/data)")
+_JSON = typer.Option("--json", help="write the report here (printed to stdout when omitted)")
+
+
+def _command() -> str:
+    return shlex.join(["hopmem", *sys.argv[1:]])
+
+
+def _write(report: dict[str, Any], json_out: Path | None) -> None:
+    if json_out is None:
+        echo_json(report)
+        return
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    typer.echo(f"wrote {json_out}", err=True)
+
+
+@bench_app.command("memory")
+def bench_memory(
+    n: Annotated[int, typer.Option("--n", min=1, help="memories to store")] = 10_000,
+    json_out: Annotated[Path | None, _JSON] = None,
+    queries: Annotated[int, typer.Option(min=1, help="queries timed per search mode")] = 200,
+    data: Annotated[Path | None, _DATA] = None,
+    vector_backend: Annotated[
+        str | None, typer.Option(help="exact or qdrant (local, in the temporary folder); default HOPMEM_VECTOR_BACKEND")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of the generated memories and queries")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+) -> None:
+    """Store N real-text memories in a temporary store; report ingest rate and search latency per mode."""
+    from hopmem.bench.memory_bench import run_memory_bench
+
+    config = settings(vector_backend=vector_backend) if vector_backend is not None else settings()
+    report = run_memory_bench(
+        n, settings=config, data_root=data, queries=queries, progress=not quiet, seed=seed, command=_command()
+    )
+    typer.echo(
+        f"n={report['n']}  backend={report['vector_backend']}  embedder={report['embedder']['name']}  "
+        f"queries={report['queries']}  ingest {report['ingest_per_s']} memories/s "
+        f"({report['ingest']['seconds']} s)"
+    )
+    typer.echo(f"{'latency (ms)':<28} {'p50':>8} {'p95':>8} {'p99':>8}")
+    rows = (
+        ("lexical", "lexical"),
+        ("dense (incl. embedding)", "dense"),
+        ("hybrid (incl. embedding)", "hybrid"),
+        ("query embedding", "query_embedding"),
+        ("dense (vector given)", "dense_search_only"),
+        ("hybrid (vector given)", "hybrid_search_only"),
+    )
+    for label, key in rows:
+        row = report[key]
+        typer.echo(f"{label:<28} {row['p50']:>8.2f} {row['p95']:>8.2f} {row['p99']:>8.2f}")
+    for name, target in report["targets"].items():
+        verdict = "met" if target["met"] else "MISSED"
+        typer.echo(f"target {name}: {target['measured_ms']:.2f} ms <= {target['target_ms']:.0f} ms: {verdict}")
+    _write(report, json_out)
+
+
+@bench_app.command("concurrency")
+def bench_concurrency(
+    procs: Annotated[int, typer.Option(min=1, max=256, help="worker processes")] = 10,
+    ops: Annotated[int, typer.Option(min=1, help="operations per worker")] = 500,
+    json_out: Annotated[Path | None, _JSON] = None,
+    data: Annotated[Path | None, _DATA] = None,
+    seed: Annotated[int, typer.Option(help="seed of the texts and of each worker's operations")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+) -> None:
+    """Run PROCS processes of OPS mixed operations on one store and check it against their logs."""
+    from hopmem.bench.concurrency_bench import run_concurrency_bench
+
+    report = run_concurrency_bench(
+        procs, ops, settings=settings(), seed=seed, progress=not quiet, data_root=data, command=_command()
+    )
+    typer.echo(
+        f"procs={report['procs']}  ops/proc={report['ops']}  logged={report['logged_ops']}  "
+        f"wall {report['wall_s']} s  {report['ops_per_s']} ops/s"
+    )
+    typer.echo(
+        f"errors={report['errors']}  lost={report['lost']}  duplicated={report['duplicated']}  "
+        f"not_erased={report['verification']['not_erased']}  p95={report['p95_ms']:.2f} ms"
+    )
+    typer.echo(f"{'op':<8} {'count':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    for op, row in report["per_op"].items():
+        typer.echo(f"{op:<8} {row['count']:>6} {row['p50']:>8.2f} {row['p95']:>8.2f} {row['p99']:>8.2f}")
+    _write(report, json_out)
+    checks = report["verification"]
+    failed = report["errors"] or report["lost"] or report["duplicated"] or checks["not_erased"]
+    if failed or report["missing_ops"] or any(code != 0 for code in report["exit_codes"]):
+        typer.echo("error: the store does not match the workers' logs; see the report's verification.", err=True)
+        raise typer.Exit(1)

@@ -1,0 +1,44 @@
+"""The memory benchmark at a tiny N: the report has the promised keys and its numbers are plausible."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hopmem.bench.memory_bench import TARGETS, _targets, run_memory_bench
+from hopmem.settings import get_settings
+
+PERCENTILES = {"p50", "p95", "p99"}
+
+
+def test_memory_bench_report_keys_and_values(shared_data: Path) -> None:
+    report = run_memory_bench(120, settings=get_settings(), data_root=shared_data, queries=15, progress=False)
+    assert {"n", "lexical", "dense", "hybrid", "query_embedding", "ingest_per_s"} <= set(report)
+    extra = {"dense_search_only", "hybrid_search_only", "targets", "vector_backend", "embedder", "machine"}
+    assert extra | {"git_revision", "command", "data", "seed"} <= set(report)
+    assert report["n"] == 120 and report["stored"] == {"memories": 120, "vectors": 120}
+    for key in ("lexical", "dense", "hybrid", "query_embedding", "dense_search_only", "hybrid_search_only"):
+        row = report[key]
+        assert set(row) == PERCENTILES
+        assert 0 < row["p50"] <= row["p95"] <= row["p99"]
+    assert report["ingest_per_s"] > 0 and report["ingest"]["added"] == 120
+    assert report["ingest"]["embed_s"] is not None and 0 < report["ingest"]["embed_s"] <= report["ingest"]["seconds"]
+    assert report["targets"] == {}  # no target applies at n=120
+    assert report["data"]["query_source"]["kind"] == "beir-queries"
+    assert set(report["data"]["corpora"]) == {"cranfield", "hotpotqa", "2wiki-corpus"}
+    assert report["vector_backend"] == "exact" and report["embedder"]["name"] == "all-MiniLM-L6-v2"
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [(10_000, {"hybrid_p50_at_10000"}), (100_000, {"hybrid_p50_at_100000", "lexical_p50_at_100000"})],
+)
+def test_targets_apply_at_their_scale(n: int, expected: set[str]) -> None:
+    fake = {mode: {"p50": 5.0} for mode in ("lexical", "hybrid", "hybrid_search_only")}
+    targets = _targets(n, fake)
+    assert set(targets) == expected
+    for name, entry in targets.items():
+        assert set(entry) >= {"target_ms", "measured_ms", "met"}
+        assert entry["met"] == (entry["measured_ms"] <= entry["target_ms"])
+        assert any(name == f"{m}_p50_at_{s}" and entry["target_ms"] == t for m, s, t in TARGETS)

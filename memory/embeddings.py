@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -31,8 +32,20 @@ class Embedder(Protocol):
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from local files on the CPU."""
 
-    def __init__(self, name: str, *, batch_size: int = 64, max_seq_length: int = 256) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        batch_size: int = 64,
+        max_seq_length: int = 256,
+        query_runtime: str = "torch",
+        cache_dir: Path | None = None,
+    ) -> None:
         path = resolve_embedder_path(name)
+        self._path = Path(path)
+        self.query_runtime = query_runtime
+        self._cache_dir = cache_dir
+        self._onnx: Any = None
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
@@ -46,6 +59,7 @@ class SentenceTransformerEmbedder:
         except (OSError, ValueError) as exc:
             raise ModelNotAvailableError(f"Could not load the embedder {name!r} from {path}: {exc}.") from exc
         self._model.max_seq_length = min(max_seq_length, self._model.max_seq_length or max_seq_length)
+        self._model.eval()  # loaded in training mode: dropout would make the direct query path random
         self.name = name
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         dim = get_dim()
@@ -76,8 +90,25 @@ class SentenceTransformerEmbedder:
         """
         if self._direct is None:
             self._direct = _mean_pooled_stack(self._model)
+            if self._direct and self.query_runtime == "onnx" and self._cache_dir is not None:
+                from hopmem.memory.onnx_query import build_query_encoder
+
+                first_module: Any = self._model[0]
+                self._onnx = build_query_encoder(
+                    first_module.auto_model,
+                    first_module.tokenizer,
+                    self._path,
+                    int(self._model.max_seq_length or 256),
+                    self._cache_dir,
+                    self._embed_query_torch,
+                )
+        if self._onnx is not None:
+            return self._onnx.encode(text)
         if not self._direct:
             return self.embed([text])[0]
+        return self._embed_query_torch(text)
+
+    def _embed_query_torch(self, text: str) -> NDArray[np.float32]:
         import torch
 
         first: Any = self._model[0]
@@ -118,12 +149,30 @@ def _quiet_transformers() -> None:
         pass
 
 
-_CACHE: dict[tuple[str, int, int], SentenceTransformerEmbedder] = {}
+_CACHE: dict[tuple[str, int, int, str, str], SentenceTransformerEmbedder] = {}
 
 
-def load_embedder(name: str, *, batch_size: int = 64, max_seq_length: int = 256) -> SentenceTransformerEmbedder:
-    """Load (once per process) the embedder called ``name``."""
-    key = (name, batch_size, max_seq_length)
+def load_embedder(
+    name: str,
+    *,
+    batch_size: int = 64,
+    max_seq_length: int = 256,
+    query_runtime: str = "torch",
+    cache_dir: Path | None = None,
+) -> SentenceTransformerEmbedder:
+    """Load (once per process) the embedder called ``name``.
+
+    Args:
+        query_runtime: ``onnx`` embeds single search queries with ONNX Runtime (same vectors, about 3x faster on a
+            small CPU; the graph is exported once into ``cache_dir``), ``torch`` keeps them on PyTorch.
+    """
+    key = (name, batch_size, max_seq_length, query_runtime, str(cache_dir))
     if key not in _CACHE:
-        _CACHE[key] = SentenceTransformerEmbedder(name, batch_size=batch_size, max_seq_length=max_seq_length)
+        _CACHE[key] = SentenceTransformerEmbedder(
+            name,
+            batch_size=batch_size,
+            max_seq_length=max_seq_length,
+            query_runtime=query_runtime,
+            cache_dir=cache_dir,
+        )
     return _CACHE[key]

@@ -100,8 +100,7 @@ def evaluate_retrieval(
     if mode != "lexical":
         embedder = load_embedder(
             settings.embedder,
-            batch_size=settings.embed_batch_size,
-            max_seq_length=settings.embed_max_seq_length,
+            **settings.embedder_options(),
         )
     depth = max(k, 10)
     per_query: list[dict[str, Any]] = []

@@ -66,8 +66,7 @@ class Memory:
         if self._embedder is None:
             self._embedder = load_embedder(
                 self.settings.embedder,
-                batch_size=self.settings.embed_batch_size,
-                max_seq_length=self.settings.embed_max_seq_length,
+                **self.settings.embedder_options(),
             )
         return self._embedder
 

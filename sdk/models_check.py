@@ -18,11 +18,14 @@ def check_models(settings: Settings) -> list[str]:
     """
     lines = []
     start = time.perf_counter()
-    embedder = load_embedder(settings.embedder)
+    embedder = load_embedder(settings.embedder, **settings.embedder_options())
     vector = embedder.embed(["hopmem checks its embedder"])[0]
+    query = embedder.embed_query("hopmem checks its embedder")  # prepares the query runtime (ONNX export, once)
+    runtime = "onnx" if getattr(embedder, "_onnx", None) is not None else "torch"
     lines.append(
         f"embedder ok: {settings.embedder} from {resolve_embedder_path(settings.embedder)} "
-        f"(dim {embedder.dim}, |v|={float((vector**2).sum()) ** 0.5:.3f}, {time.perf_counter() - start:.1f} s)"
+        f"(dim {embedder.dim}, |v|={float((vector**2).sum()) ** 0.5:.3f}, query runtime {runtime}, "
+        f"query/batch max diff {float(abs(query - vector).max()):.1e}, {time.perf_counter() - start:.1f} s)"
     )
     start = time.perf_counter()
     llm = load_llm(

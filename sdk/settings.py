@@ -33,9 +33,12 @@ def config_file() -> Path | None:
     return None
 
 
+def _xdg(variable: str, fallback: str) -> Path:
+    return Path(os.environ.get(variable) or str(Path(fallback).expanduser())) / "hopmem"
+
+
 def _default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path("~/.local/share").expanduser())
-    return Path(base) / "hopmem"
+    return _xdg("XDG_DATA_HOME", "~/.local/share")
 
 
 class Settings(BaseSettings):
@@ -49,6 +52,10 @@ class Settings(BaseSettings):
     embedder: str = Field("all-MiniLM-L6-v2", description="embedding model: packaged name, local path or cached HF id")
     embed_batch_size: int = Field(64, ge=1, le=4096)
     embed_max_seq_length: int = Field(256, ge=16, le=8192)
+    embed_query_runtime: Literal["onnx", "torch"] = Field(
+        "onnx", description="runtime for single search queries: onnx (same vectors, faster; falls back) or torch"
+    )
+    cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", "~/.cache"), description="derived files")
 
     llm_backend: Literal["llamacpp", "openai", "none"] = Field(
         "llamacpp", description="llamacpp (in-process), openai (any OpenAI-compatible server) or none"
@@ -87,7 +94,7 @@ class Settings(BaseSettings):
     bm25_content_weight: float = Field(1.0, ge=0.0)
     sqlite_busy_timeout_ms: int = Field(10_000, ge=0)
 
-    @field_validator("data_dir", mode="before")
+    @field_validator("data_dir", "cache_dir", mode="before")
     @classmethod
     def _expand(cls, value: Any) -> Any:
         return Path(value).expanduser() if isinstance(value, str | Path) else value
@@ -106,6 +113,15 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    def embedder_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`hopmem.memory.embeddings.load_embedder` these settings imply."""
+        return {
+            "batch_size": self.embed_batch_size,
+            "max_seq_length": self.embed_max_seq_length,
+            "query_runtime": self.embed_query_runtime,
+            "cache_dir": self.cache_dir / "onnx",
+        }
 
     @property
     def store_path(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Literal
 
 from hopmem.memory.errors import InputError, StoreError
@@ -18,6 +19,18 @@ if TYPE_CHECKING:
     from hopmem.memory.vector_base import VectorIndex
 
 SearchMode = Literal["lexical", "dense", "hybrid"]
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _embedding_pool() -> ThreadPoolExecutor:
+    """One background thread per process that embeds hybrid queries while bm25 runs."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hopmem-embed")
+    return _POOL
+
+
 SEARCH_MODES: tuple[str, ...] = ("lexical", "dense", "hybrid")
 
 
@@ -85,11 +98,19 @@ class HybridSearcher:
             raise InputError(f"Unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}.")
         depth = depth or self.depth
         lists: dict[str, list[Hit]] = {}
+        pending: Future[NDArray[np.float32]] | None = None
+        if mode in ("dense", "hybrid"):
+            self._check_embedder()
+            if query_vector is None and mode == "hybrid":
+                # The embedding (ONNX or torch) and SQLite's bm25 both release the GIL: overlap them.
+                pending = _embedding_pool().submit(self.embed_query, query)
         if mode in ("lexical", "hybrid"):
             lists["lexical"] = self.store.search_lexical(tenant, query, depth, filters=filters)
         if mode in ("dense", "hybrid"):
-            self._check_embedder()
-            vector = query_vector if query_vector is not None else self.embed_query(query)
+            if pending is not None:
+                vector = pending.result()
+            else:
+                vector = query_vector if query_vector is not None else self.embed_query(query)
             allowed = None if filters is None or filters.empty else self.store.filtered_ids(tenant, filters)
             lists["dense"] = self.index.search(tenant, vector, depth, ids=allowed)
         return lists

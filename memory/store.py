@@ -34,6 +34,8 @@ from hopmem.memory.schema import migrate
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from hopmem.memory.lexical_index import LexicalIndex
+
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +56,8 @@ class MemoryStore:
         content_weight: bm25 weight of the content column.
         lexical_pool_factor: lexical search first ranks ``k * factor`` rows of the whole index, then applies the
             tenant and filters to them; only when fewer than ``k`` pass does it rank every match of the tenant.
+        lexical_backend: ``index`` ranks with the in-process index derived from FTS5
+            (:mod:`hopmem.memory.lexical_index`: the same bm25, without FTS5's per-row cost); ``fts5`` asks FTS5.
     """
 
     def __init__(
@@ -64,11 +68,17 @@ class MemoryStore:
         title_weight: float = 2.0,
         content_weight: float = 1.0,
         lexical_pool_factor: int = 4,
+        lexical_backend: str = "index",
     ) -> None:
         self.path = Path(path)
         self.conn = connect(self.path, busy_timeout_ms=busy_timeout_ms)
         self._bm25_weights = (float(title_weight), float(content_weight))
         self.lexical_pool_factor = lexical_pool_factor
+        if lexical_backend not in ("index", "fts5"):
+            self.conn.close()
+            raise InputError(f"Unknown lexical backend {lexical_backend!r}; use 'index' or 'fts5'.")
+        self.lexical_backend = lexical_backend
+        self._lexical: LexicalIndex | None = None
         try:
             migrate(self.conn)
         except sqlite3.DatabaseError as exc:
@@ -81,6 +91,8 @@ class MemoryStore:
             raise StoreError(f"The store {self.path} was written by a newer hopmem ({exc}); upgrade hopmem.") from exc
 
     def close(self) -> None:
+        if self._lexical is not None:
+            self._lexical.close()
         self.conn.close()
 
     def __enter__(self) -> MemoryStore:
@@ -375,6 +387,8 @@ class MemoryStore:
                 {"ids": _id_summary(erased), "count": len(erased), "documents": documents, "reason": reason},
                 time.time(),
             )
+        if self._lexical is not None:
+            self._lexical.refresh()  # the erased text leaves the in-process lexical index now, not at the next search
         return EraseReport(memories=len(erased), documents=documents, vectors=vectors, ids=erased), contents
 
     def contents_of(self, tenant: str, ids: Sequence[int] | None = None) -> dict[int, str]:
@@ -453,6 +467,10 @@ class MemoryStore:
         match = build_match_query(query)
         if match is None or k <= 0:
             return []
+        if self.lexical_backend == "index":
+            hits = self.lexical_index.search(tenant, query, k, filters=filters)
+            if hits is not None:  # None: a phrase, or inside a transaction; FTS5 answers below
+                return hits
         title_w, content_w = self._bm25_weights
         where, params = _filter_sql(filters)
         # First the best rows of the whole index, then the tenant and filters on those few: exact whenever at least
@@ -473,6 +491,18 @@ class MemoryStore:
                 (title_w, content_w, match, tenant, *params, int(k)),
             ).fetchall()
         return [Hit(int(r["id"]), -float(r["bm"])) for r in rows]
+
+    @property
+    def lexical_index(self) -> LexicalIndex:
+        """The in-process lexical index over this store's FTS5 index (made on first use)."""
+        if self._lexical is None:
+            from hopmem.memory.lexical_index import LexicalIndex
+
+            title_w, content_w = self._bm25_weights
+            self._lexical = LexicalIndex(
+                self, title_weight=title_w, content_weight=content_w, pool_factor=self.lexical_pool_factor
+            )
+        return self._lexical
 
     def _pool_was_full(self, match: str, pool: int) -> bool:
         """Whether more than ``pool`` rows match (only then can the join find rows the pool missed)."""

@@ -50,6 +50,7 @@ class Memory:
             busy_timeout_ms=self.settings.sqlite_busy_timeout_ms,
             title_weight=self.settings.bm25_title_weight,
             content_weight=self.settings.bm25_content_weight,
+            lexical_backend=self.settings.lexical_backend,
         )
         self._embedder: Embedder | None = None
         self._index: VectorIndex | None = None

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1)
     bm25_title_weight: float = Field(2.0, ge=0.0)
     bm25_content_weight: float = Field(1.0, ge=0.0)
+    lexical_backend: Literal["index", "fts5"] = Field(
+        "index", description="lexical search: index (in-process, derived from FTS5, same bm25) or fts5"
+    )
     sqlite_busy_timeout_ms: int = Field(10_000, ge=0)
 
     @field_validator("data_dir", "cache_dir", mode="before")

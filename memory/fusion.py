@@ -5,6 +5,8 @@
   ``sum_l w_l * (norm_l(d) + 1 / rank_l(d)) / 2``, so a document that is both near the top and clearly ahead
   on score wins, while a flat list (all scores equal) falls back to its ranks.
 Ranks start at 1. A document absent from a list gets nothing from it.
+- Trust weighting (:func:`weight_by_trust`): after fusion, each memory's score shrinks with its trust
+  (:mod:`hopmem.memory.trust`) below a neutral level, so that evidence from distrusted writers sinks.
 """
 
 from __future__ import annotations
@@ -38,6 +40,24 @@ def rsf(lists: Mapping[str, Sequence[Hit]], *, weights: Mapping[str, float] | No
             norm = (hit.score - low) / span if span > 0 else 1.0
             fused[hit.memory_id] = fused.get(hit.memory_id, 0.0) + weight * (norm + 1.0 / rank) / 2.0
     return _ordered(fused)
+
+
+def weight_by_trust(
+    hits: Sequence[Hit], trust: Mapping[int, float], *, floor: float = 0.01, neutral: float = 1.0
+) -> list[Hit]:
+    """Weigh fused evidence by the trust of each memory, re-ordered (best first).
+
+    The weight is ``trust / neutral`` clipped to ``[floor, 1]``: trust at or above ``neutral`` (a new agent's prior
+    trust) leaves the score as it is, so ranking does not punish newness, only evidence against a writer; below it
+    the score shrinks in proportion. A positive score is multiplied by the weight and a negative one (a cosine)
+    divided by it, so lower trust always means a lower score. The floor keeps an order among distrusted memories
+    instead of tying them all at zero; a memory absent from ``trust`` gets the floor.
+    """
+    weighted: dict[int, float] = {}
+    for hit in hits:
+        weight = min(1.0, max(floor, float(trust.get(hit.memory_id, 0.0)) / neutral))
+        weighted[hit.memory_id] = hit.score * weight if hit.score >= 0 else hit.score / weight
+    return _ordered(weighted)
 
 
 def _ordered(fused: dict[int, float]) -> list[Hit]:

@@ -6,7 +6,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Literal
 
 from hopmem.memory.errors import InputError, StoreError
-from hopmem.memory.fusion import rrf, rsf
+from hopmem.memory.fusion import rrf, rsf, weight_by_trust
 from hopmem.memory.records import Hit, SearchFilter, SearchResult
 from hopmem.memory.store import MemoryStore, require_tenant
 from hopmem.memory.vector_index import ExactVectorIndex
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from hopmem.memory.embeddings import Embedder
+    from hopmem.memory.ltr import LearnedRanker
+    from hopmem.memory.trust import TrustModel
     from hopmem.memory.vector_base import VectorIndex
 
 SearchMode = Literal["lexical", "dense", "hybrid"]
@@ -44,6 +46,8 @@ class HybridSearcher:
         fusion: ``rrf`` or ``rsf``.
         rrf_k: the constant of RRF.
         depth: how many candidates each retriever contributes before fusion.
+        trust: when given, fused scores are weighted by memory trust (trust always has the last word).
+        ranker: when given, the learned ranking layer re-scores the fused candidates before trust weighting.
     """
 
     def __init__(
@@ -55,6 +59,8 @@ class HybridSearcher:
         fusion: str = "rrf",
         rrf_k: int = 60,
         depth: int = 30,
+        trust: TrustModel | None = None,
+        ranker: LearnedRanker | None = None,
     ) -> None:
         if fusion not in ("rrf", "rsf"):
             raise InputError(f"Unknown fusion {fusion!r}; use 'rrf' or 'rsf'.")
@@ -64,6 +70,8 @@ class HybridSearcher:
         self.fusion = fusion
         self.rrf_k = rrf_k
         self.depth = depth
+        self.trust = trust
+        self.ranker = ranker
 
     def _check_embedder(self) -> None:
         """Refuse to compare a query with vectors made by another model (the scores would mean nothing)."""
@@ -141,7 +149,15 @@ class HybridSearcher:
         lists = self.ranked_lists(
             tenant, query, mode, depth=max(depth or self.depth, k), query_vector=query_vector, filters=filters
         )
-        fused = self.fuse(lists)[:k]
+        fused = self.fuse(lists)
+        if self.ranker is not None:
+            fused = self.ranker.rescore(self.store, tenant, lists, fused)
+        trust: dict[int, float] = {}
+        if self.trust is not None and fused:
+            trust = self.trust.memory_trusts(tenant, [h.memory_id for h in fused])
+            params = self.trust.params
+            fused = weight_by_trust(fused, trust, floor=params.rank_floor, neutral=params.prior_mean)
+        fused = fused[:k]
         ranks = {name: {h.memory_id: r for r, h in enumerate(hits, start=1)} for name, hits in lists.items()}
         records = {r.id: r for r in self.store.get(tenant, [h.memory_id for h in fused])}
         return [
@@ -149,6 +165,7 @@ class HybridSearcher:
                 record=records[h.memory_id],
                 score=h.score,
                 ranks={name: pos[h.memory_id] for name, pos in ranks.items() if h.memory_id in pos},
+                trust=trust.get(h.memory_id),
             )
             for h in fused
             if h.memory_id in records

@@ -37,6 +37,7 @@ class MemoryRecord:
     importance: float = 0.5
     content_hash: str = ""
     provenance: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,6 +50,7 @@ class SearchResult:
     record: MemoryRecord
     score: float
     ranks: dict[str, int] = field(default_factory=dict)
+    trust: float | None = None
 
     @property
     def id(self) -> int:
@@ -63,6 +65,9 @@ class SearchResult:
             "source": self.record.source,
             "external_id": self.record.external_id,
             "ranks": self.ranks,
+            "source_class": self.record.source_class,
+            "agent": self.record.agent_id,
+            "trust": None if self.trust is None else round(self.trust, 4),
         }
 
 
@@ -87,8 +92,10 @@ class DocumentWrite:
     n_chunks: int
 
 
-SOURCE_CLASSES: tuple[str, ...] = ("document", "user", "agent", "conversation", "tool", "external")
-"""Where a memory came from. ``document`` is an ingested chunk; the others are written through ``Memory.add``."""
+SOURCE_CLASSES: tuple[str, ...] = ("document", "user", "agent", "conversation", "tool", "external", "untrusted")
+"""Where a memory came from. ``document`` is an ingested chunk; the others are written through ``Memory.add``.
+``untrusted`` marks text from a source nobody vouches for (a web page, an e-mail); what derives from it stays
+untrusted (see :mod:`hopmem.memory.trust`)."""
 
 
 @dataclass(frozen=True)
@@ -103,14 +110,21 @@ class MemoryInput:
     source_class: str = "user"
     importance: float = 0.5
     source: str | None = None
+    derived_from: tuple[int, ...] = ()
+    parent_trust: float | None = None
 
 
 @dataclass
 class AddResult:
-    """What writing one memory did: ``added``, or ``duplicate`` (the same content was stored already, under ``id``)."""
+    """What writing one memory did: ``added``, or ``duplicate`` (the same content was stored already, under ``id``).
+
+    ``quarantined`` says the memory is held for review (see :mod:`hopmem.memory.trust_gate`): stored, but invisible
+    to every read until it is approved.
+    """
 
     id: int
     status: str
+    quarantined: bool = False
 
 
 @dataclass(frozen=True)

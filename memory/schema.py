@@ -102,6 +102,53 @@ MIGRATIONS: list[str] = [
         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_epoch';
     END;
     """,
+    # 3: trust (memory/trust.py): per-agent Beta state, the signal history, and the quarantine of held writes.
+    # A quarantined memory keeps its row (so it can be reviewed and erased) but is invisible to every read: the
+    # shared filter SQL requires quarantined = 0, and its vector waits in quarantine.vector, outside the embeddings
+    # table that every vector index is derived from, until it is approved.
+    """
+    ALTER TABLE memories ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;
+
+    CREATE TABLE trust_agents (
+        tenant TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        alpha REAL NOT NULL,
+        beta REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        signals INTEGER NOT NULL DEFAULT 0,
+        burst_start REAL NOT NULL DEFAULT 0,
+        burst_count INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant, agent_id)
+    );
+
+    CREATE TABLE trust_signals (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        weight REAL NOT NULL,
+        alpha REAL NOT NULL,
+        beta REAL NOT NULL,
+        memory_id INTEGER,
+        by_agent TEXT,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX trust_signals_agent ON trust_signals (tenant, agent_id, id);
+
+    CREATE TABLE quarantine (
+        memory_id INTEGER PRIMARY KEY REFERENCES memories(id) ON DELETE CASCADE,
+        tenant TEXT NOT NULL,
+        agent_id TEXT,
+        reason TEXT NOT NULL,
+        trust REAL,
+        at REAL NOT NULL,
+        model TEXT,
+        dim INTEGER,
+        vector BLOB
+    );
+    CREATE INDEX quarantine_tenant ON quarantine (tenant, memory_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -10,7 +10,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,15 @@ if TYPE_CHECKING:
     from hopmem.memory.lexical_index import LexicalIndex
 
 log = logging.getLogger(__name__)
+
+VISIBLE_SQL = "m.quarantined = 0"
+"""The condition on ``memories m`` that every read path applies: quarantined memories (held for review by the
+trust gate, :mod:`hopmem.memory.trust_gate`) are invisible until approved. It is part of :func:`_filter_sql`, so any
+search that takes its filter SQL honours it; a read path that does not must add it itself."""
+
+WriteHook = Callable[[sqlite3.Connection, list[AddResult], float], None]
+"""Called inside the write transaction of :meth:`MemoryStore.add_memories` with its results and time: bookkeeping
+that must commit with the write or not at all (the trust signals). An exception rolls the whole write back."""
 
 
 def require_tenant(tenant: object) -> str:
@@ -216,13 +225,22 @@ class MemoryStore:
         vectors: NDArray[np.float32] | None,
         *,
         embedder: tuple[str, int] | None,
+        hold: Sequence[str | None] | None = None,
+        hook: WriteHook | None = None,
     ) -> list[AddResult]:
         """Write memories (already validated) and their vectors in one transaction.
 
         A memory whose content is already stored for ``tenant`` (same content hash, any source class other than
         ``document``) is not written again: its result is ``duplicate`` with the stored id. Duplicates inside
         ``items`` collapse the same way.
+
+        Args:
+            hold: per item, None to store it visible, or the reason to store it quarantined (invisible, its vector
+                kept in the quarantine table instead of ``embeddings``, so no vector index sees it).
+            hook: bookkeeping run inside the same transaction (see :data:`WriteHook`).
         """
+        if hold is not None and len(hold) != len(items):
+            raise ValueError("hold and items differ in length")
         require_tenant(tenant)
         if (vectors is None) != (embedder is None):
             raise ValueError("vectors and embedder go together")
@@ -236,20 +254,30 @@ class MemoryStore:
             for position, item in enumerate(items):
                 digest = _hash(item.content)
                 old = conn.execute(
-                    "SELECT id FROM memories WHERE tenant = ? AND content_hash = ? AND source_class != 'document'"
-                    " LIMIT 1",
+                    "SELECT id, quarantined FROM memories WHERE tenant = ? AND content_hash = ?"
+                    " AND source_class != 'document' LIMIT 1",
                     (tenant, digest),
                 ).fetchone()
                 if old is not None:
-                    results.append(AddResult(int(old[0]), "duplicate"))
+                    results.append(AddResult(int(old[0]), "duplicate", bool(old[1])))
                     continue
-                event = {"at": now, "action": "add", "agent": item.agent_id, "source_class": item.source_class}
+                reason = None if hold is None else hold[position]
+                event: dict[str, Any] = {
+                    "at": now,
+                    "action": "add",
+                    "agent": item.agent_id,
+                    "source_class": item.source_class,
+                }
                 if item.source:
                     event["source"] = item.source
+                if item.derived_from:
+                    event["derived_from"] = list(item.derived_from)
+                if item.parent_trust is not None:
+                    event["parent_trust"] = round(float(item.parent_trust), 6)
                 cur = conn.execute(
                     "INSERT INTO memories (tenant, title, content, tags, metadata, content_hash, source_class,"
-                    " agent_id, importance, created_at, updated_at, provenance)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " agent_id, importance, created_at, updated_at, provenance, quarantined)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         tenant,
                         item.title,
@@ -263,10 +291,27 @@ class MemoryStore:
                         now,
                         now,
                         json.dumps([event], ensure_ascii=False),
+                        int(reason is not None),
                     ),
                 )
                 memory_id = int(cur.lastrowid or 0)
-                if vectors is not None and embedder is not None:
+                if reason is not None:
+                    vector = None if vectors is None else np.asarray(vectors[position], np.float32).tobytes()
+                    conn.execute(
+                        "INSERT INTO quarantine (memory_id, tenant, agent_id, reason, at, model, dim, vector)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            memory_id,
+                            tenant,
+                            item.agent_id,
+                            reason,
+                            now,
+                            None if embedder is None else embedder[0],
+                            None if embedder is None else embedder[1],
+                            vector,
+                        ),
+                    )
+                elif vectors is not None and embedder is not None:
                     conn.execute(
                         "INSERT INTO embeddings (memory_id, tenant, model, dim, vector) VALUES (?, ?, ?, ?, ?)",
                         (memory_id, tenant, *embedder, np.asarray(vectors[position], np.float32).tobytes()),
@@ -277,10 +322,15 @@ class MemoryStore:
                         " ON CONFLICT (tenant, id) DO UPDATE SET last_seen = excluded.last_seen, writes = writes + 1",
                         (tenant, item.agent_id, now, now),
                     )
-                results.append(AddResult(memory_id, "added"))
+                results.append(AddResult(memory_id, "added", reason is not None))
             added = [r.id for r in results if r.status == "added"]
             if added:
                 self._audit(conn, tenant, "memory.add", {"ids": _id_summary(added), "count": len(added)}, now)
+            held = [r.id for r in results if r.status == "added" and r.quarantined]
+            if held:
+                self._audit(conn, tenant, "memory.quarantine", {"ids": _id_summary(held), "count": len(held)}, now)
+            if hook is not None:
+                hook(conn, results, now)
         return results
 
     def update_memory(
@@ -418,6 +468,8 @@ class MemoryStore:
         with write_transaction(self.conn) as conn:
             report.documents += conn.execute("DELETE FROM documents WHERE tenant = ?", (tenant,)).rowcount
             conn.execute("DELETE FROM agents WHERE tenant = ?", (tenant,))
+            conn.execute("DELETE FROM trust_agents WHERE tenant = ?", (tenant,))
+            conn.execute("DELETE FROM trust_signals WHERE tenant = ?", (tenant,))
         return report, contents
 
     def scrub(self) -> bool:
@@ -442,9 +494,13 @@ class MemoryStore:
 
     # ---- reads ----------------------------------------------------------------------------------------------
 
-    def get(self, tenant: str, ids: Sequence[int]) -> list[MemoryRecord]:
-        """The memories with these ids that belong to ``tenant``, in the order of ``ids``."""
+    def get(self, tenant: str, ids: Sequence[int], *, include_quarantined: bool = False) -> list[MemoryRecord]:
+        """The memories with these ids that belong to ``tenant``, in the order of ``ids``.
+
+        Quarantined memories are left out unless ``include_quarantined`` (the review path asks for them).
+        """
         require_tenant(tenant)
+        visible = "" if include_quarantined else f" AND {VISIBLE_SQL}"
         if not ids:
             return []
         rows: dict[int, MemoryRecord] = {}
@@ -455,7 +511,7 @@ class MemoryStore:
             for row in self.conn.execute(
                 "SELECT m.*, d.source AS source, d.external_id AS external_id FROM memories m"
                 " LEFT JOIN documents d ON d.id = m.document_id"
-                f" WHERE m.tenant = ? AND m.id IN ({marks})",
+                f" WHERE m.tenant = ? AND m.id IN ({marks}){visible}",
                 (tenant, *part),
             ):
                 rows[int(row["id"])] = _record(row)
@@ -511,10 +567,13 @@ class MemoryStore:
         ).fetchone()
         return int(row[0]) > pool
 
-    def filtered_ids(self, tenant: str, filters: SearchFilter) -> list[int]:
-        """The ids of ``tenant``'s memories that pass ``filters`` (dense search restricts itself to these)."""
+    def filtered_ids(self, tenant: str, filters: SearchFilter, *, include_quarantined: bool = False) -> list[int]:
+        """The ids of ``tenant``'s memories that pass ``filters`` (dense search restricts itself to these).
+
+        Quarantined memories are left out unless ``include_quarantined`` (erasure must reach them too).
+        """
         require_tenant(tenant)
-        where, params = _filter_sql(filters)
+        where, params = _filter_sql(filters, visible_only=not include_quarantined)
         sql = f"SELECT m.id FROM memories m WHERE m.tenant = ?{where}"
         return [int(r[0]) for r in self.conn.execute(sql, (tenant, *params))]
 
@@ -526,7 +585,8 @@ class MemoryStore:
             ids = [
                 int(r[0])
                 for r in self.conn.execute(
-                    "SELECT id FROM memories WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?", (tenant, after, batch)
+                    "SELECT id FROM memories m WHERE tenant = ? AND id > ? AND " + VISIBLE_SQL + " ORDER BY id LIMIT ?",
+                    (tenant, after, batch),
                 )
             ]
             if not ids:
@@ -613,19 +673,24 @@ class MemoryStore:
         return epoch, int(row[0]), int(row[1])
 
     def stats(self, tenant: str) -> dict[str, Any]:
-        """Counts of documents, memories and vectors of ``tenant``."""
+        """Counts of documents, memories and vectors of ``tenant`` (``memories`` counts visible ones only)."""
         require_tenant(tenant)
         one = self.conn.execute
+        visible = f"SELECT count(*) FROM memories m WHERE tenant = ? AND {VISIBLE_SQL}"
         return {
             "tenant": tenant,
             "documents": one("SELECT count(*) FROM documents WHERE tenant = ?", (tenant,)).fetchone()[0],
-            "memories": one("SELECT count(*) FROM memories WHERE tenant = ?", (tenant,)).fetchone()[0],
+            "memories": one(visible, (tenant,)).fetchone()[0],
+            "quarantined": one("SELECT count(*) FROM quarantine WHERE tenant = ?", (tenant,)).fetchone()[0],
             "vectors": one("SELECT count(*) FROM embeddings WHERE tenant = ?", (tenant,)).fetchone()[0],
             "agents": one("SELECT count(*) FROM agents WHERE tenant = ?", (tenant,)).fetchone()[0],
             "by_source_class": {
                 str(r[0]): int(r[1])
                 for r in one(
-                    "SELECT source_class, count(*) FROM memories WHERE tenant = ? GROUP BY source_class", (tenant,)
+                    "SELECT source_class, count(*) FROM memories m WHERE tenant = ? AND "
+                    + VISIBLE_SQL
+                    + " GROUP BY source_class",
+                    (tenant,),
                 )
             },
             "embedder": (self.embedder_info() or (None, None))[0],
@@ -677,15 +742,19 @@ def _record(row: sqlite3.Row) -> MemoryRecord:
         importance=float(row["importance"]),
         content_hash=row["content_hash"],
         provenance=json.loads(row["provenance"]),
+        quarantined=bool(row["quarantined"]),
     )
 
 
-def _filter_sql(filters: SearchFilter | None) -> tuple[str, list[Any]]:
-    """SQL conditions on ``memories m`` for ``filters`` (prefixed with AND), and their parameters."""
-    if filters is None or filters.empty:
-        return "", []
-    parts: list[str] = []
+def _filter_sql(filters: SearchFilter | None, *, visible_only: bool = True) -> tuple[str, list[Any]]:
+    """SQL conditions on ``memories m`` for ``filters`` (prefixed with AND), and their parameters.
+
+    Unless ``visible_only`` is False, the conditions include :data:`VISIBLE_SQL` (quarantined memories are hidden).
+    """
+    parts: list[str] = [VISIBLE_SQL] if visible_only else []
     params: list[Any] = []
+    if filters is None or filters.empty:
+        return "".join(f" AND {p}" for p in parts), params
     if filters.agent_id is not None:
         parts.append("m.agent_id = ?")
         params.append(filters.agent_id)

@@ -3,11 +3,18 @@
 
 Every call acts for one tenant, fixed when the object is made. Writes validate their input before a transaction
 begins, so a bad call changes nothing.
+
+Identity: a ``Memory`` opened with ``agent="planner"`` acts as that agent: every write, update and feedback is that
+agent's, and naming another agent in a call is refused. Trust (``hopmem.memory.trust``) only ever reads identity
+from here, never from a memory's metadata. A ``Memory`` opened without an agent is the user's own handle: its writes,
+feedback and reviews are the user's, and it may label writes with an agent id (importing on an agent's behalf).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,12 +26,16 @@ from hopmem.memory import validation as check
 from hopmem.memory.behaviour import FEEDBACK_KINDS, BehaviourStore
 from hopmem.memory.embeddings import Embedder, load_embedder
 from hopmem.memory.erasure import Eraser
-from hopmem.memory.errors import InputError
+from hopmem.memory.errors import HopmemError, InputError
 from hopmem.memory.hybrid import SEARCH_MODES, HybridSearcher
 from hopmem.memory.indexes import open_index
 from hopmem.memory.ingest import Ingestor, IngestReport
 from hopmem.memory.records import AddResult, EraseReport, MemoryInput, MemoryRecord, SearchFilter, SearchResult
 from hopmem.memory.store import MemoryStore, require_tenant
+from hopmem.memory.trust import AgentTrust, TrustModel
+from hopmem.memory.trust_gate import WriteBlockedError, WriteGate
+from hopmem.memory.trust_quarantine import approve as approve_held
+from hopmem.memory.trust_quarantine import held_writers, list_quarantine
 from hopmem.memory.vector_base import VectorIndex
 from hopmem.settings import Settings, get_settings
 
@@ -38,13 +49,20 @@ class Memory:
         settings: configuration; read from the environment when omitted.
         tenant: the tenant every call acts for (default: ``settings.tenant``).
         path: the store file (default: ``settings.store_path``).
+        agent: the agent this handle acts as (its credentials); None is the user's own handle.
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, tenant: str | None = None, path: Path | None = None
+        self,
+        settings: Settings | None = None,
+        *,
+        tenant: str | None = None,
+        path: Path | None = None,
+        agent: str | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.tenant = require_tenant(tenant if tenant is not None else self.settings.tenant)
+        self.agent = check.agent_id(agent)
         self.store = MemoryStore(
             path or self.settings.store_path,
             busy_timeout_ms=self.settings.sqlite_busy_timeout_ms,
@@ -56,6 +74,7 @@ class Memory:
         self._index: VectorIndex | None = None
         self._searcher: HybridSearcher | None = None
         self._behaviour: BehaviourStore | None = None
+        self._trust: TrustModel | None = None
         if self.settings.vector_backend != "exact":
             _ = self.index  # opening a derived index reconciles it with SQLite
 
@@ -93,8 +112,27 @@ class Memory:
                 fusion=self.settings.fusion,
                 rrf_k=self.settings.rrf_k,
                 depth=self.settings.retrieve_depth,
+                trust=self.trust if self.settings.trust_ranking else None,
             )
         return self._searcher
+
+    @property
+    def trust(self) -> TrustModel:
+        """The trust model of this store (agents' Beta trust, signals, memory trust)."""
+        if self._trust is None:
+            self._trust = TrustModel(self.store.conn, self.settings.trust_params())
+        return self._trust
+
+    def _identity(self, agent: object) -> str | None:
+        """Who acts: this handle's agent; a different ``agent`` argument on an agent's handle is refused."""
+        named = check.agent_id(agent)
+        if self.agent is None:
+            return named
+        if named is not None and named != self.agent:
+            raise InputError(
+                f"This Memory acts as agent {self.agent!r} and cannot act as {named!r}; open a Memory with that agent."
+            )
+        return self.agent
 
     @property
     def behaviour(self) -> BehaviourStore:
@@ -138,10 +176,33 @@ class Memory:
         source_class: str = "user",
         importance: float = 0.5,
         source: str | None = None,
+        derived_from: Sequence[int] | None = None,
     ) -> MemoryRecord:
-        """Remember one piece of text; returns the stored memory (the existing one when the text was known)."""
+        """Remember one piece of text; returns the stored memory (the existing one when the text was known).
+
+        Args:
+            derived_from: ids of the memories this text was made from; its trust can be no higher than theirs.
+
+        The returned record has ``quarantined=True`` when the trust gate held the write for review: it is stored but
+        invisible to every read until the user approves it (:meth:`approve`).
+
+        Raises:
+            WriteBlockedError: when the trust checks failed; nothing was written.
+        """
         item = self._input(content, title, tags, metadata, agent, source_class, importance, source)
+        if derived_from:
+            parents = [check.memory_id(i) for i in derived_from]
+            found = {r.id for r in self.store.get(self.tenant, parents)}
+            missing = [i for i in parents if i not in found]
+            if missing:
+                raise InputError(f"derived_from names memory {missing[0]}, which is not in tenant {self.tenant!r}.")
+            trusts = self.trust.memory_trusts(self.tenant, parents)
+            item = dataclasses.replace(
+                item, derived_from=tuple(dict.fromkeys(parents)), parent_trust=min(trusts.values())
+            )
         result = self._write([item])[0]
+        if result.quarantined:
+            return self.store.get(self.tenant, [result.id], include_quarantined=True)[0]
         return self.get(result.id)
 
     def add_many(
@@ -217,7 +278,7 @@ class Memory:
             title_=title,
             tags_=tags,
             metadata_=metadata,
-            agent=agent,
+            agent=self._identity(agent),
             source_class_=source_class,
             importance_=importance,
             source=source,
@@ -229,7 +290,31 @@ class Memory:
     def _write(self, items: list[MemoryInput]) -> list[AddResult]:
         texts = [f"{i.title}\n{i.content}" if i.title else i.content for i in items]
         vectors = np.asarray(self.embedder.embed(texts), dtype=np.float32)
-        return self.store.add_memories(self.tenant, items, vectors, embedder=self._embedder_key())
+        gate = WriteGate(self.store, self.trust, self.index, enabled=self.settings.trust_gate)
+        try:
+            plan = gate.plan(self.tenant, items, vectors)
+            hook = gate.hook(self.tenant, items, plan)
+        except HopmemError:
+            raise
+        except Exception as exc:  # fail closed: a write the trust code cannot vouch for is not written
+            log.exception("the trust check failed; the write was blocked")
+            raise WriteBlockedError(
+                f"The trust check failed ({type(exc).__name__}: {exc}), so nothing was written; see the log and retry."
+            ) from exc
+        try:
+            results = self.store.add_memories(
+                self.tenant, items, vectors, embedder=self._embedder_key(), hold=plan.hold, hook=hook
+            )
+        except HopmemError:
+            raise
+        except Exception as exc:  # the hook failed inside the transaction, which rolled the write back
+            log.exception("the trust bookkeeping failed; the write was rolled back")
+            raise WriteBlockedError(
+                f"The trust bookkeeping failed ({type(exc).__name__}: {exc}), so nothing was written; see the log."
+            ) from exc
+        if plan.held:
+            log.warning("%d of %d writes quarantined for review (hopmem memory quarantine list)", plan.held, len(items))
+        return results
 
     def update(
         self,
@@ -257,7 +342,7 @@ class Memory:
             changes["metadata"] = check.metadata(metadata)
         if importance is not None:
             changes["importance"] = check.importance(importance)
-        who = check.agent_id(agent)
+        who = self._identity(agent)
         if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
             raise InputError("The reason must be a string of at most 1,000 characters.")
         if not changes:
@@ -270,17 +355,43 @@ class Memory:
             text = f"{new_title}\n{new_content}" if new_title else new_content
             vector = np.asarray(self.embedder.embed([text])[0], dtype=np.float32)
             embedder = self._embedder_key()
-        return self.store.update_memory(
+        if who is not None and self.settings.trust_gate:
+            trust = self.trust.agent_trust(self.tenant, who).mean
+            if trust < self.settings.trust_threshold:
+                raise WriteBlockedError(
+                    f"Agent {who!r} has trust {trust:.2f}, below {self.settings.trust_threshold:.2f}, so it may not "
+                    "change memories; the user can make the change."
+                )
+        updated = self.store.update_memory(
             self.tenant, mid, changes, vector, embedder=embedder, agent_id=who, reason=reason
         )
+        overwrote = "content" in changes and changes["content"] != current.content
+        fresh = time.time() - current.created_at <= self.settings.trust_overwrite_window_s
+        if who is None and overwrote and current.agent_id is not None and fresh:
+            self.trust.signal(self.tenant, current.agent_id, "user_overwrite", memory_id=mid)
+        return updated
 
     def feedback(self, memory_id: int, kind: str = "up", *, query: str | None = None, agent: str | None = None) -> int:
-        """Record feedback (``up``, ``down`` or ``click``) on a memory, in the behavioural file."""
+        """Record feedback (``up``, ``down`` or ``click``) on a memory, in the behavioural file.
+
+        It is also a trust signal about the memory's writer: ``up`` confirms (``click`` half as much), ``down`` counts
+        against, weighted by who gives it (the user, or an agent in proportion to its trust). Feedback an agent gives
+        on its own memory changes nothing.
+        """
         mid = check.memory_id(memory_id)
         if kind not in FEEDBACK_KINDS:
             raise InputError(f"Unknown feedback {kind!r}; use one of {', '.join(FEEDBACK_KINDS)}.")
-        self.get(mid)
-        return self.behaviour.record(self.tenant, mid, kind, query=query, agent_id=check.agent_id(agent))
+        who = self._identity(agent)
+        record = self.get(mid)
+        event = self.behaviour.record(self.tenant, mid, kind, query=query, agent_id=who)
+        if record.agent_id is not None:
+            scale = self.trust.confirmation_scale(self.tenant, who)
+            if kind == "down":
+                self.trust.signal(self.tenant, record.agent_id, "feedback_down", by=who, scale=scale, memory_id=mid)
+            else:
+                scale *= 1.0 if kind == "up" else 0.5
+                self.trust.signal(self.tenant, record.agent_id, "confirmed", by=who, scale=scale, memory_id=mid)
+        return event
 
     def erase(
         self,
@@ -309,15 +420,90 @@ class Memory:
             )
             if ids is None and filters.empty:
                 raise InputError("Say what to erase: ids, a filter (agent, tags, source class, time), or everything.")
-            chosen = self.store.filtered_ids(self.tenant, filters) if not filters.empty else None
+            chosen = (
+                self.store.filtered_ids(self.tenant, filters, include_quarantined=True) if not filters.empty else None
+            )
             if ids is not None:
                 wanted = [check.memory_id(i) for i in ([ids] if isinstance(ids, int | str) else ids)]
                 chosen = wanted if chosen is None else sorted(set(wanted) & set(chosen))
-            return eraser.erase_ids(self.tenant, chosen or [], reason="ids" if filters.empty else "filter")
+            fresh = self._fresh_agent_writes(chosen or []) if self.agent is None else {}
+            report = eraser.erase_ids(self.tenant, chosen or [], reason="ids" if filters.empty else "filter")
+            for writer, erased in sorted(fresh.items()):
+                self.trust.signal(self.tenant, writer, "user_delete", scale=len(erased), detail={"ids": erased[:100]})
+            return report
         finally:
             for extra in eraser.indexes:
                 if extra is not self._index:
                     extra.close()
+
+    def _fresh_agent_writes(self, ids: Sequence[int]) -> dict[str, list[int]]:
+        """The visible memories among ``ids`` that an agent wrote within the overwrite window, by agent."""
+        since = time.time() - self.settings.trust_overwrite_window_s
+        out: dict[str, list[int]] = {}
+        for record in self.store.get(self.tenant, list(ids)):
+            if record.agent_id is not None and record.created_at >= since:
+                out.setdefault(record.agent_id, []).append(record.id)
+        return out
+
+    # ---- trust and quarantine -------------------------------------------------------------------------------
+
+    def trust_of(self, agent: str | None = None) -> list[AgentTrust]:
+        """The trust of ``agent``, or of every agent of the tenant (most trusted first)."""
+        if agent is not None:
+            return [self.trust.agent_trust(self.tenant, check.agent_id(agent) or "")]
+        return self.trust.all_agents(self.tenant)
+
+    def trust_history(self, agent: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest trust signals about ``agent`` (oldest first), each with the trust after it."""
+        return self.trust.history(self.tenant, check.agent_id(agent) or "", limit=limit)
+
+    def memory_trust(self, ids: Sequence[int]) -> dict[int, float]:
+        """The trust of each memory among ``ids``: the minimum along its provenance chain."""
+        return self.trust.memory_trusts(self.tenant, [check.memory_id(i) for i in ids])
+
+    def quarantine(self) -> list[dict[str, Any]]:
+        """The writes held for review (id, agent, reason, when, title, content), oldest first."""
+        return list_quarantine(self.store, self.tenant)
+
+    def _require_user(self, what: str) -> None:
+        if self.agent is not None:
+            raise InputError(f"Only the user can {what} quarantined memories; use a Memory opened without an agent.")
+
+    def approve(self, ids: int | Sequence[int], *, note: str | None = None) -> list[int]:
+        """Release quarantined memories: they become visible, and their writers get an ``approved`` signal.
+
+        Raises:
+            InputError: when called on an agent's handle, or an id is not in quarantine.
+        """
+        self._require_user("approve")
+        wanted = [check.memory_id(i) for i in ([ids] if isinstance(ids, int | str) else ids)]
+        writers = held_writers(self.store, self.tenant, wanted)
+        done = approve_held(self.store, self.tenant, wanted, note=note)
+        for mid, writer in writers.items():
+            if writer is not None:
+                self.trust.signal(self.tenant, writer, "approved", memory_id=mid)
+        return done
+
+    def reject(self, ids: int | Sequence[int]) -> EraseReport:
+        """Erase quarantined memories for good (the one erase path), with a ``rejected`` signal to their writers.
+
+        Raises:
+            InputError: when called on an agent's handle, or an id is not in quarantine.
+        """
+        self._require_user("reject")
+        wanted = [check.memory_id(i) for i in ([ids] if isinstance(ids, int | str) else ids)]
+        writers = held_writers(self.store, self.tenant, wanted)
+        eraser = self._eraser()
+        try:
+            report = eraser.erase_ids(self.tenant, wanted, reason="quarantine.reject")
+        finally:
+            for extra in eraser.indexes:
+                if extra is not self._index:
+                    extra.close()
+        for mid, writer in writers.items():
+            if writer is not None:
+                self.trust.signal(self.tenant, writer, "rejected", memory_id=mid)
+        return report
 
     def _eraser(self) -> Eraser:
         indexes: list[VectorIndex] = [self.index]
@@ -383,7 +569,13 @@ class Memory:
             agent=agent, tags_=tags, source_classes=source_class, since=since, until=until
         )
         if mode == "lexical":
-            searcher = HybridSearcher(self.store, None, fusion=self.settings.fusion, depth=self.settings.retrieve_depth)
+            searcher = HybridSearcher(
+                self.store,
+                None,
+                fusion=self.settings.fusion,
+                depth=self.settings.retrieve_depth,
+                trust=self.trust if self.settings.trust_ranking else None,
+            )
             return searcher.search(self.tenant, query, k=k, mode=mode, filters=filters)
         return self.searcher.search(self.tenant, query, k=k, mode=mode, filters=filters)
 

@@ -97,6 +97,63 @@ class Settings(BaseSettings):
     )
     sqlite_busy_timeout_ms: int = Field(10_000, ge=0)
 
+    # Trust (memory/trust.py): per-agent Beta(alpha, beta), write gate, trust-weighted ranking.
+    trust_prior_alpha: float = Field(4.0, gt=0, description="prior Beta alpha of a new agent (mean 4/6 = 0.67)")
+    trust_prior_beta: float = Field(2.0, gt=0, description="prior Beta beta of a new agent")
+    trust_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="writes of agents whose trust is below this are quarantined"
+    )
+    trust_reference_level: float = Field(
+        0.75, ge=0.0, le=1.0, description="memories this trusted are the reference of contradiction checks"
+    )
+    trust_half_life_days: float = Field(30.0, gt=0, description="evidence halves towards the prior in this time")
+    trust_signal_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "confirmed": 1.0,
+            "approved": 2.0,
+            "feedback_down": 1.0,
+            "user_overwrite": 2.0,
+            "user_delete": 2.0,
+            "burst": 1.0,
+            "contradiction": 3.0,
+            "rejected": 3.0,
+        },
+        description="evidence weight of each trust signal (JSON object in HOPMEM_TRUST_SIGNAL_WEIGHTS)",
+    )
+    trust_user_weight: float = Field(2.0, ge=0, description="a user's confirmation counts this many times")
+    trust_betrayal_discount: float = Field(
+        0.5, ge=0.0, le=1.0, description="share of positive evidence a contradiction or rejection removes"
+    )
+    trust_class_ceiling: dict[str, float] = Field(
+        default_factory=lambda: {
+            "user": 1.0,
+            "document": 1.0,
+            "agent": 1.0,
+            "tool": 0.9,
+            "conversation": 0.8,
+            "external": 0.5,
+            "untrusted": 0.1,
+        },
+        description="highest trust a memory of each source class can have",
+    )
+    trust_burst_window_s: float = Field(60.0, gt=0, description="window of the write-burst detector")
+    trust_burst_max_writes: int = Field(200, ge=1, description="more writes than this in the window is a burst")
+    trust_overwrite_window_s: float = Field(
+        86_400.0, ge=0, description="a user overwrite or deletion this soon after a write is a negative signal"
+    )
+    trust_contradiction_similarity: float = Field(
+        0.8, ge=0.0, le=1.0, description="cosine similarity above which two memories are compared for contradiction"
+    )
+    trust_ranking: bool = Field(True, description="weigh search results by memory trust")
+    trust_rank_floor: float = Field(0.01, gt=0.0, le=1.0, description="lowest weight trust gives a result")
+    trust_gate: bool = Field(True, description="quarantine writes of low-trust or suspicious agents")
+
+    # Learning to rank from feedback (memory/ltr.py), kept in the behavioural file.
+    ltr_enabled: bool = Field(True, description="use the learned ranking layer once it is trained")
+    ltr_min_feedback: int = Field(50, ge=1, description="feedback events needed before the ranking layer trains")
+    ltr_retrain_every: int = Field(50, ge=1, description="retrain after this many new feedback events")
+    ltr_max_queries: int = Field(500, ge=1, description="most recent distinct feedback queries used in training")
+
     @field_validator("data_dir", "cache_dir", mode="before")
     @classmethod
     def _expand(cls, value: Any) -> Any:
@@ -125,6 +182,27 @@ class Settings(BaseSettings):
             "query_runtime": self.embed_query_runtime,
             "cache_dir": self.cache_dir / "onnx",
         }
+
+    def trust_params(self) -> Any:
+        """The :class:`hopmem.memory.trust.TrustParams` these settings imply."""
+        from hopmem.memory.trust import TrustParams
+
+        return TrustParams(
+            prior_alpha=self.trust_prior_alpha,
+            prior_beta=self.trust_prior_beta,
+            threshold=self.trust_threshold,
+            reference_level=self.trust_reference_level,
+            half_life_s=self.trust_half_life_days * 86_400.0,
+            weights=dict(self.trust_signal_weights),
+            user_weight=self.trust_user_weight,
+            betrayal_discount=self.trust_betrayal_discount,
+            class_ceiling=dict(self.trust_class_ceiling),
+            burst_window_s=self.trust_burst_window_s,
+            burst_max_writes=self.trust_burst_max_writes,
+            overwrite_window_s=self.trust_overwrite_window_s,
+            contradiction_similarity=self.trust_contradiction_similarity,
+            rank_floor=self.trust_rank_floor,
+        )
 
     @property
     def store_path(self) -> Path:

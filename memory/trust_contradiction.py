@@ -1,0 +1,74 @@
+"""A cheap contradiction test between two near-identical statements.
+
+The write gate (:mod:`hopmem.memory.trust_gate`) calls it only for pairs whose embeddings are already close (cosine
+at least ``trust_contradiction_similarity``): two texts that say nearly the same thing. They *contradict* when,
+with most of their other words shared, they disagree on what a poisoner changes to turn a fact into a falsehood:
+
+* a number (``1921`` vs ``1912``, ``3.5`` vs ``35``),
+* a negation (one says ``not``/``never``/``no``, the other does not),
+* a name (a capitalised word inside the sentence that the other lacks, as when one city or person is swapped
+  for another).
+
+This is a heuristic, not natural-language inference: it misses contradictions phrased in other words, and it can
+flag two true statements that differ only in a number (two measurements of different things). The benchmark
+(``hopmem bench trust``) reports its false-quarantine rate on real text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hopmem.memory.fts import STOPWORDS
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+NEGATIONS: frozenset[str] = frozenset({"not", "no", "never", "none", "nor", "neither", "cannot", "without", "n't"})
+MIN_SHARED = 0.5
+"""Share of their content words (names and numbers included) two texts must have in common (Jaccard) to be about
+one thing: one changed number in a sentence of eight content words leaves 7/9 shared."""
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.replace("n't", " n't"))
+
+
+def _names(text: str) -> set[str]:
+    """Capitalised words that do not start a sentence (a crude named-entity list)."""
+    names: set[str] = set()
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        words = _words(sentence)
+        names.update(w.lower() for w in words[1:] if w[0].isupper())
+    return names
+
+
+def _content(words: list[str]) -> set[str]:
+    return {w.lower() for w in words if w.lower() not in STOPWORDS and w.lower() not in NEGATIONS}
+
+
+def _negated(words: list[str]) -> bool:
+    return any(w.lower() in NEGATIONS or w.lower().endswith("n't") for w in words)
+
+
+def contradiction(new: str, old: str) -> str | None:
+    """Why ``new`` contradicts ``old`` (``numbers``, ``negation``, ``names``), or None when it does not seem to."""
+    if new.strip() == old.strip():
+        return None
+    new_words, old_words = _words(new), _words(old)
+    new_names, old_names = _names(new), _names(old)
+    new_numbers, old_numbers = _numbers(new), _numbers(old)
+    new_content = _content(new_words) | new_numbers
+    old_content = _content(old_words) | old_numbers
+    union = new_content | old_content
+    if not union or len(new_content & old_content) / len(union) < MIN_SHARED:
+        return None
+    if (new_numbers or old_numbers) and new_numbers != old_numbers:
+        return "numbers"
+    if _negated(new_words) != _negated(old_words):
+        return "negation"
+    if new_names and old_names and new_names != old_names and (new_names - old_names) and (old_names - new_names):
+        return "names"
+    return None

@@ -1,0 +1,99 @@
+"""The quarantine of held writes: list them for review, approve them (they become visible) or reject them.
+
+A quarantined memory has its row in ``memories`` with ``quarantined = 1`` (every read path skips it, see
+``hopmem.memory.store.VISIBLE_SQL``) and a row in ``quarantine`` with the reason, the writer's trust when it was
+held, and its embedding, kept out of the ``embeddings`` table so that no vector index (exact or Qdrant) can return
+it. Approval moves the vector into ``embeddings`` and moves the store's vector epoch, so that every derived index
+picks it up (its id is older than the newest vector, so an append-only refresh would miss it). Rejection is an
+erasure through the one erase path (``hopmem.Memory.reject``), so nothing of the text is left.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from hopmem.memory.db import write_transaction
+from hopmem.memory.errors import InputError
+from hopmem.memory.store import MemoryStore, require_tenant
+
+
+def list_quarantine(store: MemoryStore, tenant: str, *, limit: int = 1000) -> list[dict[str, Any]]:
+    """The held memories of ``tenant``, oldest first: id, agent, reason, when, title and content."""
+    require_tenant(tenant)
+    rows = store.conn.execute(
+        "SELECT q.memory_id, q.agent_id, q.reason, q.at, m.title, m.content, m.source_class, m.tags"
+        " FROM quarantine q JOIN memories m ON m.id = q.memory_id"
+        " WHERE q.tenant = ? ORDER BY q.memory_id LIMIT ?",
+        (tenant, int(limit)),
+    ).fetchall()
+    return [
+        {
+            "id": int(r[0]),
+            "agent": r[1],
+            "reason": r[2],
+            "at": float(r[3]),
+            "title": r[4],
+            "content": r[5],
+            "source_class": r[6],
+            "tags": json.loads(r[7]),
+        }
+        for r in rows
+    ]
+
+
+def held_writers(store: MemoryStore, tenant: str, ids: Sequence[int]) -> dict[int, str | None]:
+    """For each of ``ids`` that is in quarantine, the agent that wrote it.
+
+    Raises:
+        InputError: when one of ``ids`` is not a quarantined memory of ``tenant``.
+    """
+    require_tenant(tenant)
+    found: dict[int, str | None] = {}
+    for mid in ids:
+        row = store.conn.execute(
+            "SELECT agent_id FROM quarantine WHERE tenant = ? AND memory_id = ?", (tenant, int(mid))
+        ).fetchone()
+        if row is None:
+            raise InputError(f"Memory {mid} is not in quarantine in tenant {tenant!r}; list it with quarantine list.")
+        found[int(mid)] = row[0]
+    return found
+
+
+def approve(store: MemoryStore, tenant: str, ids: Sequence[int], *, note: str | None = None) -> list[int]:
+    """Make these quarantined memories visible, in one transaction; returns their ids.
+
+    The approval is appended to each memory's provenance chain as an ``approve`` event by the user.
+    """
+    held_writers(store, tenant, ids)
+    now = time.time()
+    with write_transaction(store.conn) as conn:
+        for mid in ids:
+            row = conn.execute(
+                "SELECT model, dim, vector FROM quarantine WHERE tenant = ? AND memory_id = ?", (tenant, int(mid))
+            ).fetchone()
+            if row["vector"] is not None:
+                store._check_embedder(str(row["model"]), int(row["dim"]))
+                conn.execute(
+                    "INSERT INTO embeddings (memory_id, tenant, model, dim, vector) VALUES (?, ?, ?, ?, ?)",
+                    (int(mid), tenant, row["model"], row["dim"], row["vector"]),
+                )
+            chain = json.loads(conn.execute("SELECT provenance FROM memories WHERE id = ?", (int(mid),)).fetchone()[0])
+            event: dict[str, Any] = {"at": now, "action": "approve", "agent": None}
+            if note:
+                event["reason"] = note
+            chain.append(event)
+            conn.execute(
+                "UPDATE memories SET quarantined = 0, provenance = ? WHERE tenant = ? AND id = ?",
+                (json.dumps(chain, ensure_ascii=False), tenant, int(mid)),
+            )
+            conn.execute("DELETE FROM quarantine WHERE memory_id = ?", (int(mid),))
+        # The vectors' ids are older than the newest one: derived indexes must reload, not just append.
+        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_epoch'")
+        conn.execute(
+            "INSERT INTO audit_log (at, tenant, action, detail) VALUES (?, ?, ?, ?)",
+            (now, tenant, "quarantine.approve", json.dumps({"ids": [int(i) for i in ids]})),
+        )
+    return [int(i) for i in ids]

@@ -13,6 +13,7 @@ from typing import Any
 
 from hopmem.memory.db import connect, scrub_files, write_transaction
 from hopmem.memory.errors import InputError
+from hopmem.memory.ltr import SCHEMA as LTR_SCHEMA
 from hopmem.memory.store import require_tenant
 
 FEEDBACK_KINDS: dict[str, float] = {"up": 1.0, "down": -1.0, "click": 0.5}
@@ -45,6 +46,7 @@ class BehaviourStore:
         with write_transaction(self.conn) as conn:
             conn.execute(_SCHEMA)
             conn.execute("CREATE INDEX IF NOT EXISTS feedback_memory ON feedback (tenant, memory_id)")
+            conn.execute(LTR_SCHEMA)  # the learned ranking layer is behavioural data: it goes with the feedback
 
     def record(
         self, tenant: str, memory_id: int, kind: str, *, query: str | None = None, agent_id: str | None = None
@@ -100,9 +102,10 @@ class BehaviourStore:
         return removed
 
     def erase_tenant(self, tenant: str) -> int:
-        """Delete every event of ``tenant``."""
+        """Delete every event of ``tenant``, and the ranking layer learned from them."""
         require_tenant(tenant)
         with write_transaction(self.conn) as conn:
+            conn.execute("DELETE FROM ltr_models WHERE tenant = ?", (tenant,))
             return int(conn.execute("DELETE FROM feedback WHERE tenant = ?", (tenant,)).rowcount)
 
     def scrub(self) -> bool:

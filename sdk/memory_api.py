@@ -30,6 +30,7 @@ from hopmem.memory.errors import HopmemError, InputError
 from hopmem.memory.hybrid import SEARCH_MODES, HybridSearcher
 from hopmem.memory.indexes import open_index
 from hopmem.memory.ingest import Ingestor, IngestReport
+from hopmem.memory.ltr import LearnedRanker
 from hopmem.memory.records import AddResult, EraseReport, MemoryInput, MemoryRecord, SearchFilter, SearchResult
 from hopmem.memory.store import MemoryStore, require_tenant
 from hopmem.memory.trust import AgentTrust, TrustModel
@@ -75,6 +76,7 @@ class Memory:
         self._searcher: HybridSearcher | None = None
         self._behaviour: BehaviourStore | None = None
         self._trust: TrustModel | None = None
+        self._ranker: LearnedRanker | None = None
         if self.settings.vector_backend != "exact":
             _ = self.index  # opening a derived index reconciles it with SQLite
 
@@ -113,8 +115,42 @@ class Memory:
                 rrf_k=self.settings.rrf_k,
                 depth=self.settings.retrieve_depth,
                 trust=self.trust if self.settings.trust_ranking else None,
+                ranker=self._learned_ranker(),
             )
         return self._searcher
+
+    def _learned_ranker(self) -> LearnedRanker | None:
+        """The ranking layer learned from feedback, when enabled and the behavioural file exists."""
+        if not self.settings.ltr_enabled or not self.settings.behaviour_path.exists():
+            return None
+        if self._ranker is None:
+            self._ranker = LearnedRanker(
+                self.behaviour.conn, self.trust, min_feedback=self.settings.ltr_min_feedback
+            )
+        return self._ranker
+
+    def train_ranker(self) -> dict[str, Any] | None:
+        """Fit the ranking layer on this tenant's feedback (see :mod:`hopmem.memory.ltr`).
+
+        Returns:
+            What was trained (queries, pairs, events, weights), or None while there is too little feedback
+            (``ltr_min_feedback``): the layer stays off.
+        """
+        _ = self.behaviour  # creates the behavioural file
+        ranker = self._learned_ranker() or LearnedRanker(
+            self.behaviour.conn, self.trust, min_feedback=self.settings.ltr_min_feedback
+        )
+        searcher = self.searcher
+        info = ranker.train(
+            self.store,
+            self.tenant,
+            lambda query: searcher.ranked_lists(self.tenant, query, "hybrid"),
+            searcher.fuse,
+            max_queries=self.settings.ltr_max_queries,
+        )
+        if info is not None and self.settings.ltr_enabled:
+            searcher.ranker = ranker
+        return info
 
     @property
     def trust(self) -> TrustModel:
@@ -391,6 +427,12 @@ class Memory:
             else:
                 scale *= 1.0 if kind == "up" else 0.5
                 self.trust.signal(self.tenant, record.agent_id, "confirmed", by=who, scale=scale, memory_id=mid)
+        ranker = self._learned_ranker()
+        if ranker is not None:
+            events = self.behaviour.count(self.tenant)
+            due = events - ranker.trained_events(self.tenant) >= self.settings.ltr_retrain_every
+            if events >= self.settings.ltr_min_feedback and due:
+                self.train_ranker()
         return event
 
     def erase(
@@ -414,6 +456,8 @@ class Memory:
             if everything:
                 if ids is not None or any(v is not None for v in (agent, tags, source_class, since, until)):
                     raise InputError("Erasing everything takes no other selector; drop the ids and filters.")
+                if self._ranker is not None:
+                    self._ranker.forget(self.tenant)
                 return eraser.erase_tenant(self.tenant)
             filters = check.search_filter(
                 agent=agent, tags_=tags, source_classes=source_class, since=since, until=until

@@ -15,6 +15,7 @@ from hopmem.app.common import OVERRIDES as _OVERRIDES
 from hopmem.app.common import echo_json as _echo_json
 from hopmem.app.common import settings as _settings
 from hopmem.app.memory_cli import memory_app
+from hopmem.app.trust_cli import trust_app
 from hopmem.memory.errors import HopmemError
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.add_typer(eval_app, name="eval")
 
 app.add_typer(memory_app, name="memory")
 app.add_typer(bench_app, name="bench")
+app.add_typer(trust_app, name="trust")
 
 
 @app.callback()

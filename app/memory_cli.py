@@ -11,6 +11,8 @@ from hopmem.app.common import echo_json, parse_time, settings
 from hopmem.memory.errors import InputError
 
 memory_app = typer.Typer(help="Write, search, inspect and erase memories.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Review the writes held by the trust gate.", no_args_is_help=True)
+memory_app.add_typer(quarantine_app, name="quarantine")
 
 _AGENT = typer.Option("--agent", help="only memories written by this agent")
 _TAG = typer.Option("--tag", help="only memories with this tag (repeat for any of several)")
@@ -187,3 +189,38 @@ def reindex() -> None:
         count = memory.reindex()
         backend = memory.settings.vector_backend
     typer.echo(f"rebuilt the {backend} index: {count} vectors")
+
+
+@quarantine_app.command("list")
+def quarantine_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The held writes, oldest first, with the writing agent and why they were held."""
+    with _memory() as memory:
+        held = memory.quarantine()
+    if as_json:
+        echo_json(held)
+        return
+    if not held:
+        typer.echo("the quarantine is empty")
+    for entry in held:
+        text = " ".join(entry["content"].split())
+        typer.echo(f"[{entry['id']}] {entry['agent'] or '-'}: {text[:100]}{'...' if len(text) > 100 else ''}")
+        typer.echo(f"      held: {entry['reason']}")
+
+
+@quarantine_app.command("approve")
+def quarantine_approve(
+    ids: Annotated[list[int], typer.Argument(help="quarantined memory ids")],
+    note: Annotated[str | None, typer.Option(help="why (kept in the provenance chain)")] = None,
+) -> None:
+    """Release held writes: they become visible to search and the agent."""
+    with _memory() as memory:
+        done = memory.approve(ids, note=note)
+    typer.echo(f"approved {len(done)} memories: {', '.join(map(str, done))}")
+
+
+@quarantine_app.command("reject")
+def quarantine_reject(ids: Annotated[list[int], typer.Argument(help="quarantined memory ids")]) -> None:
+    """Erase held writes for good (the full erase path) and count it against their writers."""
+    with _memory() as memory:
+        report = memory.reject(ids)
+    typer.echo(f"rejected and erased {report.memories} memories")

@@ -42,18 +42,36 @@ def bench_memory(
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of the generated memories and queries")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help="keep the store in this folder; a later run with the same --n and --seed reuses it (and resumes "
+            "an interrupted ingest) instead of ingesting again",
+        ),
+    ] = None,
 ) -> None:
     """Store N real-text memories in a temporary store; report ingest rate and search latency per mode."""
     from hopmem.bench.memory_bench import run_memory_bench
 
     config = settings(vector_backend=vector_backend) if vector_backend is not None else settings()
     report = run_memory_bench(
-        n, settings=config, data_root=data, queries=queries, progress=not quiet, seed=seed, command=_command()
+        n,
+        settings=config,
+        data_root=data,
+        queries=queries,
+        progress=not quiet,
+        seed=seed,
+        command=_command(),
+        store_dir=store,
     )
+    ingest = report["ingest"]
+    ingested = "no ingest (store reused)" if ingest is None else f"ingest {ingest['per_s']} memories/s"
+    if ingest is not None:
+        ingested += f" ({ingest['seconds']} s for {ingest['memories']})"
     typer.echo(
         f"n={report['n']}  backend={report['vector_backend']}  embedder={report['embedder']['name']}  "
-        f"queries={report['queries']}  ingest {report['ingest_per_s']} memories/s "
-        f"({report['ingest']['seconds']} s)"
+        f"queries={report['queries']}  {ingested}"
     )
     typer.echo(f"{'latency (ms)':<28} {'p50':>8} {'p95':>8} {'p99':>8}")
     rows = (

@@ -11,12 +11,19 @@ What is timed (``time.perf_counter``, one query at a time, after a warm-up that 
 * ``dense_search_only`` / ``hybrid_search_only``: :meth:`HybridSearcher.search` given the precomputed
   ``query_vector`` (retrieval, fusion and the row fetch, no embedding).
 
+With ``store_dir`` the store is kept in that folder instead of a temporary one, and a later run with the same
+``n`` and ``seed`` reuses it: it ingests only what is missing (a run cut short resumes), after checking that the
+stored memories are this benchmark's first ones, in order. ``ingest`` then describes only what this run ingested
+(``null`` when it ingested nothing), and ``store.reused`` says how many memories were already there.
+
 All latencies are milliseconds: p50, p95 and p99 over the queries. ``cpu`` says, per phase, how many CPU seconds
 other processes took meanwhile (see :mod:`hopmem.bench.system`): compare runs only when that is near zero.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
 import shlex
@@ -138,6 +145,22 @@ def _ingest(memory: Memory, items: list[dict[str, str]], *, progress: bool) -> d
     }
 
 
+def _stored_prefix(memory: Memory, items: list[dict[str, str]], folder: Path) -> int:
+    """How many of ``items`` the store already holds, as its first memories in order (a kept benchmark store).
+
+    Raises:
+        InputError: when the store holds anything else (another ``n``/``seed``, other data, or user memories).
+    """
+    stored = [str(r[0]) for r in memory.store.conn.execute("SELECT content_hash FROM memories ORDER BY id").fetchall()]
+    expected = [hashlib.sha256(item["content"].encode("utf-8")).hexdigest() for item in items[: len(stored)]]
+    if len(stored) > len(items) or stored != expected:
+        raise InputError(
+            f"The store in {folder} holds memories that are not this benchmark's (n={len(items)}); "
+            "give --store an empty folder or the one an earlier run with the same --n and --seed made."
+        )
+    return len(stored)
+
+
 def _targets(n: int, results: dict[str, Any]) -> dict[str, Any]:
     """The latency goals that apply at ``n`` (p50 with the query embedding included), each with whether it is met."""
     out: dict[str, Any] = {}
@@ -161,8 +184,9 @@ def run_memory_bench(
     progress: bool = True,
     seed: int = 0,
     command: str | None = None,
+    store_dir: Path | str | None = None,
 ) -> dict[str, Any]:
-    """Ingest ``n`` generated memories into a fresh temporary store and time the three search modes.
+    """Ingest ``n`` generated memories into a fresh temporary store (or ``store_dir``) and time the search modes.
 
     Args:
         n: memories to store (all distinct, see :mod:`hopmem.bench.corpus`).
@@ -173,6 +197,8 @@ def run_memory_bench(
         progress: show progress bars.
         seed: seed of the memory and query generators.
         command: the command line to record (default: this process's argv).
+        store_dir: keep the store in this folder and reuse what an earlier run with the same ``n`` and ``seed``
+            stored there (see the module docstring); default: a temporary folder, removed afterwards.
 
     Returns:
         The report: ``n``, p50/p95/p99 per mode in ms, ``query_embedding``, ``ingest_per_s``, the search-only
@@ -192,17 +218,25 @@ def run_memory_bench(
     corpus_s = time.perf_counter() - total_started
     log.info("generated %d memories and %d queries in %.1f s", n, len(query_texts), corpus_s)
 
-    with tempfile.TemporaryDirectory(prefix="hopmem-bench-") as tmp:
-        config = settings.model_copy(update={"data_dir": Path(tmp), "qdrant_location": ""})
+    with contextlib.ExitStack() as stack:
+        if store_dir is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hopmem-bench-")))
+        else:
+            folder = Path(store_dir).expanduser()
+        config = settings.model_copy(update={"data_dir": folder, "qdrant_location": ""})
         with Memory(config) as memory:
             started = time.perf_counter()
             embedder = memory.embedder
             embedder.embed(["warm-up"])
             load_s = time.perf_counter() - started
 
-            meter = CpuMeter.start()
-            ingest = _ingest(memory, items, progress=progress)
-            cpu = {"ingest": meter.read()}
+            reused = _stored_prefix(memory, items, folder) if store_dir is not None else 0
+            cpu: dict[str, Any] = {}
+            ingest: dict[str, Any] | None = None
+            if reused < n:
+                meter = CpuMeter.start()
+                ingest = _ingest(memory, items[reused:], progress=progress)
+                cpu["ingest"] = meter.read()
             stats = memory.stats()
             if stats["memories"] != n:
                 log.warning("the store holds %d memories, not %d", stats["memories"], n)
@@ -243,19 +277,20 @@ def run_memory_bench(
         "dense": results["dense"],
         "hybrid": results["hybrid"],
         "query_embedding": results["query_embedding"],
-        "ingest_per_s": ingest["per_s"],
+        "ingest_per_s": None if ingest is None else ingest["per_s"],
         "dense_search_only": results["dense_search_only"],
         "hybrid_search_only": results["hybrid_search_only"],
         "targets": _targets(n, results),
         "ingest": ingest,
         "stored": {"memories": stats["memories"], "vectors": stats["vectors"]},
+        "store": {"kept": store_dir is not None, "reused": reused},
         "queries": len(query_texts),
         "k": SEARCH_K,
         "warmup_queries": WARMUP_QUERIES,
         "timings_s": {
             "corpus": round(corpus_s, 3),
             "embedder_load": round(load_s, 3),
-            "ingest": ingest["seconds"],
+            "ingest": None if ingest is None else ingest["seconds"],
             "first_search": round(index_load_s, 3),
             "total": round(total_s, 3),
         },
@@ -266,7 +301,13 @@ def run_memory_bench(
             "batch_size": settings.embed_batch_size,
             "max_seq_length": settings.embed_max_seq_length,
         },
-        "search_settings": {"fusion": settings.fusion, "rrf_k": settings.rrf_k, "depth": settings.retrieve_depth},
+        "search_settings": {
+            "fusion": settings.fusion,
+            "rrf_k": settings.rrf_k,
+            "depth": settings.retrieve_depth,
+            "lexical_backend": settings.lexical_backend,
+            "query_runtime": settings.embed_query_runtime,
+        },
         "torch_threads": _torch_threads(),
         "cpu": cpu,
         "machine": machine_info(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,3 +43,40 @@ def test_targets_apply_at_their_scale(n: int, expected: set[str]) -> None:
         assert set(entry) >= {"target_ms", "measured_ms", "met"}
         assert entry["met"] == (entry["measured_ms"] <= entry["target_ms"])
         assert any(name == f"{m}_p50_at_{s}" and entry["target_ms"] == t for m, s, t in TARGETS)
+
+
+def test_a_kept_store_is_reused_resumed_and_guarded(shared_data: Path, tmp_path: Path) -> None:
+    from hopmem.memory.errors import InputError
+
+    folder = tmp_path / "bench-store"
+    config = get_settings()
+
+    def run(n: int, seed: int = 0) -> dict[str, Any]:
+        return run_memory_bench(
+            n, settings=config, data_root=shared_data, queries=5, progress=False, seed=seed, store_dir=folder
+        )
+
+    first = run(40)
+    assert first["store"] == {"kept": True, "reused": 0} and first["ingest"]["memories"] == 40
+    assert (folder / "hopmem.sqlite").is_file()
+
+    again = run(40)  # nothing to ingest: the latencies are measured on the kept store
+    assert again["store"]["reused"] == 40
+    assert again["ingest"] is None and again["ingest_per_s"] is None and "ingest" not in again["cpu"]
+    assert again["stored"] == {"memories": 40, "vectors": 40}
+    assert again["lexical"]["p50"] > 0
+
+    grown = run(55)  # a larger n continues where the store stops (as a run cut short resumes)
+    assert grown["store"]["reused"] == 40 and grown["ingest"]["memories"] == 15
+    assert grown["stored"]["memories"] == 55
+    assert (
+        grown["data"]["memories_sha256"]
+        == run_memory_bench(55, settings=config, data_root=shared_data, queries=5, progress=False)["data"][
+            "memories_sha256"
+        ]
+    )
+
+    for n, seed in ((30, 0), (55, 1)):  # fewer memories than stored, or another set: refused, nothing written
+        with pytest.raises(InputError, match="not this benchmark's"):
+            run(n, seed)
+    assert run(55)["stored"]["memories"] == 55

@@ -123,3 +123,53 @@ def bench_concurrency(
     if failed or report["missing_ops"] or any(code != 0 for code in report["exit_codes"]):
         typer.echo("error: the store does not match the workers' logs; see the report's verification.", err=True)
         raise typer.Exit(1)
+
+
+@bench_app.command("trust")
+def bench_trust(
+    json_out: Annotated[Path | None, _JSON] = None,
+    data: Annotated[Path | None, _DATA] = None,
+    seeds: Annotated[int, typer.Option(min=1, help="seeds 0..N-1, each run with the defence on and off")] = 5,
+    facts: Annotated[int, typer.Option(min=10, help="true facts the honest agents write")] = 120,
+    honest: Annotated[int, typer.Option(min=2, help="honest agents")] = 4,
+    overlap: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of facts rewritten by a 2nd agent")] = 0.3,
+    poison: Annotated[int, typer.Option(min=1, help="false facts the poisoner writes")] = 30,
+    sleeper_honest: Annotated[int, typer.Option(min=1, help="true facts the sleeper writes first")] = 20,
+    sleeper_poison: Annotated[int, typer.Option(min=1, help="false facts the sleeper writes then")] = 10,
+    review_every: Annotated[int, typer.Option(min=1, help="writes between review rounds")] = 10,
+    reviews: Annotated[int, typer.Option(min=0, help="recall queries per review round")] = 6,
+    user_review: Annotated[float, typer.Option(min=0.0, max=1.0, help="chance the user reviews a query too")] = 0.5,
+    ltr_queries: Annotated[int, typer.Option(min=2, help="judged queries per data set (half train, half test)")] = 200,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+) -> None:
+    """Multi-agent poisoning simulation (defence on and off) and learning to rank from simulated feedback."""
+    from hopmem.bench.trust_bench import TrustScenario, run_trust_bench
+
+    scenario = TrustScenario(
+        facts=facts,
+        honest=honest,
+        overlap=overlap,
+        poison=poison,
+        sleeper_honest=sleeper_honest,
+        sleeper_poison=sleeper_poison,
+        review_every=review_every,
+        reviews=reviews,
+        user_review=user_review,
+    )
+    report = run_trust_bench(
+        settings=settings(),
+        data_root=data,
+        seeds=list(range(seeds)),
+        scenario=scenario,
+        ltr_queries=ltr_queries,
+        progress=not quiet,
+        command=_command(),
+    )
+    typer.echo(f"{'metric':<26} {'defended':>10} {'undefended':>11}  target")
+    for key, target in report["targets"].items():
+        on, off = report["defended"][key], report["undefended"][key]
+        typer.echo(f"{key:<26} {on!s:>10} {off!s:>11}  {target}")
+    detect = report["defended"]["sleeper_writes_to_detect"], report["undefended"]["sleeper_writes_to_detect"]
+    typer.echo(f"{'sleeper_writes_to_detect':<26} {detect[0]!s:>10} {detect[1]!s:>11}")
+    typer.echo(f"ltr nDCG@5 off {report['ltr']['ndcg@5_off']}  on {report['ltr']['ndcg@5_on']}")
+    _write(report, json_out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -18,6 +18,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+if TYPE_CHECKING:
+    from hopmem.memory.trust import TrustParams
 
 DEFAULT_CONFIG_LOCATIONS = (Path("hopmem.toml"), Path("~/.config/hopmem/config.toml").expanduser())
 
@@ -183,7 +186,7 @@ class Settings(BaseSettings):
             "cache_dir": self.cache_dir / "onnx",
         }
 
-    def trust_params(self) -> Any:
+    def trust_params(self) -> TrustParams:
         """The :class:`hopmem.memory.trust.TrustParams` these settings imply."""
         from hopmem.memory.trust import TrustParams
 

@@ -116,9 +116,8 @@ def falsify(sentence: str, names: Sequence[str], rng: random.Random) -> tuple[st
     found = list(_NAME.finditer(sentence))
     if found:
         m = rng.choice(found)
-        choices = [n for n in names if n != m.group(1)]
-        other = rng.choice(choices)
-        return sentence[: m.start(1)] + other + sentence[m.end(1) :], m.group(1), "name"
+        swap = rng.choice([n for n in names if n != m.group(1)])
+        return sentence[: m.start(1)] + swap + sentence[m.end(1) :], m.group(1), "name"
     verb = _VERB.search(sentence)
     if verb and not any(w.lower() in NEGATIONS for w in sentence.split()):
         return sentence[: verb.end()] + " not" + sentence[verb.end() :], verb.group(), "negation"
@@ -303,7 +302,7 @@ def _ltr_dataset(
             started = time.perf_counter()
             report = memory.ingest([root / "corpus.jsonl"], progress=False)
             index_s = time.perf_counter() - started
-            per_seed = []
+            per_seed: list[dict[str, Any]] = []
             for seed in seeds:
                 rng = random.Random(f"ltr-{seed}")
                 chosen = rng.sample(judged, min(queries, len(judged)))

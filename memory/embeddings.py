@@ -90,7 +90,7 @@ class SentenceTransformerEmbedder:
         """
         if self._direct is None:
             self._direct = _mean_pooled_stack(self._model)
-            if self._direct and self.query_runtime == "onnx" and self._cache_dir is not None:
+            if self._direct and self.query_runtime in ("onnx", "onnx-int8") and self._cache_dir is not None:
                 from hopmem.memory.onnx_query import build_query_encoder
 
                 first_module: Any = self._model[0]
@@ -101,6 +101,7 @@ class SentenceTransformerEmbedder:
                     int(self._model.max_seq_length or 256),
                     self._cache_dir,
                     self._embed_query_torch,
+                    quantize=self.query_runtime == "onnx-int8",
                 )
         if self._onnx is not None:
             return self._onnx.encode(text)
@@ -164,7 +165,8 @@ def load_embedder(
 
     Args:
         query_runtime: ``onnx`` embeds single search queries with ONNX Runtime (same vectors, about 3x faster on a
-            small CPU; the graph is exported once into ``cache_dir``), ``torch`` keeps them on PyTorch.
+            small CPU; the graph is exported once into ``cache_dir``), ``onnx-int8`` the same with int8 weights
+            (faster, slightly different vectors), ``torch`` keeps them on PyTorch.
     """
     key = (name, batch_size, max_seq_length, query_runtime, str(cache_dir))
     if key not in _CACHE:

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hopmem.memory.db import connect
 from hopmem.memory.fts import query_tokens
 from hopmem.memory.records import Hit, SearchFilter
 from hopmem.memory.store import _filter_sql, require_tenant
@@ -263,12 +264,26 @@ class LexicalIndex:
         pool_factor: the first SQL check of tenant and filters takes ``k * pool_factor`` ranked candidates.
     """
 
-    def __init__(self, store: MemoryStore, *, title_weight: float, content_weight: float, pool_factor: int = 4) -> None:
+    def __init__(
+        self,
+        store: MemoryStore,
+        *,
+        title_weight: float,
+        content_weight: float,
+        pool_factor: int = 4,
+        busy_timeout_ms: int = 10_000,
+    ) -> None:
         self.store = store
-        self.conn = store.conn
+        # Its own read-only connection: the first build runs in a background thread, and no read transaction of
+        # this index can get in the way of the store's writes (or the other way round).
+        in_memory = str(store.path) == ":memory:"
+        self.conn = store.conn if in_memory else connect(store.path, busy_timeout_ms=busy_timeout_ms, readonly=True)
+        self._own_conn = not in_memory
         self.weights = (float(title_weight), float(content_weight))
         self.pool_factor = max(1, int(pool_factor))
         self._lock = threading.RLock()
+        self._builder: threading.Thread | None = None
+        self._closing = False
         self._tokenizer = _Tokenizer(_tokenize_option(self.conn, FTS_TABLE))
         self.conn.execute(
             f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.hopmem_lexical_row USING fts5vocab(main, {FTS_TABLE}, 'row')"
@@ -324,9 +339,39 @@ class LexicalIndex:
         return set(self._tokenizer._words)
 
     def close(self) -> None:
+        """Stop a build in progress (SQLite interrupts its query), forget everything, close the connections."""
+        self._closing = True
+        builder = self._builder
+        if builder is not None and builder.is_alive():
+            self.conn.interrupt()
+            builder.join()
         with self._lock:
             self._clear()
             self._tokenizer.close()
+            if self._own_conn:
+                self.conn.close()
+
+    def refresh_if_used(self) -> None:
+        """Catch up now if the index holds (or is building) anything: after an erase, so that the erased text leaves
+        this process at once. An index never used holds nothing and stays unbuilt."""
+        if self.ready or self._builder is not None:
+            self.refresh()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the index has been built (searches before that are answered by FTS5)."""
+        return self._marker is not None
+
+    def build_in_background(self) -> None:
+        """Start the first build in a daemon thread, once; :meth:`search` returns None (FTS5 answers) until then.
+
+        A build reads every token instance of the FTS index (about 0.3 s at 10k memories, seconds at 100k), which a
+        one-shot command should not wait for.
+        """
+        with self._lock:
+            if self._builder is None and not self.ready and self.failed is None:
+                self._builder = threading.Thread(target=self.refresh, name="hopmem-lexical-build", daemon=True)
+                self._builder.start()
 
     # ---- freshness ----------------------------------------------------------------------------------------------
 
@@ -354,7 +399,7 @@ class LexicalIndex:
         committed, and a derived index must not keep it.
         """
         with self._lock:
-            if self.failed is not None or self.conn.in_transaction:
+            if self.failed is not None or self._closing or self.store.conn.in_transaction:
                 return False
             if self._read_marker() == self._marker:
                 return True
@@ -375,7 +420,8 @@ class LexicalIndex:
                 # FTS5 is the source of truth and answers instead; the index stays off so as not to retry per query.
                 self._clear()
                 self.failed = f"{type(exc).__name__}: {exc}"
-                log.warning("lexical index disabled, FTS5 answers lexical search (%s)", self.failed)
+                if not self._closing:
+                    log.warning("lexical index disabled, FTS5 answers lexical search (%s)", self.failed)
                 return False
             except BaseException:
                 self._clear()
@@ -545,13 +591,17 @@ class LexicalIndex:
     def search(self, tenant: str, query: str, k: int, *, filters: SearchFilter | None = None) -> list[Hit] | None:
         """The top ``k`` memories of ``tenant`` by FTS5's bm25 for ``query``, or None when FTS5 must answer.
 
-        None means: the query holds a word FTS5 reads as a phrase, or the store's connection is inside a
-        transaction (see :meth:`refresh`). Scores are negated bm25, higher is better, as the store returns them.
+        None means: the index is still being built (the first call starts that, see :meth:`build_in_background`),
+        the query holds a word FTS5 reads as a phrase, or the store's connection is inside a transaction (see
+        :meth:`refresh`). Scores are negated bm25, higher is better, as the store returns them.
         """
         require_tenant(tenant)
         words = query_tokens(query)
         if not words or k <= 0:
             return []
+        if not self.ready:
+            self.build_in_background()
+            return None
         with self._lock:
             if not self.refresh():
                 return None

@@ -438,7 +438,7 @@ class MemoryStore:
                 time.time(),
             )
         if self._lexical is not None:
-            self._lexical.refresh()  # the erased text leaves the in-process lexical index now, not at the next search
+            self._lexical.refresh_if_used()  # the erased text leaves the in-process lexical index now
         return EraseReport(memories=len(erased), documents=documents, vectors=vectors, ids=erased), contents
 
     def contents_of(self, tenant: str, ids: Sequence[int] | None = None) -> dict[int, str]:

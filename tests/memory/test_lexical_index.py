@@ -46,6 +46,7 @@ def _fts5(store: MemoryStore, tenant: str, query: str, k: int, filters: SearchFi
 
 
 def _index(index: LexicalIndex, tenant: str, query: str, k: int, filters: SearchFilter | None = None) -> list[tuple]:
+    index.refresh()  # builds synchronously the first time (a search alone starts a background build, see below)
     hits = index.search(tenant, query, k, filters=filters)
     assert hits is not None, f"the index declined {query!r}"
     return [(h.memory_id, h.score) for h in hits]
@@ -157,8 +158,30 @@ def test_generated_queries_agree_with_fts5(
     assert _index(corpus_store.lexical_index, tenant, query, k) == _fts5(corpus_store, tenant, query, k)
 
 
+def test_the_first_search_is_answered_by_fts5_while_the_index_builds(corpus_store: MemoryStore) -> None:
+    with MemoryStore(corpus_store.path) as store:
+        index = store.lexical_index
+        assert not index.ready
+        first = store.search_lexical("acme", "boundary layer", 10)  # FTS5 answers; the build starts in a thread
+        assert index.search("acme", "boundary layer", 10) in (None, first)
+        assert index._builder is not None
+        index._builder.join(timeout=120)
+        assert index.ready and index.builds == 1
+        assert index.search("acme", "boundary layer", 10) == first == store.search_lexical("acme", "boundary layer", 10)
+
+
+def test_closing_the_store_stops_a_build_in_progress(corpus_store: MemoryStore) -> None:
+    store = MemoryStore(corpus_store.path)
+    index = store.lexical_index
+    index.build_in_background()
+    store.close()  # interrupts the build's query and joins the thread
+    assert index._builder is not None and not index._builder.is_alive()
+    assert not index.ready
+
+
 def test_store_search_uses_the_index_and_falls_back_to_fts5_for_phrases(corpus_store: MemoryStore) -> None:
     index = corpus_store.lexical_index
+    index.refresh()
     assert index.search("acme", "boundary layer", 5) is not None
     # "shock_wave" is one query word that FTS5 reads as the phrase "shock wave": the index declines it...
     assert index.search("acme", "shock_wave pressure", 5) is None
@@ -172,6 +195,7 @@ def test_store_search_uses_the_index_and_falls_back_to_fts5_for_phrases(corpus_s
 
 def test_unknown_tenant_and_wordless_queries_find_nothing(corpus_store: MemoryStore) -> None:
     index = corpus_store.lexical_index
+    index.refresh()
     assert index.search("nobody", "boundary layer", 5) == []
     assert index.search("acme", "?! ...", 5) == []
     assert index.search("acme", "zzqxunknownword", 5) == []
@@ -179,6 +203,7 @@ def test_unknown_tenant_and_wordless_queries_find_nothing(corpus_store: MemorySt
 
 def test_inside_a_transaction_fts5_answers(corpus_store: MemoryStore) -> None:
     """Uncommitted writes must not enter the derived index; FTS5 sees the transaction's own view instead."""
+    corpus_store.lexical_index.refresh()
     corpus_store.conn.execute("BEGIN")
     try:
         assert corpus_store.lexical_index.search("acme", "boundary layer", 5) is None

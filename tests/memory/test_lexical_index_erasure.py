@@ -48,6 +48,8 @@ def test_erased_text_leaves_the_lexical_index(memories: tuple[Memory, Memory], s
     target = writer.add(f"The vault code for the north gate is {erased} today.", title=f"vault {erased}", tags=["x"])
     other = writer.add(f"The shed key hides under the blue pot, tagged {kept}.", tags=["y"])
     indexes = [writer.store.lexical_index, reader.store.lexical_index]
+    for index in indexes:
+        index.refresh()  # built now, not in the background, so that the searches below go through the index
     for memory in (writer, reader):  # both indexes are built and have looked the markers up as query words
         assert [r.id for r in memory.search(f"vault {erased}", mode="lexical")] == [target.id]
         assert [r.id for r in memory.search(kept, mode="lexical")] == [other.id]

@@ -369,7 +369,8 @@ class LexicalIndex:
         one-shot command should not wait for.
         """
         with self._lock:
-            if self._builder is None and not self.ready and self.failed is None:
+            idle = self._builder is None or not self._builder.is_alive()
+            if idle and not self.ready and self.failed is None and not self._closing:
                 self._builder = threading.Thread(target=self.refresh, name="hopmem-lexical-build", daemon=True)
                 self._builder.start()
 

@@ -170,6 +170,22 @@ def test_the_first_search_is_answered_by_fts5_while_the_index_builds(corpus_stor
         assert index.search("acme", "boundary layer", 10) == first == store.search_lexical("acme", "boundary layer", 10)
 
 
+def test_a_build_refused_inside_a_transaction_is_started_again(corpus_store: MemoryStore) -> None:
+    with MemoryStore(corpus_store.path) as store:
+        index = store.lexical_index
+        store.conn.execute("BEGIN")
+        try:
+            assert index.search("acme", "boundary layer", 5) is None
+            assert index._builder is not None
+            index._builder.join(timeout=120)
+            assert not index.ready  # the build declined: the store's connection was inside a transaction
+        finally:
+            store.conn.execute("ROLLBACK")
+        assert index.search("acme", "boundary layer", 5) is None  # starts the build again
+        index._builder.join(timeout=120)
+        assert index.ready and index.search("acme", "boundary layer", 5)
+
+
 def test_closing_the_store_stops_a_build_in_progress(corpus_store: MemoryStore) -> None:
     store = MemoryStore(corpus_store.path)
     index = store.lexical_index

@@ -50,6 +50,10 @@ def bench_memory(
             "an interrupted ingest) instead of ingesting again",
         ),
     ] = None,
+    lexical_only: Annotated[
+        bool,
+        typer.Option("--lexical-only", help="store no embeddings (fast to build at 100k) and time lexical search only"),
+    ] = False,
 ) -> None:
     """Store N real-text memories in a temporary store; report ingest rate and search latency per mode."""
     from hopmem.bench.memory_bench import run_memory_bench
@@ -64,13 +68,15 @@ def bench_memory(
         seed=seed,
         command=_command(),
         store_dir=store,
+        lexical_only=lexical_only,
     )
     ingest = report["ingest"]
     ingested = "no ingest (store reused)" if ingest is None else f"ingest {ingest['per_s']} memories/s"
     if ingest is not None:
         ingested += f" ({ingest['seconds']} s for {ingest['memories']})"
+    embedder = "none (lexical only)" if report["embedder"] is None else report["embedder"]["name"]
     typer.echo(
-        f"n={report['n']}  backend={report['vector_backend']}  embedder={report['embedder']['name']}  "
+        f"n={report['n']}  backend={report['vector_backend']}  embedder={embedder}  "
         f"queries={report['queries']}  {ingested}"
     )
     typer.echo(f"{'latency (ms)':<28} {'p50':>8} {'p95':>8} {'p99':>8}")
@@ -84,6 +90,8 @@ def bench_memory(
     )
     for label, key in rows:
         row = report[key]
+        if row is None:
+            continue
         typer.echo(f"{label:<28} {row['p50']:>8.2f} {row['p95']:>8.2f} {row['p99']:>8.2f}")
     for name, target in report["targets"].items():
         verdict = "met" if target["met"] else "MISSED"

@@ -19,6 +19,10 @@ With ``store_dir`` the store is kept in that folder instead of a temporary one, 
 stored memories are this benchmark's first ones, in order. ``ingest`` then describes only what this run ingested
 (``null`` when it ingested nothing), and ``store.reused`` says how many memories were already there.
 
+``lexical_only`` stores the memories without embeddings (straight into the store, as a bm25 evaluation does:
+seconds instead of minutes per 10k) and times lexical search alone: the way to measure the lexical index at 100k
+and more without an hour of embedding. Its report has ``null`` for everything that needs vectors.
+
 All latencies are milliseconds: p50, p95 and p99 over the queries. ``cpu`` says, per phase, how many CPU seconds
 other processes took meanwhile (see :mod:`hopmem.bench.system`): compare runs only when that is near zero.
 """
@@ -164,11 +168,39 @@ def _stored_prefix(memory: Memory, items: list[dict[str, str]], folder: Path) ->
     return len(stored)
 
 
+def _ingest_text_only(memory: Memory, items: list[dict[str, str]], *, progress: bool) -> dict[str, Any]:
+    """Store ``items`` without embeddings, straight through the store (the lexical-only benchmark)."""
+    from hopmem.memory.records import MemoryInput
+
+    added = 0
+    started = time.perf_counter()
+    with tqdm(total=len(items), desc="ingest (text only)", unit="mem", disable=not progress) as bar:
+        for start in range(0, len(items), INGEST_CHUNK):
+            chunk = [MemoryInput(i["content"], title=i.get("title", "")) for i in items[start : start + INGEST_CHUNK]]
+            added += sum(
+                r.status == "added" for r in memory.store.add_memories(memory.tenant, chunk, None, embedder=None)
+            )
+            bar.update(len(chunk))
+    seconds = time.perf_counter() - started
+    return {
+        "memories": len(items),
+        "added": added,
+        "duplicates": len(items) - added,
+        "seconds": round(seconds, 3),
+        "per_s": round(len(items) / seconds, 2) if seconds > 0 else None,
+        "embed_s": None,
+        "write_s": round(seconds, 3),
+        "embed_per_s": None,
+        "chunk": INGEST_CHUNK,
+        "text_only": True,
+    }
+
+
 def _targets(n: int, results: dict[str, Any]) -> dict[str, Any]:
     """The latency goals that apply at ``n`` (p50 with the query embedding included), each with whether it is met."""
     out: dict[str, Any] = {}
     for mode, scale, target in TARGETS:
-        if n != scale:
+        if n != scale or results.get(mode) is None:
             continue
         measured = results[mode]["p50"]
         entry: dict[str, Any] = {"target_ms": target, "measured_ms": measured, "met": bool(measured <= target)}
@@ -188,6 +220,7 @@ def run_memory_bench(
     seed: int = 0,
     command: str | None = None,
     store_dir: Path | str | None = None,
+    lexical_only: bool = False,
 ) -> dict[str, Any]:
     """Ingest ``n`` generated memories into a fresh temporary store (or ``store_dir``) and time the search modes.
 
@@ -202,6 +235,7 @@ def run_memory_bench(
         command: the command line to record (default: this process's argv).
         store_dir: keep the store in this folder and reuse what an earlier run with the same ``n`` and ``seed``
             stored there (see the module docstring); default: a temporary folder, removed afterwards.
+        lexical_only: store no embeddings and time lexical search only (see the module docstring).
 
     Returns:
         The report: ``n``, p50/p95/p99 per mode in ms, ``query_embedding``, ``ingest_per_s``, the search-only
@@ -229,34 +263,45 @@ def run_memory_bench(
         config = settings.model_copy(update={"data_dir": folder, "qdrant_location": ""})
         with Memory(config) as memory:
             started = time.perf_counter()
-            embedder = memory.embedder
-            embedder.embed(["warm-up"])
+            embedder = None if lexical_only else memory.embedder
+            if embedder is not None:
+                embedder.embed(["warm-up"])
             load_s = time.perf_counter() - started
 
             reused = _stored_prefix(memory, items, folder) if store_dir is not None else 0
+            if reused and not lexical_only and memory.stats()["vectors"] < reused:
+                raise InputError(
+                    f"The store in {folder} holds memories without vectors (made with --lexical-only); "
+                    "give --store another folder."
+                )
             cpu: dict[str, Any] = {}
             ingest: dict[str, Any] | None = None
             if reused < n:
                 meter = CpuMeter.start()
-                ingest = _ingest(memory, items[reused:], progress=progress)
+                if lexical_only:
+                    ingest = _ingest_text_only(memory, items[reused:], progress=progress)
+                else:
+                    ingest = _ingest(memory, items[reused:], progress=progress)
                 cpu["ingest"] = meter.read()
             stats = memory.stats()
             if stats["memories"] != n:
                 log.warning("the store holds %d memories, not %d", stats["memories"], n)
 
             tenant = memory.tenant
-            searcher = memory.searcher
+            searcher = None if lexical_only else memory.searcher
             meter = CpuMeter.start()
             started = time.perf_counter()
-            memory.search(query_texts[0], k=SEARCH_K, mode="hybrid")  # loads the vector index
-            index_load_s = time.perf_counter() - started
+            memory.search(query_texts[0], k=SEARCH_K, mode="lexical" if lexical_only else "hybrid")
+            index_load_s = time.perf_counter() - started  # the vector index is loaded by the first dense search
             started = time.perf_counter()
             if memory.store.lexical_backend == "index":
                 memory.store.lexical_index.refresh()  # the first search started its build in a thread: wait for it
             lexical_build_s = time.perf_counter() - started
 
-            results: dict[str, Any] = {}
-            for mode in ("lexical", "dense", "hybrid"):
+            results: dict[str, Any] = dict.fromkeys(
+                ("dense", "hybrid", "query_embedding", "dense_search_only", "hybrid_search_only")
+            )
+            for mode in ("lexical",) if lexical_only else ("lexical", "dense", "hybrid"):
                 times = _time_each(
                     query_texts,
                     _user_search(memory, mode),
@@ -264,17 +309,19 @@ def run_memory_bench(
                     progress=progress,
                 )
                 results[mode] = percentiles(times, QUANTILES)
-            times = _time_each(query_texts, lambda _i, q: searcher.embed_query(q), desc="embed", progress=progress)
-            results["query_embedding"] = percentiles(times, QUANTILES)
-            vectors: list[NDArray[np.float32]] = [searcher.embed_query(q) for q in query_texts]
-            for mode in ("dense", "hybrid"):
-                times = _time_each(
-                    query_texts,
-                    _search_with_vector(searcher, tenant, mode, vectors),
-                    desc=f"search {mode} (vector given)",
-                    progress=progress,
-                )
-                results[f"{mode}_search_only"] = percentiles(times, QUANTILES)
+            if searcher is not None:
+                active = searcher
+                times = _time_each(query_texts, lambda _i, q: active.embed_query(q), desc="embed", progress=progress)
+                results["query_embedding"] = percentiles(times, QUANTILES)
+                vectors: list[NDArray[np.float32]] = [active.embed_query(q) for q in query_texts]
+                for mode in ("dense", "hybrid"):
+                    times = _time_each(
+                        query_texts,
+                        _search_with_vector(active, tenant, mode, vectors),
+                        desc=f"search {mode} (vector given)",
+                        progress=progress,
+                    )
+                    results[f"{mode}_search_only"] = percentiles(times, QUANTILES)
             cpu["queries"] = meter.read()
 
     total_s = time.perf_counter() - total_started
@@ -303,7 +350,10 @@ def run_memory_bench(
             "total": round(total_s, 3),
         },
         "vector_backend": settings.vector_backend,
-        "embedder": {
+        "lexical_only": lexical_only,
+        "embedder": None
+        if embedder is None
+        else {
             "name": embedder.name,
             "dim": embedder.dim,
             "batch_size": settings.embed_batch_size,

@@ -80,3 +80,23 @@ def test_a_kept_store_is_reused_resumed_and_guarded(shared_data: Path, tmp_path:
         with pytest.raises(InputError, match="not this benchmark's"):
             run(n, seed)
     assert run(55)["stored"]["memories"] == 55
+
+
+def test_lexical_only_stores_no_vectors_and_times_lexical_search(shared_data: Path, tmp_path: Path) -> None:
+    from hopmem.memory.errors import InputError
+
+    folder = tmp_path / "text-only"
+    config = get_settings()
+    report = run_memory_bench(
+        300, settings=config, data_root=shared_data, queries=8, progress=False, store_dir=folder, lexical_only=True
+    )
+    assert report["lexical_only"] is True and report["embedder"] is None
+    assert report["stored"] == {"memories": 300, "vectors": 0}
+    assert report["ingest"]["text_only"] is True and report["ingest"]["added"] == 300
+    assert set(report["lexical"]) == PERCENTILES and report["lexical"]["p50"] > 0
+    for key in ("dense", "hybrid", "query_embedding", "dense_search_only", "hybrid_search_only"):
+        assert report[key] is None
+    assert report["search_settings"]["lexical_backend"] == "index"
+    assert report["timings_s"]["lexical_index_build"] >= 0
+    with pytest.raises(InputError, match="without vectors"):  # a text-only store cannot serve the full benchmark
+        run_memory_bench(300, settings=config, data_root=shared_data, queries=5, progress=False, store_dir=folder)

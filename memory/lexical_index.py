@@ -127,8 +127,11 @@ def _read_instances(conn: sqlite3.Connection, row_table: str, instance_table: st
     data = np.frombuffer((text or "").encode("ascii"), dtype=np.uint8)
     if len(data) != int(counts.sum()) * width:
         raise RuntimeError("the FTS5 vocabulary changed while it was read")
-    digits = data.reshape(-1, width).astype(np.int64) - 48
-    codes = digits @ (10 ** np.arange(width - 1, -1, -1, dtype=np.int64))
+    digits = data.reshape(-1, width)
+    codes = np.zeros(len(digits), np.int64)
+    for column in range(width):  # column by column: no (instances x width) int64 temporary at 100k rows
+        codes *= 10
+        codes += digits[:, column] - 48
     return _Instances(terms, counts, codes >> 1, codes & 1)
 
 

@@ -313,6 +313,7 @@ class LexicalIndex:
         self._title_len = np.zeros(0, np.int64)
         self._content_len = np.zeros(0, np.int64)
         self._length = np.zeros(0, np.float64)
+        self._total_tokens = 0
         self._base = _Postings.empty()
         self._base_part: NDArray[np.float64] | None = None  # see _score
         self._base_part_avgdl = 0.0
@@ -534,6 +535,7 @@ class LexicalIndex:
         self._ids, self._tenant = self._ids[keep], self._tenant[keep]
         self._title_len, self._content_len = self._title_len[keep], self._content_len[keep]
         self._length = self._length[keep]
+        self._total_tokens = int(self._title_len.sum() + self._content_len.sum())
         self._merge(keep=keep)
         self._tokenizer.forget_words()
 
@@ -572,6 +574,7 @@ class LexicalIndex:
             self._title_len = np.concatenate([self._title_len, title])
             self._content_len = np.concatenate([self._content_len, total - title])
         self._length = (self._title_len + self._content_len).astype(np.float64)
+        self._total_tokens = int(self._title_len.sum() + self._content_len.sum())
 
     def _freqs(self, pairs: _Pairs) -> NDArray[np.float64]:
         title_w, content_w = self.weights
@@ -630,7 +633,7 @@ class LexicalIndex:
         """
         n = len(self._ids)
         rows = float(n)
-        avgdl = float(self._title_len.sum() + self._content_len.sum()) / rows
+        avgdl = float(self._total_tokens) / rows
         if self._base_part is None or self._base_part_avgdl != avgdl:
             self._base_part = None
             if avgdl == self._last_avgdl:
@@ -666,6 +669,8 @@ class LexicalIndex:
             return np.zeros(n, np.float64), np.zeros(0, np.int64)
         slots = np.concatenate(slot_parts)
         scores = np.asarray(np.bincount(slots, weights=np.concatenate(score_parts), minlength=n), np.float64)
+        if min(self.weights) > 0:  # every match then scores above 0 (idf >= 1e-6, frequency > 0)
+            return scores, np.flatnonzero(scores).astype(np.int64)
         return scores, np.flatnonzero(np.bincount(slots, minlength=n)).astype(np.int64)
 
     def _part(self, slots: NDArray[np.integer[Any]], freqs: NDArray[np.float64], avgdl: float) -> NDArray[np.float64]:
@@ -703,8 +708,9 @@ class LexicalIndex:
                 ranked = np.lexsort((cand_ids, -cand_scores))  # rare: the filters rejected most of the pool
             batch = ranked[done : done + (max(pool, _SQL_IDS) if done else k)]
             done += len(batch)
-            passing = self._passing(tenant, [int(i) for i in cand_ids[batch]], where, params)
-            out.extend(Hit(int(cand_ids[i]), float(cand_scores[i])) for i in batch if int(cand_ids[i]) in passing)
+            batch_ids: list[int] = cand_ids[batch].tolist()
+            passing = self._passing(tenant, batch_ids, where, params)
+            out.extend(Hit(i, s) for i, s in zip(batch_ids, cand_scores[batch].tolist(), strict=True) if i in passing)
         return out[:k]
 
     def _passing(self, tenant: str, ids: Sequence[int], where: str, params: Sequence[object]) -> set[int]:

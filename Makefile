@@ -12,7 +12,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 # This machine's pip configuration names local mirrors that do not exist; their warnings are noise.
 QUIET_PIP := sed -u '/is ignored: it is neither a file nor a directory/d'
 
-.PHONY: install test test-slow lint format demo clean help
+.PHONY: install test test-slow lint format demo finetune-treehop clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -46,6 +46,13 @@ format: ## apply ruff's fixes and formatting
 
 demo: ## answer a question over the bundled sample
 	$(BIN)/hopmem demo
+
+TREEHOP_DATA ?= ../shared/data/hotpotqa
+TREEHOP_OUT ?= runs/treehop
+finetune-treehop: ## train a TreeHop model (TREEHOP_DATA, TREEHOP_OUT) and evaluate it side by side on held-out questions
+	$(BIN)/hopmem finetune treehop --dataset $(TREEHOP_DATA) --output $(TREEHOP_OUT)
+	$(BIN)/hopmem eval retrieval --method treehop --dataset $(TREEHOP_DATA) --split dev \
+		--treehop-model $(TREEHOP_OUT) --json $(TREEHOP_OUT)/eval.json
 
 clean: ## remove build artefacts (keeps .venv)
 	rm -rf build .mypy_src .mypy_cache .pytest_cache .ruff_cache *.egg-info

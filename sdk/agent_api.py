@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hopmem.agents.graph import AgentConfig, build_graph
 from hopmem.agents.llm import ChatLLM, load_llm
@@ -12,6 +13,11 @@ from hopmem.answer import Answer
 from hopmem.memory.errors import InputError
 from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from hopmem.agents.multihop import TreeHopRetriever
+
+logger = logging.getLogger(__name__)
 
 
 def validate_question(question: object, max_chars: int) -> str:
@@ -26,6 +32,21 @@ def validate_question(question: object, max_chars: int) -> str:
             "(HOPMEM_MAX_QUESTION_CHARS); shorten it."
         )
     return question.strip()
+
+
+def configured_llm(settings: Settings) -> ChatLLM | None:
+    """The LLM the settings name (loaded once per process), or None when ``llm_backend`` is ``none``."""
+    return load_llm(
+        settings.llm_backend,
+        settings.llm_model,
+        context_window=settings.llm_context,
+        threads=settings.llm_threads,
+        seed=settings.llm_seed,
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key,
+        timeout_s=settings.llm_timeout_s,
+        repeat_penalty=settings.llm_repeat_penalty,
+    )
 
 
 class Agent:
@@ -50,18 +71,7 @@ class Agent:
     @property
     def llm(self) -> ChatLLM | None:
         if not self._llm_loaded:
-            s = self.settings
-            self._llm = load_llm(
-                s.llm_backend,
-                s.llm_model,
-                context_window=s.llm_context,
-                threads=s.llm_threads,
-                seed=s.llm_seed,
-                base_url=s.llm_base_url,
-                api_key=s.llm_api_key,
-                timeout_s=s.llm_timeout_s,
-                repeat_penalty=s.llm_repeat_penalty,
-            )
+            self._llm = configured_llm(self.settings)
             self._llm_loaded = True
         return self._llm
 
@@ -77,13 +87,29 @@ class Agent:
                 checkpointer = SqliteSaver(self._checkpoint_conn)
             config = AgentConfig(
                 top_k=self.settings.top_k,
+                retrieve_k=self.settings.retrieve_k,
                 max_tokens=self.settings.llm_max_tokens,
                 temperature=self.settings.llm_temperature,
             )
             self._graphs[conversational] = build_graph(
-                self.memory.searcher, self.llm, config, checkpointer=checkpointer
+                self.memory.searcher, self.llm, config, checkpointer=checkpointer, hopper=self._hopper()
             )
         return self._graphs[conversational]
+
+    def _hopper(self) -> TreeHopRetriever | None:
+        """TreeHop for the hop step (the packaged model unless ``treehop_model`` names one); None when hops < 2."""
+        s = self.settings
+        if s.treehop_hops < 2:
+            return None
+        from hopmem.agents.multihop import TreeHopRetriever
+        from hopmem.agents.treehop_model import load_treehop, packaged_model_dir
+
+        if not s.treehop_model and not (packaged_model_dir() / "config.json").exists():
+            logger.warning("No TreeHop model is installed; the hop step passes retrieval through.")
+            return None
+        embedder = self.memory.embedder
+        model = load_treehop(s.treehop_model or None, embedder=embedder.name, dim=embedder.dim)
+        return TreeHopRetriever(self.memory.store, self.memory.index, model, top_n=s.treehop_top_n, hops=s.treehop_hops)
 
     def ask(self, question: str) -> Answer:
         """Answer one question from the memory, with numbered citations and a trace."""

@@ -124,9 +124,7 @@ class Memory:
         if not self.settings.ltr_enabled or not self.settings.behaviour_path.exists():
             return None
         if self._ranker is None:
-            self._ranker = LearnedRanker(
-                self.behaviour.conn, self.trust, min_feedback=self.settings.ltr_min_feedback
-            )
+            self._ranker = LearnedRanker(self.behaviour.conn, self.trust, min_feedback=self.settings.ltr_min_feedback)
         return self._ranker
 
     def train_ranker(self) -> dict[str, Any] | None:

@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     max_content_chars: int = Field(200_000, ge=1, description="longer documents are refused")
 
     top_k: int = Field(3, ge=1, le=100, description="evidence passages given to the answer step")
+    retrieve_k: int = Field(10, ge=1, le=1000, description="passages the agent retrieves before hop and fusion")
     retrieve_depth: int = Field(30, ge=1, le=1000, description="candidates taken from each retriever")
     fusion: Literal["rrf", "rsf"] = "rrf"
     rrf_k: int = Field(60, ge=1)
@@ -101,6 +102,24 @@ class Settings(BaseSettings):
         "index", description="lexical search: index (in-process, derived from FTS5, same bm25) or fts5"
     )
     sqlite_busy_timeout_ms: int = Field(10_000, ge=0)
+
+    treehop_model: str = Field("", description="TreeHop model folder; empty means the one shipped in the package")
+    treehop_top_n: int = Field(5, ge=1, le=100, description="passages retrieved per TreeHop query embedding")
+    treehop_hops: int = Field(2, ge=1, le=8, description="layers of the TreeHop tree (1 = no hop)")
+
+    # Agent pipeline (agents/graph.py): plan -> retrieve -> hop -> fuse -> rerank -> answer -> remember.
+    decompose: bool = Field(True, description="let the planner split a question into sub-queries")
+    max_subqueries: int = Field(3, ge=1, le=8, description="most sub-queries the planner may produce")
+    max_search_rounds: int = Field(2, ge=1, le=5, description="hard bound on retrieval rounds per question")
+    reranker: Literal["cross-encoder", "none"] = Field(
+        "cross-encoder", description="reranker of the fused evidence (none keeps the fused order)"
+    )
+    reranker_model: str = Field(
+        "", description="cross-encoder folder; empty means the one trained from the packaged MiniLM in cache_dir"
+    )
+    rerank_depth: int = Field(20, ge=1, le=200, description="fused candidates given to the reranker")
+    rerank_batch_size: int = Field(16, ge=1, le=512)
+    remember_answers: bool = Field(True, description="write each answer back as an agent memory (through the gate)")
 
     # Trust (memory/trust.py): per-agent Beta(alpha, beta), write gate, trust-weighted ranking.
     trust_prior_alpha: float = Field(4.0, gt=0, description="prior Beta alpha of a new agent (mean 4/6 = 0.67)")

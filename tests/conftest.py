@@ -9,8 +9,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from hopmem.memory.embeddings import SentenceTransformerEmbedder
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -58,6 +62,14 @@ def small_beir(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> P
 
 
 @pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The packaged MiniLM embedder, loaded once per test session."""
+    from hopmem.memory.embeddings import load_embedder
+
+    return load_embedder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
 def sample_dir() -> Path:
     from hopmem.demo import sample_dir as bundled
 
@@ -78,3 +90,28 @@ def run_hopmem(
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture(scope="session")
+def small_hotpot(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """A small multi-hop BEIR folder cut from HotpotQA: 16 dev and 8 train questions, their supporting paragraphs and
+    the paragraphs stored next to them (mostly the same questions' distractors)."""
+    src = shared_data / "hotpotqa"
+    root = tmp_path_factory.mktemp("hotpot-small")
+    (root / "qrels").mkdir()
+    queries = [json.loads(ln) for ln in (src / "queries.jsonl").read_text().splitlines() if ln.strip()]
+    chosen = [q for q in queries if q["metadata"]["split"] == "dev"][:16]
+    chosen += [q for q in queries if q["metadata"]["split"] == "train"][:8]
+    gold = {d for q in chosen for d in q["metadata"]["supporting"]}
+    corpus = [json.loads(ln) for ln in (src / "corpus.jsonl").read_text().splitlines() if ln.strip()]
+    near = {int(d[2:]) + off for d in gold if d[2:].isdigit() for off in range(-5, 6)}  # their contexts' neighbours
+    keep = [d for d in corpus if d["_id"] in gold or (d["_id"][2:].isdigit() and int(d["_id"][2:]) in near)]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in keep))
+    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in chosen))
+    for split in ("dev", "train"):
+        lines = (src / "qrels" / f"{split}.tsv").read_text().splitlines()
+        ids = {q["_id"] for q in chosen}
+        (root / "qrels" / f"{split}.tsv").write_text(
+            "\n".join([lines[0], *[ln for ln in lines[1:] if ln.split("\t")[0] in ids]]) + "\n"
+        )
+    return root

@@ -21,6 +21,10 @@ def memory(tmp_path: Path, sample_dir: Path) -> Memory:
     return memory
 
 
+def _step(answer: object, name: str) -> dict:
+    return next(s for s in answer.trace if s["step"] == name)  # type: ignore[attr-defined]
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -30,11 +34,12 @@ def _closed_port() -> int:
 def test_extractive_agent_answers_with_a_citation_of_the_right_document(memory: Memory) -> None:
     agent = Agent(memory, settings=memory.settings.model_copy(update={"llm_backend": "none"}))
     answer = agent.ask("What did Augustin-Jean Fresnel invent for lighthouses?")
-    assert [s["step"] for s in answer.trace] == ["retrieve", "answer"]
+    assert [s["step"] for s in answer.trace] == ["retrieve", "hop", "answer"]
+    assert _step(answer, "hop")["method"] == "treehop"
     assert all(s["ms"] >= 0 for s in answer.trace)
     cited = [c for c in answer.citations if c["cited"]]
     assert cited and "lighthouse" in cited[0]["title"].lower()
-    assert answer.trace[1]["mode"] == "extractive"
+    assert _step(answer, "answer")["mode"] == "extractive"
     stored = {r.id for r in memory.store.get(memory.tenant, [c["id"] for c in answer.citations])}
     assert stored == {c["id"] for c in answer.citations}
 
@@ -42,8 +47,8 @@ def test_extractive_agent_answers_with_a_citation_of_the_right_document(memory: 
 def test_llamacpp_agent_answers_from_evidence(memory: Memory) -> None:
     agent = Agent(memory)
     answer = agent.ask("How do honeybees tell other bees where flowers are?")
-    assert answer.trace[1]["mode"] == "llm"
-    assert answer.trace[1]["usage"]["completion_tokens"] > 0
+    assert _step(answer, "answer")["mode"] == "llm"
+    assert _step(answer, "answer")["usage"]["completion_tokens"] > 0
     assert answer.answer.strip()
     assert answer.citations[0]["title"] == "How honeybees share directions"
     agent.close()
@@ -54,7 +59,7 @@ def test_unreachable_llm_server_falls_back_to_extractive_with_a_warning(memory: 
     llm = OpenAICompatLLM("m", base_url=f"http://127.0.0.1:{_closed_port()}/v1", timeout_s=2, retries=0)
     agent = Agent(memory, llm=llm)
     answer = agent.ask("What causes the tides?")
-    step = answer.trace[1]
+    step = _step(answer, "answer")
     assert step["mode"] == "extractive"
     assert "unreachable" in step["warning"]
     assert any(c["cited"] for c in answer.citations)

@@ -41,7 +41,7 @@ def test_the_agent_does_not_follow_instructions_inside_recalled_memories(memory:
     finally:
         agent.close()
     assert stored.id in [c["id"] for c in answer.citations], "the injected memory must reach the prompt"
-    assert answer.trace[1]["mode"] in ("llm", "extractive")
+    assert next(s for s in answer.trace if s["step"] == "answer")["mode"] in ("llm", "extractive")
     assert MARKER.lower() not in answer.answer.lower(), answer.answer
 
 

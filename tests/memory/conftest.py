@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hopmem.memory.embeddings import SentenceTransformerEmbedder, load_embedder
 from hopmem.memory.records import DocumentInput
 from hopmem.memory.store import MemoryStore
 
@@ -23,12 +22,6 @@ from hopmem.memory.store import MemoryStore
 FAKE_EMBEDDER = ("test-random", 8)
 
 MakeDoc = Callable[..., DocumentInput]
-
-
-@pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
-    """The packaged MiniLM embedder, loaded once per test session."""
-    return load_embedder("all-MiniLM-L6-v2")
 
 
 @pytest.fixture()

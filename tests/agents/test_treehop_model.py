@@ -1,0 +1,65 @@
+"""The TreeHop model: its formula, saving and loading, and the checks that keep it with its embedder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hopmem.agents.treehop_model import TreeHopConfig, TreeHopModel, load_treehop, packaged_model_dir
+from hopmem.memory.errors import ConfigError
+
+
+def _unit(rows: int, dim: int, seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(rows, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_untrained_model_is_q_minus_c_normalised() -> None:
+    model = TreeHopModel(TreeHopConfig(dim=16, attn_size=8, mlp_size=8))
+    model.eval()
+    q, c = _unit(4, 16, 0), _unit(4, 16, 1)
+    out = model.next_queries(q, c)
+    expected = (q - c) / np.linalg.norm(q - c, axis=1, keepdims=True)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    # One query broadcast over several passages gives the same as the repeated query.
+    np.testing.assert_allclose(model.next_queries(q[0], c), model.next_queries(np.repeat(q[:1], 4, 0), c), atol=1e-6)
+
+
+def test_update_gate_changes_the_output_once_trained_and_round_trips(tmp_path: Path) -> None:
+    model = TreeHopModel(TreeHopConfig(dim=16, attn_size=8, mlp_size=8, embedder="e"))
+    with torch.no_grad():
+        model.out.weight.normal_(0, 0.5)
+    model.eval()
+    q, c = _unit(3, 16, 2), _unit(3, 16, 3)
+    out = model.next_queries(q, c)
+    plain = (q - c) / np.linalg.norm(q - c, axis=1, keepdims=True)
+    assert np.abs(out - plain).max() > 1e-2
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    model.save(tmp_path / "m", card="# card\n", metrics={"recall": 0.5})
+    loaded = TreeHopModel.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.next_queries(q, c), out, atol=1e-6)
+    assert loaded.config == model.config
+    assert (tmp_path / "m" / "README.md").read_text() == "# card\n"
+
+
+def test_load_refuses_missing_folder_and_other_embedders(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="No TreeHop model"):
+        TreeHopModel.load(tmp_path / "nothing")
+    TreeHopModel(TreeHopConfig(dim=16, attn_size=8, mlp_size=8, embedder="e")).save(tmp_path / "m")
+    with pytest.raises(ConfigError, match="trained on e embeddings"):
+        load_treehop(tmp_path / "m", embedder="other", dim=16)
+    with pytest.raises(ConfigError, match="dim 16"):
+        load_treehop(tmp_path / "m", embedder="e", dim=384)
+    assert load_treehop(tmp_path / "m", embedder="e", dim=16).config.dim == 16
+
+
+def test_packaged_model_matches_the_packaged_embedder() -> None:
+    folder = packaged_model_dir()
+    model = load_treehop(None, embedder="all-MiniLM-L6-v2", dim=384)
+    assert model.config.dim == 384 and not model.training
+    assert (folder / "README.md").is_file() and (folder / "data.json").is_file()
+    # It was trained: the update gate is not the zero it starts from.
+    assert float(model.out.weight.abs().sum()) > 0

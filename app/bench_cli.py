@@ -181,3 +181,34 @@ def bench_trust(
     typer.echo(f"{'sleeper_writes_to_detect':<26} {detect[0]!s:>10} {detect[1]!s:>11}")
     typer.echo(f"ltr nDCG@5 off {report['ltr']['ndcg@5_off']}  on {report['ltr']['ndcg@5_on']}")
     _write(report, json_out)
+
+
+@bench_app.command("planner")
+def bench_planner(
+    json_out: Annotated[Path | None, _JSON] = None,
+    data: Annotated[Path | None, _DATA] = None,
+    dataset: Annotated[str, typer.Option(help="data set folder under --data")] = "hotpotqa",
+    labelled_only: Annotated[
+        bool, typer.Option("--labelled-only", help="only questions typed bridge/comparison (decision accuracy)")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="plan only the first N questions")] = None,
+    log: Annotated[Path | None, typer.Option(help="write one JSON line per question here")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """AQR planner: valid-plan and fallback rates of the configured LLM, decision accuracy against question types."""
+    from hopmem.bench.planner_bench import run_planner_bench
+
+    report = run_planner_bench(
+        settings=settings(),
+        data_root=data,
+        dataset=dataset,
+        labelled_only=labelled_only,
+        limit=limit,
+        log_path=log,
+        progress=not quiet,
+        command=_command(),
+    )
+    typer.echo(f"valid LLM plans {report['llm_valid_rate']}  fallback {report['fallback_rate']}")
+    for name, acc in report["decision_accuracy"].items():
+        typer.echo(f"decision accuracy {name:<13} {acc['all']['accuracy']} (n={acc['all']['n']})")
+    _write(report, json_out)

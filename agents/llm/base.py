@@ -51,4 +51,21 @@ class ChatLLM(Protocol):
         stop: list[str] | None = None,
     ) -> Iterator[str]: ...
 
+    def complete_json(
+        self,
+        messages: list[Message],
+        schema: dict[str, Any],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+    ) -> tuple[dict[str, Any] | list[Any], Completion]:
+        """A reply constrained to the JSON schema ``schema``, parsed and validated, with its :class:`Completion`.
+
+        Generation is constrained where the backend can (llama.cpp grammar, a server's ``json_schema`` response
+        format), and the reply is always parsed and checked against ``schema`` afterwards: a reply cut off by
+        ``max_tokens``, not JSON, or breaking the schema raises :class:`hopmem.memory.errors.LLMError`, so callers
+        never receive unchecked structure.
+        """
+        ...
+
     def count_tokens(self, text: str) -> int: ...

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hopmem.agents.llm.base import Completion, Message
+from hopmem.agents.llm.schema import parse_json_reply
 from hopmem.memory.errors import LLMError, ModelNotAvailableError
 from hopmem.memory.model_paths import resolve_gguf_path
 
@@ -97,6 +98,42 @@ class LlamaCppLLM:
             completion_tokens=int(usage.get("completion_tokens", 0)),
             ms=(time.perf_counter() - start) * 1000,
         )
+
+    def complete_json(
+        self,
+        messages: list[Message],
+        schema: dict[str, Any],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+    ) -> tuple[dict[str, Any] | list[Any], Completion]:
+        """Generate under a grammar built from ``schema`` (llama-cpp-python's ``json_object`` response format).
+
+        The repeat penalty is off here: JSON repeats quotes, braces and keys by nature, and the grammar already
+        stops the loops the penalty guards against in free text. See :meth:`ChatLLM.complete_json` for the contract.
+        """
+        start = time.perf_counter()
+        try:
+            out: Any = self._llm.create_chat_completion(
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                temperature=temperature,
+                repeat_penalty=1.0,
+                response_format={"type": "json_object", "schema": schema},
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise LLMError(
+                f"llama.cpp failed to generate ({exc}); shorten the input or raise HOPMEM_LLM_CONTEXT."
+            ) from exc
+        usage = out.get("usage") or {}
+        completion = Completion(
+            text=str(out["choices"][0]["message"].get("content") or ""),
+            model=self.name,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            ms=(time.perf_counter() - start) * 1000,
+        )
+        return parse_json_reply(completion.text, schema, source=f"llama.cpp model {self.name}"), completion
 
     def stream(
         self,

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from hopmem.agents.llm.base import Completion, Message
+from hopmem.agents.llm.schema import parse_json_reply
 from hopmem.memory.errors import LLMError
+
+log = logging.getLogger(__name__)
+
+
+class _FormatRefused(LLMError):
+    """The server rejected the request's ``response_format`` (it speaks another dialect of structured output)."""
 
 
 class OpenAICompatLLM:
@@ -20,6 +28,10 @@ class OpenAICompatLLM:
         api_key: sent as a bearer token.
         timeout_s: per request.
         retries: extra attempts on connection errors and 5xx answers.
+        json_format: how :meth:`complete_json` asks for schema-constrained output: ``json_schema`` (OpenAI's form,
+            which vLLM and llama.cpp's C++ server accept), ``json_object`` (llama-cpp-python's server:
+            ``{"type": "json_object", "schema": ...}``) or ``auto``: ``json_schema`` first, and ``json_object`` from
+            then on if the server refuses it.
     """
 
     def __init__(
@@ -31,13 +43,18 @@ class OpenAICompatLLM:
         timeout_s: float = 120.0,
         retries: int = 2,
         context_window: int = 2048,
+        json_format: str = "auto",
     ) -> None:
         import httpx
+
+        if json_format not in ("auto", "json_schema", "json_object"):
+            raise ValueError(f"json_format must be auto, json_schema or json_object, not {json_format!r}")
 
         self.name = model
         self.base_url = base_url.rstrip("/")
         self.context_window = context_window
         self.retries = retries
+        self.json_format = json_format
         self._client = httpx.Client(timeout=timeout_s, headers={"Authorization": f"Bearer {api_key}"})
 
     def count_tokens(self, text: str) -> int:
@@ -50,6 +67,12 @@ class OpenAICompatLLM:
         for attempt in range(self.retries + 1):
             try:
                 response = self._client.post(f"{self.base_url}/chat/completions", json=payload)
+                if response.status_code >= 400 and "response_format" in payload and "response_format" in response.text:
+                    # a validation error about the format, whatever its status: retrying the same request is useless
+                    raise _FormatRefused(
+                        f"The LLM server at {self.base_url} refused the structured-output request "
+                        f"({response.status_code}: {response.text[:200]}); use a server with JSON-schema output."
+                    )
                 if response.status_code >= 500:
                     last = LLMError(f"server answered {response.status_code}")
                 elif response.status_code >= 400:
@@ -66,6 +89,65 @@ class OpenAICompatLLM:
             f"The LLM server at {self.base_url} is unreachable after {self.retries + 1} attempts ({last}); "
             "start it or fix HOPMEM_LLM_BASE_URL."
         )
+
+    def _parse(self, data: dict[str, Any], start: float) -> Completion:
+        try:
+            text = data["choices"][0]["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise LLMError(
+                f"The LLM server at {self.base_url} sent a malformed reply: {json.dumps(data)[:200]}."
+            ) from exc
+        usage = data.get("usage") or {}
+        return Completion(
+            text=str(text),
+            model=str(data.get("model", self.name)),
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            ms=(time.perf_counter() - start) * 1000,
+        )
+
+    def complete_json(
+        self,
+        messages: list[Message],
+        schema: dict[str, Any],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+    ) -> tuple[dict[str, Any] | list[Any], Completion]:
+        """Ask the server for output constrained to ``schema`` and validate it (see :meth:`ChatLLM.complete_json`).
+
+        The request carries ``response_format`` in the dialect of ``json_format``; vLLM's removed ``guided_json``
+        parameter is not used. With ``auto``, a server that refuses ``json_schema`` is asked again with
+        ``json_object`` + ``schema`` and remembered.
+        """
+        start = time.perf_counter()
+        formats = ["json_schema", "json_object"] if self.json_format == "auto" else [self.json_format]
+        for n, kind in enumerate(formats):
+            if kind == "json_schema":
+                response_format: dict[str, Any] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "reply", "schema": schema, "strict": True},
+                }
+            else:
+                response_format = {"type": "json_object", "schema": schema}
+            payload: dict[str, Any] = {
+                "model": self.name,
+                "messages": messages,
+                "max_tokens": max_tokens,
+                "temperature": temperature,
+                "response_format": response_format,
+            }
+            try:
+                data = self._post(payload)
+            except _FormatRefused:
+                if n + 1 < len(formats):
+                    log.info("%s refuses json_schema output; using json_object + schema", self.base_url)
+                    self.json_format = formats[n + 1]
+                    continue
+                raise
+            completion = self._parse(data, start)
+            return parse_json_reply(completion.text, schema, source=f"LLM server at {self.base_url}"), completion
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def complete(
         self,
@@ -84,21 +166,7 @@ class OpenAICompatLLM:
         }
         if stop:
             payload["stop"] = stop
-        data = self._post(payload)
-        try:
-            text = data["choices"][0]["message"].get("content") or ""
-        except (KeyError, IndexError, TypeError) as exc:
-            raise LLMError(
-                f"The LLM server at {self.base_url} sent a malformed reply: {json.dumps(data)[:200]}."
-            ) from exc
-        usage = data.get("usage") or {}
-        return Completion(
-            text=str(text),
-            model=str(data.get("model", self.name)),
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-            ms=(time.perf_counter() - start) * 1000,
-        )
+        return self._parse(self._post(payload), start)
 
     def stream(
         self,

@@ -1,0 +1,619 @@
+"""Adaptive query reformulation (AQR): keep a question whole, or split it into parallel or sequential sub-queries.
+
+One call of :func:`plan_question` decides, per question, how retrieval should go:
+
+* ``whole``: one search for the (stand-alone) question;
+* ``parallel``: independent sub-queries searched side by side and fused ("Which is older, A or B?");
+* ``sequential``: a chain where a later sub-query holds ``{1}``, ``{2}`` ... for the answers of earlier ones ("the
+  woman who portrayed X" -> "what position did {1} hold"). The graph retrieves sub-query 1, asks
+  :func:`bridge_answer` for its short answer, fills it in with :func:`fill_placeholders` and retrieves the next.
+
+Multi-turn questions are first rewritten to stand alone using the conversation. Both the rewrite and the plan come
+from the LLM under a JSON schema (grammar-constrained on llama.cpp, ``json_schema`` response format on servers); the
+reply is then checked (see :func:`check_plan`) and anything wrong with it - no LLM, an LLM error, malformed JSON,
+empty, duplicate, overlong or unrelated sub-queries, placeholders that point nowhere - gives the rule-based plan of
+:func:`rule_plan` instead, with ``source="fallback"`` and the reason in ``warning``. Planning never raises.
+
+:func:`planner_benchmark` measures the LLM's plans on labelled questions (HotpotQA's bridge/comparison types).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from hopmem.agents.prompts import bridge_messages, plan_messages, standalone_messages
+from hopmem.memory.errors import HopmemError
+
+if TYPE_CHECKING:
+    from hopmem.agents.llm.base import ChatLLM, Message
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["whole", "parallel", "sequential"]
+MODES: tuple[Mode, ...] = ("whole", "parallel", "sequential")
+
+MAX_QUERY_CHARS = 120
+"""Longest sub-query accepted from the LLM (also its schema's ``maxLength``): a search query, not a paragraph."""
+MAX_PLAN_QUESTION_CHARS = 2000
+"""Longer questions are not sent to the LLM for planning (they would crowd the small model's context); whole plan."""
+PLAN_MAX_TOKENS = 160
+STANDALONE_MAX_TOKENS = 96
+BRIDGE_MAX_TOKENS = 40
+BRIDGE_BUDGET_TOKENS = 700
+
+
+def _wordset(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_PLACEHOLDER = re.compile(r"\{(\d+)\}")
+_STOP = _wordset(
+    "a an the of in on at to for from by with and or but is are was were be been being do does did has have had "
+    "what which who whom whose when where why how that this these those it its it's he she they them their his her "
+    "him as than then both between same also any each either neither more most less least first last there one"
+)
+_PRONOUNS = _wordset("he she it they him her them his hers its their theirs there that this these those")
+
+
+@dataclass
+class Plan:
+    """How to search for one question.
+
+    Attributes:
+        mode: ``whole``, ``parallel`` or ``sequential``.
+        queries: the sub-queries in order (``[standalone]`` for ``whole``); in ``sequential`` mode a later query may
+            hold ``{1}``, ``{2}`` ..., the answers of sub-queries 1, 2 ... (fill them with :func:`fill_placeholders`).
+        standalone: the question rewritten to stand alone using the conversation (the question itself without one).
+        source: ``llm`` (the LLM's plan, checked), ``fallback`` (rules, because of ``warning``) or ``off``.
+        warning: why the LLM's plan or rewrite was not used, or None.
+        ms: time spent planning, rewrite included.
+    """
+
+    mode: Mode
+    queries: list[str]
+    standalone: str
+    source: Literal["llm", "fallback", "off"]
+    warning: str | None = None
+    ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for the trace."""
+        data = asdict(self)
+        data["ms"] = round(self.ms, 1)
+        return data
+
+
+def plan_schema(max_subqueries: int) -> dict[str, Any]:
+    """The JSON schema of the LLM's plan: ``{"mode": ..., "queries": [...]}`` (``mode`` first, so it decides first).
+
+    Written in the strict subset OpenAI-style servers accept (every property required, no additional ones).
+    """
+    return {
+        "type": "object",
+        "properties": {
+            "mode": {"type": "string", "enum": list(MODES)},
+            "queries": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS},
+                "minItems": 1,
+                "maxItems": max(1, max_subqueries),
+            },
+        },
+        "required": ["mode", "queries"],
+        "additionalProperties": False,
+    }
+
+
+STANDALONE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"question": {"type": "string", "minLength": 1, "maxLength": 300}},
+    "required": ["question"],
+    "additionalProperties": False,
+}
+
+BRIDGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"answer": {"type": "string", "minLength": 1, "maxLength": 80}},
+    "required": ["answer"],
+    "additionalProperties": False,
+}
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words of ``text`` that carry meaning (no stop words, no placeholders)."""
+    return {w for w in re.findall(r"[^\W_]+", _PLACEHOLDER.sub(" ", text.lower())) if w not in _STOP}
+
+
+# --- the public entry points ---------------------------------------------------------------------------------------
+
+
+def plan_question(
+    llm: ChatLLM | None,
+    question: str,
+    history: Sequence[Message] = (),
+    *,
+    max_subqueries: int = 3,
+    decompose: bool = True,
+) -> Plan:
+    """Rewrite ``question`` to stand alone, then decide how to search for it. Never raises.
+
+    Args:
+        llm: the model that rewrites and plans, or None for the rules alone.
+        question: the user's question.
+        history: earlier turns of the conversation (``{"role", "content"}``), oldest first.
+        max_subqueries: most sub-queries a plan may have (``Settings.max_subqueries``).
+        decompose: False keeps every question whole (``source="off"``); the stand-alone rewrite still runs.
+
+    Returns:
+        The plan; ``source="fallback"`` with a ``warning`` when the LLM's answer could not be used.
+    """
+    started = time.perf_counter()
+    question = " ".join(str(question).split())
+    standalone, warnings = rewrite_standalone(llm, question, history)
+    if not decompose:
+        plan = Plan("whole", [standalone], standalone, "off", _join(warnings))
+    elif not standalone:
+        plan = Plan("whole", [standalone], standalone, "fallback", _join([*warnings, "empty question"]))
+    elif llm is None:
+        plan = _fallback(standalone, max_subqueries, [*warnings, "no LLM configured; rule-based plan"])
+    elif len(standalone) > MAX_PLAN_QUESTION_CHARS:
+        plan = _fallback(standalone, max_subqueries, [*warnings, "question too long to plan with the LLM"])
+    else:
+        try:
+            reply, _ = llm.complete_json(
+                plan_messages(standalone, max_subqueries=max_subqueries),
+                plan_schema(max_subqueries),
+                max_tokens=PLAN_MAX_TOKENS,
+            )
+            mode, queries = check_plan(reply, standalone, max_subqueries=max_subqueries)
+            plan = Plan(mode, queries, standalone, "llm", _join(warnings))
+        except (HopmemError, ValueError) as exc:
+            log.info("planner falls back to rules: %s", exc)
+            plan = _fallback(standalone, max_subqueries, [*warnings, f"LLM plan not used: {exc}"])
+    plan.ms = (time.perf_counter() - started) * 1000
+    return plan
+
+
+def rewrite_standalone(llm: ChatLLM | None, question: str, history: Sequence[Message]) -> tuple[str, list[str]]:
+    """``question`` made to stand alone using ``history``, and the warnings met on the way. Never raises.
+
+    Without a previous user turn the question is returned unchanged (no LLM call). Otherwise the LLM rewrites it
+    under :data:`STANDALONE_SCHEMA`; a rewrite that fails, is empty, shares no content word with the question and
+    the conversation, or - for a question that refers back (a pronoun ...) - takes no word from the conversation, is
+    replaced by :func:`rule_standalone`.
+    """
+    turns = [{"role": str(t.get("role", "")), "content": str(t.get("content", ""))} for t in history]
+    turns = [t for t in turns if t["role"] in ("user", "assistant") and t["content"].strip()]
+    if not question or not any(t["role"] == "user" for t in turns):
+        return question, []
+    if llm is None:
+        return rule_standalone(question, turns), []
+    if len(question) > MAX_PLAN_QUESTION_CHARS:
+        return rule_standalone(question, turns), ["question too long to rewrite with the LLM"]
+    try:
+        reply, _ = llm.complete_json(
+            standalone_messages(question, turns), STANDALONE_SCHEMA, max_tokens=STANDALONE_MAX_TOKENS
+        )
+        if not isinstance(reply, dict):
+            raise ValueError("the rewrite is not an object")
+        text = " ".join(str(reply.get("question", "")).split())
+        known = content_words(question) | {w for t in turns[-4:] for w in content_words(t["content"])}
+        if not text:
+            raise ValueError("the rewrite is empty")
+        if not content_words(text) & known:
+            raise ValueError(f"the rewrite {text[:60]!r} shares no word with the conversation")
+        if _leans(question) and not (content_words(text) - content_words(question)) & known:
+            raise ValueError(f"the rewrite {text[:60]!r} takes nothing from the conversation")
+        return text, []
+    except (HopmemError, ValueError) as exc:
+        log.info("stand-alone rewrite falls back to rules: %s", exc)
+        return rule_standalone(question, turns), [f"LLM rewrite not used: {exc}"]
+
+
+def rule_standalone(question: str, history: Sequence[Message]) -> str:
+    """The rule-based stand-alone form: a follow-up that leans on the conversation gets the last user turn prepended.
+
+    A question "leans on" the conversation when it has a pronoun or deictic word (he, it, they, there, that ...) or
+    starts with "and"/"what about". This does not resolve the pronoun; it gives retrieval the words it refers to.
+    """
+    previous = [" ".join(t["content"].split()) for t in history if t.get("role") == "user" and t["content"].strip()]
+    if not previous:
+        return question
+    return f"{previous[-1]} {question}" if _leans(question) else question
+
+
+def _leans(question: str) -> bool:
+    """Whether ``question`` refers back to the conversation (a pronoun or deictic word, or "and ..."/"what about")."""
+    words = set(re.findall(r"[^\W_]+", question.lower()))
+    return bool(words & _PRONOUNS) or question.lower().startswith(("and ", "what about", "how about"))
+
+
+def fill_placeholders(query: str, answers: Sequence[str]) -> str:
+    """``query`` with each ``{k}`` replaced by ``answers[k-1]`` (one pass: answers are not scanned for placeholders).
+
+    A placeholder with no (or an empty) answer is dropped, so that retrieval never searches for a literal ``{2}``.
+    """
+
+    def one(match: re.Match[str]) -> str:
+        k = int(match.group(1))
+        return " ".join(answers[k - 1].split()) if 1 <= k <= len(answers) else ""
+
+    return " ".join(_PLACEHOLDER.sub(one, query).split())
+
+
+def bridge_answer(llm: ChatLLM | None, query: str, passages: Sequence[str]) -> str:
+    """The short answer (an entity or phrase) of sub-query ``query`` from its evidence ``passages``. Never raises.
+
+    The LLM answers under :data:`BRIDGE_SCHEMA`; its answer is kept only when its content words occur in the
+    passages (an answer the evidence does not contain would steer the next search wrong). Otherwise, and without an
+    LLM, :func:`extractive_bridge` picks a phrase from the passages. "" when there are no passages.
+    """
+    texts = [" ".join(str(p).split()) for p in passages if str(p).strip()]
+    if not texts:
+        return ""
+    if llm is not None:
+        try:
+            reply, _ = llm.complete_json(
+                bridge_messages(query, texts, budget_tokens=BRIDGE_BUDGET_TOKENS, count=llm.count_tokens),
+                BRIDGE_SCHEMA,
+                max_tokens=BRIDGE_MAX_TOKENS,
+            )
+            answer = " ".join(str(reply.get("answer", "")).split()) if isinstance(reply, dict) else ""
+            evidence = content_words(" ".join(texts))
+            words = content_words(answer)
+            if answer and words and words <= evidence and not (words <= content_words(query)):
+                return answer
+            log.info("bridge answer %r not found in the evidence; extractive fallback", answer[:60])
+        except HopmemError as exc:
+            log.info("bridge answer falls back to extraction: %s", exc)
+    return extractive_bridge(query, texts)
+
+
+def extractive_bridge(query: str, passages: Sequence[str]) -> str:
+    """A phrase from the passages that likely answers ``query``: the longest run of capitalised words (a name) in the
+    passage sentence sharing most words with the query, not counting names the query already holds; failing that,
+    the start of that sentence. A heuristic, used only when no LLM answer can be trusted."""
+    asked = content_words(query)
+    best, best_score = "", -1.0
+    for rank, text in enumerate(passages):
+        for sentence in re.split(r"(?<=[.!?])\s+", text):
+            score = len(content_words(sentence) & asked) - 0.1 * rank
+            if score > best_score:
+                best, best_score = sentence, score
+    names = [
+        " ".join(m.split())
+        for m in re.findall(
+            r"(?:[A-Z0-9][\w'’.-]*)(?:\s+(?:(?:of|the|de|von|van|del|la|le)\s+)?[A-Z0-9][\w'’.-]*)*", best
+        )
+    ]
+    fresh = [n for n in names if not content_words(n) <= asked and content_words(n)]
+    if fresh:
+        return max(fresh, key=lambda n: (len(n.split()), -best.find(n)))
+    return " ".join(best.split()[:12])
+
+
+# --- checking the LLM's plan ---------------------------------------------------------------------------------------
+
+
+def check_plan(reply: Any, question: str, *, max_subqueries: int) -> tuple[Mode, list[str]]:
+    """The mode and sub-queries of an LLM plan ``reply`` for ``question``, or ValueError saying what is wrong.
+
+    Rules: a known mode; for ``whole``, and for a "split" into a single query, the queries are replaced by
+    ``[question]``; a split needs 2 to
+    ``max_subqueries`` distinct, non-empty sub-queries of at most :data:`MAX_QUERY_CHARS` characters, each sharing a
+    content word with the question (or, in a chain, holding a placeholder); placeholders only in ``sequential`` mode,
+    only pointing at earlier sub-queries, and at least one of them.
+    """
+    if not isinstance(reply, dict):
+        raise ValueError("the plan is not a JSON object")
+    mode = reply.get("mode")
+    raw = reply.get("queries")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {str(mode)[:30]!r}")
+    if not isinstance(raw, list) or not all(isinstance(q, str) for q in raw):
+        raise ValueError("queries is not a list of strings")
+    if mode == "whole":
+        return "whole", [question]
+    queries = [" ".join(q.split()) for q in raw]
+    if len(queries) == 1 and not _PLACEHOLDER.search(queries[0]):
+        return "whole", [question]  # a "split" into one query is a whole plan
+    if len(queries) < 2:
+        raise ValueError(f"a {mode} plan with {len(queries)} sub-query")
+    if len(queries) > max_subqueries:
+        raise ValueError(f"{len(queries)} sub-queries, more than {max_subqueries}")
+    if any(not q or not _PLACEHOLDER.sub("", q).strip(" ,.?") for q in queries):
+        raise ValueError("an empty sub-query")
+    if any(len(q) > MAX_QUERY_CHARS for q in queries):
+        raise ValueError(f"a sub-query longer than {MAX_QUERY_CHARS} characters")
+    if len({q.lower() for q in queries}) < len(queries) or any(q.lower() == question.lower() for q in queries):
+        raise ValueError("duplicate sub-queries (or one that repeats the question)")
+    asked = content_words(question)
+    linked = False
+    for n, q in enumerate(queries, start=1):
+        refs = [int(k) for k in _PLACEHOLDER.findall(q)]
+        if refs and mode != "sequential":
+            raise ValueError("placeholders in a parallel plan")
+        if any(not 1 <= k < n for k in refs):
+            raise ValueError(f"sub-query {n} refers to an answer that is not earlier in the chain")
+        linked = linked or bool(refs)
+        if not refs and not content_words(q) & asked:
+            raise ValueError(f"sub-query {n} ({q[:40]!r}) shares no word with the question")
+    if mode == "sequential" and not linked:
+        raise ValueError("a sequential plan whose sub-queries use no earlier answer")
+    return mode, queries
+
+
+# --- the rule-based plan -------------------------------------------------------------------------------------------
+
+_CONNECT = _wordset("of the de von van del la le di da from by on in for a an")
+_WH = _wordset("which who whom what whose when where how are is were was do does did has have had can")
+_AND_CUE = re.compile(r"\bboth\b|\bbetween\b|\bsame\b|\bin common\b|\bshare[ds]?\b", re.IGNORECASE)
+
+
+def _is_name(word: str) -> bool:
+    return bool(word) and (word[0].isupper() or word[0].isdigit()) and word.lower() not in _WH | {"both", "between"}
+
+
+def _name_before(words: list[str]) -> list[str]:
+    """The trailing run of name-like words of ``words``: capitalised words or digits, joined by lower-case
+    connectors (of, the, von, from ...) only where a capitalised word stands on both sides."""
+    bare = [w.strip(",;:\"'") for w in words]
+    run: list[str] = []
+    i = len(bare) - 1
+    while i >= 0:
+        if _is_name(bare[i]):
+            run.insert(0, bare[i])
+            i -= 1
+            continue
+        j = i
+        while j >= 0 and bare[j].lower() in _CONNECT and not _is_name(bare[j]):
+            j -= 1
+        if run and j >= 0 and j < i and _is_name(bare[j]):
+            run[:0] = bare[j + 1 : i + 1]
+            i = j
+            continue
+        break
+    return run
+
+
+def _name_after(words: list[str]) -> list[str]:
+    """The leading run of name-like words of ``words`` (a lower-case article may open it); punctuation ends it."""
+    run: list[str] = []
+    for i, word in enumerate(words):
+        bare = word.strip("\"'?.!;:,")
+        ends = word.rstrip("\"'").endswith((",", "?", ".", "!", ":", ";")) and not re.fullmatch(r"[A-Z]\.", word)
+        if _is_name(bare):
+            run.append(bare)
+        elif bare.lower() in _CONNECT:
+            j = i
+            while j < len(words) and words[j].strip("\"'").lower() in _CONNECT:
+                j += 1
+            if j < len(words) and _is_name(words[j].strip("\"'?.!;:,")):
+                if run:
+                    run.append(bare)
+                # a leading article is not part of the name
+            else:
+                break
+        else:
+            break
+        if ends:
+            break
+    return run
+
+
+def _pair(question: str) -> tuple[str, str, str] | None:
+    """(A, B, the rest of the question) for a comparison of two named things - "..., A or B?", "Are A and B both
+    ...?", "Both A and B ...", "... in common / the same ..." - else None."""
+    for conj in (" or ", " and "):
+        if conj == " and " and not _AND_CUE.search(question):
+            continue
+        at = question.find(conj)
+        while at != -1:
+            left, right = question[:at], question[at + len(conj) :]
+            clause = re.split(r"[,:]", left)[-1].split() if re.search(r"[,:]", left) else []
+            first = [w for w in clause if w.lower() not in _WH and w.lower() != "both"] if len(clause) <= 6 else []
+            first = first or _name_before(left.split())
+            second = _name_after(right.split())
+            a, b = " ".join(first).strip(" ,"), " ".join(second).strip(" ,?")
+            if a and b and content_words(a) and content_words(b) and _is_name(a.split()[-1]) and _is_name(b.split()[0]):
+                span_start = left.rfind(first[0])
+                span_end = at + len(conj) + right.find(second[-1]) + len(second[-1])
+                return a, b, question[:span_start] + " " + question[span_end:]
+            at = question.find(conj, at + 1)
+    return None
+
+
+def rule_plan(question: str, *, max_subqueries: int = 3) -> tuple[Mode, list[str]]:
+    """The rule-based decision: a comparison of two named things ("Which is older, A or B?", "Are A and B both ...?",
+    "Both A and B ...") becomes two parallel sub-queries "A <rest of the question>", "B <rest>"; anything else stays
+    whole. It never proposes a sequential chain: writing one needs the model."""
+    pair = _pair(question) if max_subqueries >= 2 else None
+    if pair is None:
+        return "whole", [question]
+    a, b, rest = pair
+    words = [w.strip(",.?!;:") for w in rest.split()]
+    while words and (words[0].lower() in _WH or words[0].lower() in ("both", "between", "")):
+        words.pop(0)
+    frame = " ".join(w for w in words if w and w.lower() != "both")
+    queries = [f"{a} {frame}".strip(), f"{b} {frame}".strip()]
+    if queries[0].lower() == queries[1].lower():
+        return "whole", [question]
+    return "parallel", queries
+
+
+def _fallback(question: str, max_subqueries: int, warnings: list[str]) -> Plan:
+    mode, queries = rule_plan(question, max_subqueries=max_subqueries)
+    return Plan(mode, queries, question, "fallback", _join(warnings))
+
+
+def _join(warnings: Sequence[str]) -> str | None:
+    return "; ".join(warnings) if warnings else None
+
+
+# --- measuring the planner on labelled questions -------------------------------------------------------------------
+
+EXPECTED_MODE: dict[str, Mode] = {"comparison": "parallel", "bridge": "sequential"}
+"""HotpotQA question types and the plan each calls for."""
+
+
+def planner_benchmark(
+    llm: ChatLLM | None,
+    questions: Sequence[dict[str, Any]],
+    *,
+    max_subqueries: int = 3,
+    log_path: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Plan every question with ``llm`` and with the rules alone, and compare.
+
+    Args:
+        llm: the planning model (None measures the rules alone).
+        questions: ``{"id", "text", "type"}`` with ``type`` ``bridge``, ``comparison`` or None (unlabelled).
+        max_subqueries: as in :func:`plan_question`.
+        log_path: where to write one JSON line per question (both plans), or None.
+        progress: called with (done, total) after each question.
+
+    Returns:
+        Counts and rates: how often the LLM's plan was valid (``llm_valid_rate``), the fallback rate and the reasons,
+        the modes chosen, and - over labelled questions, with comparison -> parallel and bridge -> sequential -
+        decision accuracy of the LLM-with-fallback planner, of the rules alone, and of a constant "whole" baseline.
+    """
+    rows: list[dict[str, Any]] = []
+    out = log_path.open("w") if log_path is not None else None
+    try:
+        for n, item in enumerate(questions, start=1):
+            plan = plan_question(llm, item["text"], max_subqueries=max_subqueries)
+            rule_mode, rule_queries = rule_plan(item["text"], max_subqueries=max_subqueries)
+            row = {
+                "id": item.get("id"),
+                "type": item.get("type"),
+                "question": item["text"],
+                "plan": plan.to_dict(),
+                "rule": {"mode": rule_mode, "queries": rule_queries},
+            }
+            rows.append(row)
+            if out is not None:
+                out.write(json.dumps(row) + "\n")
+                out.flush()
+            if progress is not None:
+                progress(n, len(questions))
+    finally:
+        if out is not None:
+            out.close()
+    return summarise_benchmark(rows)
+
+
+def summarise_benchmark(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The metrics of :func:`planner_benchmark` from its per-question rows."""
+    total = len(rows)
+    llm_rows = [r for r in rows if r["plan"]["source"] == "llm"]
+    reasons: dict[str, int] = {}
+    for r in rows:
+        if r["plan"]["source"] == "fallback":
+            reason = _reason(r["plan"]["warning"] or "")
+            reasons[reason] = reasons.get(reason, 0) + 1
+    labelled = [r for r in rows if r.get("type") in EXPECTED_MODE]
+
+    def accuracy(pick: Callable[[dict[str, Any]], str]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for kind in (None, *EXPECTED_MODE):
+            group = [r for r in labelled if kind is None or r["type"] == kind]
+            hits = sum(pick(r) == EXPECTED_MODE[r["type"]] for r in group)
+            result["all" if kind is None else kind] = {"n": len(group), "correct": hits, "accuracy": _rate(hits, group)}
+        return result
+
+    def modes(pick: Callable[[dict[str, Any]], str]) -> dict[str, int]:
+        return {m: sum(pick(r) == m for r in rows) for m in MODES}
+
+    return {
+        "n_questions": total,
+        "n_labelled": len(labelled),
+        "llm_valid_rate": _rate(len(llm_rows), rows),
+        "fallback_rate": _rate(total - len(llm_rows), rows),
+        "fallback_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+        "modes": {
+            "planner": modes(lambda r: r["plan"]["mode"]),
+            "llm_valid_only": {m: sum(r["plan"]["mode"] == m for r in llm_rows) for m in MODES},
+            "rules": modes(lambda r: r["rule"]["mode"]),
+        },
+        "decision_accuracy": {
+            "planner": accuracy(lambda r: r["plan"]["mode"]),
+            "rules": accuracy(lambda r: r["rule"]["mode"]),
+            "always_whole": accuracy(lambda r: "whole"),
+        },
+        "plan_ms": _percentiles([r["plan"]["ms"] for r in rows]),
+    }
+
+
+def _reason(warning: str) -> str:
+    """A short category of a fallback warning, for counting."""
+    text = warning.split("LLM plan not used: ", 1)[-1]
+    for key in (
+        "did not return valid JSON",
+        "breaks the schema",
+        "unknown mode",
+        "with 1 sub-query",
+        "shares no word",
+        "duplicate",
+        "placeholders in a parallel",
+        "not earlier in the chain",
+        "use no earlier answer",
+        "empty sub-query",
+        "longer than",
+        "no LLM",
+        "too long",
+        "failed to generate",
+    ):
+        if key in text:
+            return key
+    return text[:60]
+
+
+def _rate(count: int, group: Sequence[Any]) -> float | None:
+    return round(count / len(group), 4) if group else None
+
+
+def _percentiles(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)  # noqa: E731
+    return {"p50": pick(0.5), "p95": pick(0.95), "mean": round(sum(ordered) / len(ordered), 1)}
+
+
+def load_hotpot_questions(dataset: Path, *, labelled_only: bool = False) -> list[dict[str, Any]]:
+    """``{"id", "text", "type"}`` of a BEIR-style multi-hop ``queries.jsonl`` (``metadata.type`` when present)."""
+    items = []
+    for line in (dataset / "queries.jsonl").read_text().splitlines():
+        if not line.strip():
+            continue
+        raw = json.loads(line)
+        kind = (raw.get("metadata") or {}).get("type")
+        if labelled_only and kind not in EXPECTED_MODE:
+            continue
+        items.append({"id": raw["_id"], "text": raw["text"], "type": kind})
+    return items
+
+
+__all__ = [
+    "BRIDGE_SCHEMA",
+    "STANDALONE_SCHEMA",
+    "Plan",
+    "bridge_answer",
+    "check_plan",
+    "extractive_bridge",
+    "fill_placeholders",
+    "plan_question",
+    "plan_schema",
+    "planner_benchmark",
+    "rewrite_standalone",
+    "rule_plan",
+    "rule_standalone",
+]

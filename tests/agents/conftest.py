@@ -1,0 +1,80 @@
+"""Fixtures of the agent tests: a real OpenAI-compatible server (llama-cpp-python's) serving the packaged SmolLM2."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from hopmem.agents.llm import ChatLLM
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``base_url`` of ``python -m llama_cpp.server`` serving SmolLM2-135M on a free port (model name ``smollm2``).
+
+    Started once per session, killed after; skipped with the reason when the server extra is not installed.
+    """
+    pytest.importorskip("sse_starlette", reason="llama-cpp-python's server extra is not installed (make install)")
+    pytest.importorskip("starlette_context", reason="llama-cpp-python's server extra is not installed (make install)")
+    from hopmem.memory.model_paths import resolve_gguf_path
+
+    model = resolve_gguf_path("SmolLM2-135M-Instruct")
+    port = _free_port()
+    log_path = Path(tmp_path_factory.mktemp("llama-server")) / "server.log"
+    command = [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(model), "--model_alias", "smollm2",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--n_ctx", "2048", "--n_threads", "1", "--seed", "0", "--verbose", "False",
+    ]  # fmt: skip
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama_cpp.server not ready after 120 s: {log_path.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield base_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> ChatLLM:
+    """The packaged SmolLM2-135M-Instruct run in-process by llama.cpp (one thread: the test machine is shared)."""
+    from hopmem.agents.llm import load_llm
+
+    llm = load_llm("llamacpp", "SmolLM2-135M-Instruct", threads=1, seed=0)
+    assert llm is not None
+    return llm

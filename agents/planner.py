@@ -146,7 +146,7 @@ def plan_question(
 
     Args:
         llm: the model that rewrites and plans, or None for the rules alone.
-        question: the user's question.
+        question: the user's question (``{k}`` in it is written ``(k)``: placeholders belong to the planner).
         history: earlier turns of the conversation (``{"role", "content"}``), oldest first.
         max_subqueries: most sub-queries a plan may have (``Settings.max_subqueries``).
         decompose: False keeps every question whole (``source="off"``); the stand-alone rewrite still runs.
@@ -155,8 +155,10 @@ def plan_question(
         The plan; ``source="fallback"`` with a ``warning`` when the LLM's answer could not be used.
     """
     started = time.perf_counter()
-    question = " ".join(str(question).split())
+    # Placeholder syntax in the user's own text becomes "(k)": only the planner's sequential queries hold "{k}".
+    question = _PLACEHOLDER.sub(r"(\1)", " ".join(str(question).split()))
     standalone, warnings = rewrite_standalone(llm, question, history)
+    standalone = _PLACEHOLDER.sub(r"(\1)", standalone)
     if not decompose:
         plan = Plan("whole", [standalone], standalone, "off", _join(warnings))
     elif not standalone:

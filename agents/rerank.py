@@ -1,0 +1,240 @@
+"""The reranker slot of the agent: one small interface and its backends.
+
+A reranker re-scores the fused candidates of a question, one ``(query, passage)`` pair at a time. Every backend
+implements :class:`Reranker`: ``score`` gives one float per passage (higher is more relevant; only the order within
+one call means anything), ``rank`` gives ``(index into docs, score)`` pairs, best first, ties in the given order.
+
+Backends here:
+
+- :class:`PassThroughReranker` (``none``): keeps the order it was given (the fused order);
+- :class:`CrossEncoderReranker` (``cross-encoder``): a sentence-transformers ``CrossEncoder`` read from a local
+  folder, run batched in float32 on the CPU. The product's default is trained from the packaged MiniLM weights by
+  ``hopmem finetune reranker --recipe cross-encoder`` and lives in :func:`default_cross_encoder_dir`.
+
+torch and sentence-transformers are imported inside the functions that need them, so ``import hopmem.agents`` stays
+light.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from hopmem.memory.errors import ConfigError, ModelNotAvailableError
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder
+
+log = logging.getLogger(__name__)
+
+RERANKERS: tuple[str, ...] = ("cross-encoder", "none")
+DEFAULT_MAX_LENGTH = 128
+"""Tokens of one (query, passage) pair: MiniLM costs grow with length and a 2-core CPU scores ~20-40 pairs/s here."""
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Scores passages against a query; every backend of the agent's rerank step implements this."""
+
+    name: str
+
+    def score(self, query: str, docs: Sequence[str]) -> list[float]:
+        """One relevance score per passage of ``docs`` (higher is better), in the order of ``docs``."""
+        ...
+
+    def rank(self, query: str, docs: Sequence[str], top_k: int | None = None) -> list[tuple[int, float]]:
+        """``(index into docs, score)`` pairs, best first (ties keep the given order), at most ``top_k`` of them."""
+        ...
+
+
+def rank_by_scores(scores: Sequence[float], top_k: int | None = None) -> list[tuple[int, float]]:
+    """Indices sorted by descending score; a stable sort, so equal scores keep the given order."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    ranked = [(i, float(scores[i])) for i in order]
+    return ranked if top_k is None else ranked[: max(top_k, 0)]
+
+
+def passage_text(title: str | None, body: str) -> str:
+    """The text a reranker reads for a stored passage: ``title: body``, without a title the body already begins with.
+
+    Training and inference must format passages the same way; Cranfield's abstracts, for one, repeat their title.
+    """
+    title = (title or "").strip()
+    body = body.strip()
+    if not title or body.lower().startswith(title.lower()):
+        return body
+    return f"{title}: {body}"
+
+
+class PassThroughReranker:
+    """Keeps the candidates' own order (scores ``1/1, 1/2, 1/3, ...``); the reranker named ``none``."""
+
+    name = "none"
+
+    def score(self, query: str, docs: Sequence[str]) -> list[float]:
+        return [1.0 / (i + 1) for i in range(len(docs))]
+
+    def rank(self, query: str, docs: Sequence[str], top_k: int | None = None) -> list[tuple[int, float]]:
+        return rank_by_scores(self.score(query, docs), top_k)
+
+
+def _quiet_transformers() -> None:
+    """Keep transformers' load reports and progress bars out of a user's terminal."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - comes with sentence-transformers
+        pass
+
+
+def init_cross_encoder(base: str | Path, *, seed: int = 0, max_length: int = DEFAULT_MAX_LENGTH) -> CrossEncoder:
+    """A cross-encoder whose encoder is read from ``base`` and whose 1-logit head is fresh (seeded).
+
+    ``base`` is usually the packaged all-MiniLM-L6-v2 folder: sentence-transformers turns a bi-encoder folder into a
+    ``BertForSequenceClassification`` with a new classifier. Training starts here, and the evaluation's
+    "untrained" row is this same model, so the comparison shows what training added.
+
+    Raises:
+        ModelNotAvailableError: when sentence-transformers is missing or ``base`` cannot be read.
+    """
+    import torch
+
+    CrossEncoder = _cross_encoder_class()
+    _quiet_transformers()
+    torch.manual_seed(seed)
+    try:
+        model = CrossEncoder(str(base), num_labels=1, device="cpu", local_files_only=True, max_length=max_length)
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailableError(f"Could not read the encoder in {base} for a cross-encoder: {exc}.") from exc
+    model.float()
+    return model
+
+
+def _cross_encoder_class() -> type[CrossEncoder]:
+    try:
+        from sentence_transformers import CrossEncoder
+    except ImportError as exc:
+        raise ModelNotAvailableError(
+            "sentence-transformers is not installed: run `make install` or pip install sentence-transformers."
+        ) from exc
+    return CrossEncoder
+
+
+class CrossEncoderReranker:
+    """A sentence-transformers ``CrossEncoder`` from a local folder, batched, float32, on the CPU.
+
+    Scores are the model's raw logit (no sigmoid), so they keep their full resolution. Pairs are scored in batches
+    sorted by length, so a batch pads little; results come back in the given order.
+
+    Args:
+        folder: a folder written by ``CrossEncoder.save`` (``hopmem finetune reranker`` writes one).
+        batch_size: pairs per forward pass.
+        max_length: tokens per pair (default: what the folder was saved with, else 128).
+        model: an already built ``CrossEncoder`` (then ``folder`` is only recorded), e.g. from
+            :func:`init_cross_encoder`.
+        name: the name reported in traces and evaluations.
+
+    Raises:
+        ConfigError: when the folder holds no cross-encoder.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        batch_size: int = 16,
+        max_length: int | None = None,
+        model: CrossEncoder | None = None,
+        name: str = "cross-encoder",
+    ) -> None:
+        self.folder = Path(folder).expanduser()
+        self.name = name
+        self.batch_size = max(1, int(batch_size))
+        if model is None:
+            if not is_cross_encoder_dir(self.folder):
+                raise ConfigError(
+                    f"No cross-encoder in {self.folder} (config.json and weights expected); train one with "
+                    "`hopmem finetune reranker --recipe cross-encoder` or set HOPMEM_RERANKER=none."
+                )
+            CrossEncoder = _cross_encoder_class()
+            _quiet_transformers()
+            log.info("loading cross-encoder from %s", self.folder)
+            try:
+                model = CrossEncoder(str(self.folder), device="cpu", local_files_only=True, max_length=max_length)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"The cross-encoder in {self.folder} cannot be loaded ({exc}); train it again with "
+                    "`hopmem finetune reranker --recipe cross-encoder`."
+                ) from exc
+        elif max_length is not None:
+            model.max_seq_length = max_length
+        if not model.max_seq_length:
+            model.max_seq_length = DEFAULT_MAX_LENGTH
+        model.float()
+        model.eval()
+        self.model = model
+
+    @property
+    def max_length(self) -> int:
+        return int(self.model.max_seq_length or DEFAULT_MAX_LENGTH)
+
+    def score(self, query: str, docs: Sequence[str]) -> list[float]:
+        if not docs:
+            return []
+        import torch
+
+        order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
+        pairs = [(query, docs[i]) for i in order]
+        with torch.inference_mode():
+            raw: Any = self.model.predict(
+                pairs,
+                batch_size=self.batch_size,
+                show_progress_bar=False,
+                activation_fn=torch.nn.Identity(),
+                convert_to_numpy=True,
+            )
+        scores = [0.0] * len(docs)
+        for position, value in zip(order, raw.reshape(-1).tolist(), strict=True):
+            scores[position] = float(value)
+        return scores
+
+    def rank(self, query: str, docs: Sequence[str], top_k: int | None = None) -> list[tuple[int, float]]:
+        return rank_by_scores(self.score(query, docs), top_k)
+
+
+def is_cross_encoder_dir(folder: Path) -> bool:
+    """True when ``folder`` looks like a saved cross-encoder (a config and a weights file)."""
+    folder = Path(folder)
+    has_weights = any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
+    return (folder / "config.json").is_file() and has_weights
+
+
+def default_cross_encoder_dir(cache_dir: Path) -> Path:
+    """Where the default cross-encoder (trained from the packaged MiniLM on the training splits) lives."""
+    return Path(cache_dir).expanduser() / "models" / "cross-encoder-minilm-l6"
+
+
+def load_reranker(name: str, location: str | Path | None, *, cache_dir: Path, batch_size: int = 16) -> Reranker:
+    """The reranker called ``name``: ``none`` (pass-through) or ``cross-encoder``.
+
+    Args:
+        name: the backend (``HOPMEM_RERANKER``).
+        location: the cross-encoder's folder (``HOPMEM_RERANKER_MODEL``); empty or None means
+            :func:`default_cross_encoder_dir` of ``cache_dir``.
+        cache_dir: hopmem's cache folder (``HOPMEM_CACHE_DIR``).
+        batch_size: pairs per forward pass.
+
+    Raises:
+        ConfigError: for an unknown name, or when the cross-encoder is not on disk (the message says how to train it).
+    """
+    key = (name or "").strip().lower()
+    if key == "none":
+        return PassThroughReranker()
+    if key == "cross-encoder":
+        folder = Path(location).expanduser() if location else default_cross_encoder_dir(cache_dir)
+        return CrossEncoderReranker(folder, batch_size=batch_size)
+    raise ConfigError(f"Unknown reranker {name!r}; use one of {', '.join(RERANKERS)}.")

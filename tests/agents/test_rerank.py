@@ -1,0 +1,112 @@
+"""The reranker slot: one contract that every backend passes, the loader, and the missing-model error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hopmem.agents.rerank import (
+    CrossEncoderReranker,
+    PassThroughReranker,
+    Reranker,
+    default_cross_encoder_dir,
+    init_cross_encoder,
+    load_reranker,
+    passage_text,
+)
+from hopmem.memory.errors import ConfigError
+from hopmem.memory.model_paths import resolve_embedder_path
+
+QUERY = "how do honeybees tell each other where flowers are"
+DOCS = [
+    "Shares rose on Tuesday after the quarterly report.",
+    "Honeybees perform a waggle dance that encodes the direction and distance of flowers.",
+    "The recipe needs two eggs and a cup of flour.",
+    "A forager bee returning to the hive signals the location of nectar with its dance.",
+    "Rain is expected over the weekend.",
+]
+
+
+@pytest.fixture(scope="module")
+def cross_encoder() -> CrossEncoderReranker:
+    """A real cross-encoder: the packaged MiniLM with a fresh seeded head (the training start)."""
+    base = resolve_embedder_path("all-MiniLM-L6-v2")
+    return CrossEncoderReranker(base, model=init_cross_encoder(base, seed=0, max_length=64), batch_size=2)
+
+
+@pytest.fixture(params=["none", "cross-encoder"])
+def reranker(request: pytest.FixtureRequest, cross_encoder: CrossEncoderReranker) -> Reranker:
+    return PassThroughReranker() if request.param == "none" else cross_encoder
+
+
+def test_contract(reranker: Reranker) -> None:
+    assert isinstance(reranker, Reranker)
+    scores = reranker.score(QUERY, DOCS)
+    assert len(scores) == len(DOCS) and all(isinstance(s, float) for s in scores)
+    ranked = reranker.rank(QUERY, DOCS)
+    assert sorted(i for i, _ in ranked) == list(range(len(DOCS)))  # a permutation of the indices
+    assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)  # best first
+    assert all(abs(scores[i] - s) < 1e-6 for i, s in ranked)  # rank reports the scores score() gives
+    assert reranker.rank(QUERY, DOCS, top_k=2) == ranked[:2]
+    assert reranker.rank(QUERY, DOCS, top_k=0) == []
+    assert reranker.score(QUERY, []) == [] and reranker.rank(QUERY, []) == []
+    assert reranker.score(QUERY, DOCS) == pytest.approx(scores)  # deterministic
+
+
+def test_pass_through_keeps_the_given_order() -> None:
+    reranker = PassThroughReranker()
+    assert reranker.name == "none"
+    assert [i for i, _ in reranker.rank(QUERY, DOCS)] == [0, 1, 2, 3, 4]
+    assert [i for i, _ in reranker.rank(QUERY, list(reversed(DOCS)))] == [0, 1, 2, 3, 4]
+
+
+def test_cross_encoder_scores_each_pair_independently_of_batching_and_position(
+    cross_encoder: CrossEncoderReranker,
+) -> None:
+    assert cross_encoder.name == "cross-encoder"
+    scores = cross_encoder.score(QUERY, DOCS)
+    reversed_scores = cross_encoder.score(QUERY, list(reversed(DOCS)))
+    assert list(reversed(reversed_scores)) == pytest.approx(scores, abs=1e-4)  # a passage's score ignores its place
+    alone = [cross_encoder.score(QUERY, [d])[0] for d in DOCS]
+    assert alone == pytest.approx(scores, abs=1e-4)  # and its batch (length-sorted batches pad differently)
+    assert len(set(round(s, 5) for s in scores)) > 1  # a real model, not a constant
+
+
+def test_saved_cross_encoder_loads_through_the_loader(cross_encoder: CrossEncoderReranker, tmp_path: Path) -> None:
+    folder = tmp_path / "ce"
+    cross_encoder.model.save(str(folder))
+    loaded = load_reranker("cross-encoder", folder, cache_dir=tmp_path / "cache", batch_size=4)
+    assert isinstance(loaded, CrossEncoderReranker)
+    assert loaded.max_length == 64  # the pair length travels with the model
+    assert loaded.score(QUERY, DOCS) == pytest.approx(cross_encoder.score(QUERY, DOCS), abs=1e-4)
+
+
+def test_loader_names_and_missing_model_error(tmp_path: Path) -> None:
+    assert isinstance(load_reranker("none", None, cache_dir=tmp_path), PassThroughReranker)
+    assert default_cross_encoder_dir(tmp_path) == tmp_path / "models" / "cross-encoder-minilm-l6"
+    with pytest.raises(ConfigError) as missing:
+        load_reranker("cross-encoder", None, cache_dir=tmp_path)
+    message = str(missing.value)
+    assert str(default_cross_encoder_dir(tmp_path)) in message
+    assert "hopmem finetune reranker --recipe cross-encoder" in message
+    assert message.count(". ") == 0 and message.endswith(".")  # one sentence
+    with pytest.raises(ConfigError, match="Unknown reranker"):
+        load_reranker("prorank", None, cache_dir=tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="No cross-encoder"):
+        load_reranker("cross-encoder", tmp_path / "empty", cache_dir=tmp_path)
+
+
+def test_passage_text_drops_a_repeated_title() -> None:
+    assert passage_text("wing tests", "wing tests . results of ...") == "wing tests . results of ..."
+    assert passage_text("Kiss and Tell", "A 1945 film.") == "Kiss and Tell: A 1945 film."
+    assert passage_text(None, " body ") == "body"
+
+
+def test_importing_the_rerank_module_stays_light() -> None:
+    code = "import sys, hopmem.agents.rerank; print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    assert not loaded & {"torch", "sentence_transformers", "transformers"}

@@ -1,0 +1,122 @@
+"""Reranker training data: query splits without leakage, graded positives, negatives mined by hybrid search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hopmem.finetune.reranker_data import build_pairs, load_split, mine_negatives, query_splits
+from hopmem.memory.beir_store import BEIR_TENANT, open_indexed_corpus
+from hopmem.memory.errors import InputError
+from hopmem.memory.hybrid import HybridSearcher
+
+
+def make_tiny_hotpot(src: Path, root: Path, *, n_train: int = 6, n_dev: int = 3, spread: int = 2) -> Path:
+    """A tiny BEIR folder cut from HotpotQA: ``n_train`` train and ``n_dev`` dev questions, their supporting
+    paragraphs and the paragraphs stored within ``spread`` ids of them (mostly the same questions' distractors)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "qrels").mkdir(exist_ok=True)
+    queries = [json.loads(ln) for ln in (src / "queries.jsonl").read_text().splitlines() if ln.strip()]
+    chosen = [q for q in queries if q["metadata"]["split"] == "train"][:n_train]
+    chosen += [q for q in queries if q["metadata"]["split"] == "dev"][:n_dev]
+    gold = {d for q in chosen for d in q["metadata"]["supporting"]}
+    near = {int(d[2:]) + off for d in gold for off in range(-spread, spread + 1)}
+    corpus = [json.loads(ln) for ln in (src / "corpus.jsonl").read_text().splitlines() if ln.strip()]
+    keep = [d for d in corpus if d["_id"] in gold or (d["_id"][2:].isdigit() and int(d["_id"][2:]) in near)]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in keep))
+    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in chosen))
+    ids = {q["_id"] for q in chosen}
+    for split in ("dev", "train"):
+        lines = (src / "qrels" / f"{split}.tsv").read_text().splitlines()
+        rows = [ln for ln in lines[1:] if ln.split("\t")[0] in ids]
+        (root / "qrels" / f"{split}.tsv").write_text("\n".join([lines[0], *rows]) + "\n")
+    return root
+
+
+def _write_beir(root: Path, queries: list[str], splits: dict[str, list[tuple[str, str, int]]]) -> Path:
+    (root / "qrels").mkdir(parents=True)
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": f"question {q}"}) + "\n" for q in queries))
+    (root / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "title": "", "text": "a passage"}) + "\n")
+    for name, rows in splits.items():
+        body = "".join(f"{q}\t{d}\t{g}\n" for q, d, g in rows)
+        (root / "qrels" / f"{name}.tsv").write_text("query-id\tcorpus-id\tscore\n" + body)
+    return root
+
+
+def test_cranfield_is_split_by_query_id_1_to_100_train_and_101_to_150_dev(shared_data: Path) -> None:
+    splits = query_splits(shared_data / "cranfield")
+    assert list(splits.train) == [str(i) for i in range(1, 101)]
+    assert list(splits.dev) == [str(i) for i in range(101, 151)]
+    assert not set(splits.train) & set(splits.dev)
+    record = splits.to_dict()
+    assert record["train_ids"] == list(splits.train) and record["dev_ids"] == list(splits.dev)
+    assert "first 100 of 150" in splits.rule
+    # The derived dev split is exactly what evaluation reads as --split dev.
+    queries, qrels, how = load_split(shared_data / "cranfield", "dev")
+    assert [q for q, _ in queries] == list(splits.dev) and set(qrels) == set(splits.dev)
+    assert how.startswith("derived")
+    assert max(g for j in splits.train.values() for g in j.values()) == 4  # graded judgements are kept
+
+
+def test_a_train_split_is_used_and_a_query_judged_in_both_is_not_trained_on(tmp_path: Path) -> None:
+    root = _write_beir(
+        tmp_path / "data",
+        ["a", "b", "c", "d"],
+        {"train": [("a", "d1", 1), ("b", "d1", 1), ("c", "d1", 1)], "dev": [("c", "d1", 2), ("d", "d1", 1)]},
+    )
+    splits = query_splits(root)
+    assert set(splits.train) == {"a", "b"} and set(splits.dev) == {"c", "d"}
+    assert splits.source == {"train": "train", "dev": "dev"}
+    assert "kept out of training" in splits.rule
+
+
+def test_one_split_with_text_ids_is_divided_in_file_order(tmp_path: Path) -> None:
+    ids = ["q9", "q1", "q5", "q3", "q7", "q2"]
+    root = _write_beir(tmp_path / "data", ids, {"test": [(q, "d1", 1) for q in reversed(ids)]})
+    splits = query_splits(root)
+    assert list(splits.train) == ids[:4] and list(splits.dev) == ids[4:]
+
+
+def test_split_errors_are_clear(tmp_path: Path, shared_data: Path) -> None:
+    root = _write_beir(tmp_path / "one", ["1"], {"test": [("1", "d1", 1)]})
+    with pytest.raises(InputError, match="no judged query"):
+        query_splits(root)
+    with pytest.raises(InputError, match=r"no qrels/test\.tsv \(splits here: dev, train\)"):
+        load_split(shared_data / "hotpotqa", "test")
+
+
+def test_pairs_keep_grades_and_never_use_a_judged_positive_as_negative() -> None:
+    qrels = {"q": {"p4": 4, "p2": 2, "p1": 1, "z": 0}}
+    texts = {d: f"text {d}" for d in ("p4", "p2", "p1", "z", "n1", "n2", "n3")}
+    negatives = {"q": ["p1", "n1", "n2", "n3"]}  # p1 is judged relevant: never a negative
+    pairs = build_pairs({"q": "query"}, qrels, negatives, texts, max_positives=2, n_negatives=3, seed=0)
+    positives = [p for p in pairs if p.kind == "positive"]
+    assert [(p.doc_id, p.label) for p in positives] == [("p4", 1.0), ("p2", 0.5)]  # best grades first, grade / 4
+    negs = [p for p in pairs if p.label == 0.0]
+    assert len(negs) == 3 and negs[0].doc_id == "z" and negs[0].kind == "judged-negative"
+    assert {p.doc_id for p in negs[1:]} <= {"n1", "n2", "n3"}
+    assert all(p.kind == "hard-negative" for p in negs[1:])
+    again = build_pairs({"q": "query"}, qrels, negatives, texts, max_positives=2, n_negatives=3, seed=0)
+    assert again == pairs  # seeded
+
+
+def test_negatives_are_mined_with_hybrid_search(shared_data: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    root = make_tiny_hotpot(shared_data / "hotpotqa", tmp_path / "tiny")
+    splits = query_splits(root)
+    queries = {q: splits.texts[q] for q in splits.train}
+    cache = tmp_path / "cache"
+    mined = mine_negatives(root, queries, splits.train, embedder, cache_dir=cache, chunk_size=256, chunk_overlap=32)
+    assert set(mined) == set(queries)
+    store = open_indexed_corpus(root, embedder, cache_dir=cache, chunk_size=256, chunk_overlap=32, progress=False)
+    try:
+        searcher = HybridSearcher(store, embedder, depth=60)
+        for qid, text in queries.items():
+            relevant = {d for d, g in splits.train[qid].items() if g > 0}
+            assert mined[qid] and not set(mined[qid]) & relevant
+            hits = searcher.search(BEIR_TENANT, text, k=90)
+            order = [d for d in dict.fromkeys(h.record.external_id for h in hits) if d not in relevant]
+            assert mined[qid] == order[: len(mined[qid])]  # the hybrid ranking itself, not a random draw
+    finally:
+        store.close()

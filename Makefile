@@ -12,12 +12,12 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 # This machine's pip configuration names local mirrors that do not exist; their warnings are noise.
 QUIET_PIP := sed -u '/is ignored: it is neither a file nor a directory/d'
 
-.PHONY: install test test-slow lint format demo finetune-treehop clean help
+.PHONY: install test test-slow lint format demo finetune-treehop finetune-cross-encoder cross-encoder-default clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## create .venv and install hopmem, its CPU extras and the bundled models (idempotent)
+install: $(STAMP) cross-encoder-default ## create .venv and install hopmem, its CPU extras and the bundled models (idempotent)
 	@$(BIN)/hopmem models check
 
 $(STAMP): pyproject.toml constraints.txt
@@ -53,6 +53,27 @@ finetune-treehop: ## train a TreeHop model (TREEHOP_DATA, TREEHOP_OUT) and evalu
 	$(BIN)/hopmem finetune treehop --dataset $(TREEHOP_DATA) --output $(TREEHOP_OUT)
 	$(BIN)/hopmem eval retrieval --method treehop --dataset $(TREEHOP_DATA) --split dev \
 		--treehop-model $(TREEHOP_OUT) --json $(TREEHOP_OUT)/eval.json
+
+# The agent's default reranker: a cross-encoder trained once from the packaged MiniLM on the training splits of the
+# shared data (cranfield queries 1-100, hotpotqa train), into HOPMEM_CACHE_DIR; a few minutes on 2 cores.
+# --if-missing makes a second `make install` return at once; without the data it is skipped with a message.
+CROSS_ENCODER_DATA ?= ../shared/data
+cross-encoder-default: $(STAMP)
+	@if [ ! -f $(CROSS_ENCODER_DATA)/cranfield/corpus.jsonl ] && [ ! -f $(CROSS_ENCODER_DATA)/hotpotqa/corpus.jsonl ]; then \
+		echo "cross-encoder: skipped, no training data in $(CROSS_ENCODER_DATA) (cranfield/, hotpotqa/); train it later with \`make finetune-cross-encoder CROSS_ENCODER_DATA=DIR\`"; \
+	else \
+		datasets=""; for d in cranfield hotpotqa; do \
+			if [ -f $(CROSS_ENCODER_DATA)/$$d/corpus.jsonl ]; then datasets="$$datasets --dataset $(CROSS_ENCODER_DATA)/$$d"; fi; done; \
+		$(BIN)/hopmem finetune reranker --recipe cross-encoder --if-missing $$datasets; \
+	fi
+
+CROSS_ENCODER_OUT ?=
+finetune-cross-encoder: ## (re)train the cross-encoder reranker (CROSS_ENCODER_DATA, CROSS_ENCODER_OUT) and evaluate it on cranfield dev
+	$(BIN)/hopmem finetune reranker --recipe cross-encoder $(if $(CROSS_ENCODER_OUT),--output $(CROSS_ENCODER_OUT)) \
+		--dataset $(CROSS_ENCODER_DATA)/cranfield --dataset $(CROSS_ENCODER_DATA)/hotpotqa
+	$(BIN)/hopmem eval rerank --dataset $(CROSS_ENCODER_DATA)/cranfield --split dev --candidates hybrid --depth 30 \
+		--reranker cross-encoder --reranker none --reranker cross-encoder-untrained --baselines \
+		$(if $(CROSS_ENCODER_OUT),--model $(CROSS_ENCODER_OUT)) --json reports/rerank-cranfield.json
 
 clean: ## remove build artefacts (keeps .venv)
 	rm -rf build .mypy_src .mypy_cache .pytest_cache .ruff_cache *.egg-info

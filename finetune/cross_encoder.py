@@ -235,8 +235,12 @@ def train_cross_encoder(
     model = init_cross_encoder(base, seed=config.seed, max_length=config.max_length)
     reranker = CrossEncoderReranker(base, model=model, batch_size=32, name="cross-encoder-untrained")
     before = dev_metrics(reranker, data.dev)
-    net = model.model
-    tokenizer = model.tokenizer
+    net: Any = model.model
+    tokenizer: Any = model.tokenizer
+    if net is None or tokenizer is None:
+        raise InputError(
+            f"{base} did not load as a transformer with a tokenizer; pass --base-model of a BERT-like model."
+        )
     rng = random.Random(config.seed)
     order: list[int] = []
     for _ in range(config.epochs):

@@ -43,4 +43,31 @@ def check_models(settings: Settings) -> list[str]:
             f"llm ok: {settings.llm_backend} {llm.name} ({reply.completion_tokens} tokens generated, "
             f"{time.perf_counter() - start:.1f} s)"
         )
+    lines.append(check_reranker(settings))
     return lines
+
+
+def check_reranker(settings: Settings) -> str:
+    """Load the configured reranker and score two passages once; a missing cross-encoder is reported, not raised.
+
+    ``make install`` trains the default cross-encoder only where the training data is present, so its absence is a
+    state to report (with the command that fixes it), not a failed installation.
+    """
+    from hopmem.agents.rerank import default_cross_encoder_dir, load_reranker
+    from hopmem.memory.errors import ConfigError
+
+    start = time.perf_counter()
+    folder = settings.reranker_model or default_cross_encoder_dir(settings.cache_dir)
+    try:
+        reranker = load_reranker(
+            settings.reranker, settings.reranker_model or None, cache_dir=settings.cache_dir, batch_size=2
+        )
+    except ConfigError as exc:
+        return f"reranker missing: {exc}"
+    if reranker.name == "none":
+        return "reranker: none (the fused order is kept)"
+    query = "how do honeybees tell each other where flowers are"
+    docs = ["Rain is expected over the weekend.", "Honeybees dance to show the direction of flowers."]
+    ranked = reranker.rank(query, docs)
+    verdict = "relevant passage first" if ranked[0][0] == 1 else "relevant passage NOT first"
+    return f"reranker ok: {reranker.name} from {folder} ({verdict}, {time.perf_counter() - start:.1f} s)"

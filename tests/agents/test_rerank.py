@@ -108,5 +108,6 @@ def test_passage_text_drops_a_repeated_title() -> None:
 
 def test_importing_the_rerank_module_stays_light() -> None:
     code = "import sys, hopmem.agents.rerank; print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))"
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.split())
     assert not loaded & {"torch", "sentence_transformers", "transformers"}

@@ -37,7 +37,8 @@ def make_tiny_hotpot(src: Path, root: Path, *, n_train: int = 6, n_dev: int = 3,
 
 def _write_beir(root: Path, queries: list[str], splits: dict[str, list[tuple[str, str, int]]]) -> Path:
     (root / "qrels").mkdir(parents=True)
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": f"question {q}"}) + "\n" for q in queries))
+    lines = [json.dumps({"_id": q, "text": f"question {q}"}) + "\n" for q in queries]
+    (root / "queries.jsonl").write_text("".join(lines))
     (root / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "title": "", "text": "a passage"}) + "\n")
     for name, rows in splits.items():
         body = "".join(f"{q}\t{d}\t{g}\n" for q, d, g in rows)

@@ -14,7 +14,8 @@ from hopmem.app.bench_cli import bench_app
 from hopmem.app.common import OVERRIDES as _OVERRIDES
 from hopmem.app.common import echo_json as _echo_json
 from hopmem.app.common import settings as _settings
-from hopmem.app.finetune_cli import finetune_app
+from hopmem.app.eval_qa_cli import eval_qa
+from hopmem.app.finetune_cli import eval_rerank, finetune_app
 from hopmem.app.memory_cli import memory_app
 from hopmem.app.trust_cli import trust_app
 from hopmem.memory.errors import HopmemError
@@ -32,6 +33,7 @@ eval_app = typer.Typer(help="Evaluate on BEIR-format data sets.", no_args_is_hel
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
+eval_app.command("qa")(eval_qa)
 
 app.add_typer(memory_app, name="memory")
 app.add_typer(bench_app, name="bench")
@@ -256,6 +258,9 @@ def eval_retrieval(
     )
     if json_out is None:
         _echo_json(report)
+
+
+eval_app.command("rerank")(eval_rerank)
 
 
 def _eval_treehop(

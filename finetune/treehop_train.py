@@ -133,7 +133,7 @@ def train_treehop(
         store.close()
     if not len(vectors.memory_ids):
         raise InputError(f"The corpus of {root} produced no vectors; check corpus.jsonl.")
-    matrix = torch.from_numpy(vectors.matrix)
+    matrix = torch.from_numpy(vectors.matrix.copy())  # a writable copy: the store hands out read-only arrays
     train_q = embedder.embed([q.text for q in splits.train])
     val_q = embedder.embed([q.text for q in splits.validation])
     chains = build_chains(splits.train, vectors)
@@ -193,7 +193,7 @@ def train_treehop(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         model.eval()
         scores = tree_recall(model, splits.validation, val_q, vectors, top_n=config.top_n, hops=config.hops)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), **scores})

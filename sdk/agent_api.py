@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from hopmem.agents.graph import AgentConfig, build_graph
 from hopmem.agents.llm import ChatLLM, load_llm
 from hopmem.answer import Answer
-from hopmem.memory.errors import InputError
+from hopmem.memory.errors import ConfigError, InputError
 from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from hopmem.agents.multihop import TreeHopRetriever
+    from hopmem.agents.rerank import Reranker
 
 logger = logging.getLogger(__name__)
 
@@ -85,14 +87,29 @@ class Agent:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._checkpoint_conn = sqlite3.connect(str(path), check_same_thread=False)
                 checkpointer = SqliteSaver(self._checkpoint_conn)
+            s = self.settings
             config = AgentConfig(
-                top_k=self.settings.top_k,
-                retrieve_k=self.settings.retrieve_k,
-                max_tokens=self.settings.llm_max_tokens,
-                temperature=self.settings.llm_temperature,
+                top_k=s.top_k,
+                retrieve_k=s.retrieve_k,
+                max_tokens=s.llm_max_tokens,
+                temperature=s.llm_temperature,
+                decompose=s.decompose,
+                max_subqueries=s.max_subqueries,
+                max_search_rounds=s.max_search_rounds,
+                fusion=s.agent_fusion,
+                rerank_depth=s.rerank_depth,
+                remember=s.remember_answers,
             )
+            reranker, reranker_warning = self._reranker()
             self._graphs[conversational] = build_graph(
-                self.memory.searcher, self.llm, config, checkpointer=checkpointer, hopper=self._hopper()
+                self.memory.searcher,
+                self.llm,
+                config,
+                checkpointer=checkpointer,
+                hopper=self._hopper(),
+                reranker=reranker,
+                reranker_warning=reranker_warning,
+                remember=self._remember,
             )
         return self._graphs[conversational]
 
@@ -111,6 +128,40 @@ class Agent:
         model = load_treehop(s.treehop_model or None, embedder=embedder.name, dim=embedder.dim)
         return TreeHopRetriever(self.memory.store, self.memory.index, model, top_n=s.treehop_top_n, hops=s.treehop_hops)
 
+    def _reranker(self) -> tuple[Reranker | None, str | None]:
+        """The configured reranker; without the default cross-encoder, none and a warning for the trace.
+
+        Raises:
+            ConfigError: when ``reranker_model`` names a folder that holds no model (an explicit choice fails loudly).
+        """
+        s = self.settings
+        if s.reranker == "none":
+            return None, None
+        from hopmem.agents.rerank import load_reranker
+
+        try:
+            reranker = load_reranker(
+                s.reranker, s.reranker_model or None, cache_dir=s.cache_dir, batch_size=s.rerank_batch_size
+            )
+        except ConfigError as exc:
+            if s.reranker_model:
+                raise
+            logger.warning("%s The fused order is kept.", exc)
+            return None, f"{exc} The fused order is kept."
+        return reranker, None
+
+    def _remember(self, question: str, answer: str, cited: list[int]) -> dict[str, Any]:
+        """Write an answer back as an ``agent`` memory derived from the memories it cites (through the trust gate)."""
+        record = self.memory.add(
+            f"Question: {question}\nAnswer: {answer}",
+            title=f"Answer: {question[:80]}",
+            agent=self.memory.agent or self.settings.agent_name,
+            source_class="agent",
+            derived_from=cited,
+            metadata={"kind": "answer", "question": question, "cited": cited},
+        )
+        return {"id": record.id, "quarantined": record.quarantined, "derived_from": cited}
+
     def ask(self, question: str) -> Answer:
         """Answer one question from the memory, with numbered citations and a trace."""
         question = validate_question(question, self.settings.max_question_chars)
@@ -121,14 +172,46 @@ class Agent:
         """Answer within a conversation; the thread (default: a new one) is checkpointed in SQLite."""
         question = validate_question(question, self.settings.max_question_chars)
         thread_id = thread_id or uuid.uuid4().hex[:12]
-        config = {"configurable": {"thread_id": f"{self.memory.tenant}:{thread_id}"}}
-        state = self._graph(True).invoke({"question": question, "tenant": self.memory.tenant}, config=config)
+        state = self._graph(True).invoke(
+            {"question": question, "tenant": self.memory.tenant}, config=self._thread(thread_id)
+        )
         return Answer(question, state["answer"], state["citations"], state["trace"], thread_id=thread_id)
+
+    def stream(self, question: str, *, thread_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Answer while reporting progress: the events of one run, in order.
+
+        ``{"type": "step", "step": {...}}`` when a step ends (the trace record), ``{"type": "token", "text": ...}``
+        for each piece of the answer as the LLM generates it, and last ``{"type": "answer", "answer": Answer}``.
+        With ``thread_id`` the run is a turn of that checkpointed conversation.
+        """
+        question = validate_question(question, self.settings.max_question_chars)
+        conversational = thread_id is not None
+        config: dict[str, Any] = self._thread(thread_id) if thread_id is not None else {"configurable": {}}
+        config["configurable"]["stream_tokens"] = True
+        inputs: dict[str, Any] = {"question": question, "tenant": self.memory.tenant}
+        if not conversational:
+            inputs["history"] = []
+        final: dict[str, Any] = {}
+        for mode, chunk in self._graph(conversational).stream(
+            inputs, config=config, stream_mode=["updates", "custom", "values"]
+        ):
+            if mode == "custom" and isinstance(chunk, dict) and "token" in chunk:
+                yield {"type": "token", "text": chunk["token"]}
+            elif mode == "updates" and isinstance(chunk, dict):
+                for update in chunk.values():
+                    if isinstance(update, dict) and update.get("trace"):
+                        yield {"type": "step", "step": update["trace"][-1]}
+            elif mode == "values":
+                final = chunk
+        answer = Answer(question, final["answer"], final["citations"], final["trace"], thread_id=thread_id)
+        yield {"type": "answer", "answer": answer}
+
+    def _thread(self, thread_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": f"{self.memory.tenant}:{thread_id}"}}
 
     def history(self, thread_id: str) -> list[dict[str, str]]:
         """The turns of a conversation so far."""
-        config = {"configurable": {"thread_id": f"{self.memory.tenant}:{thread_id}"}}
-        snapshot = self._graph(True).get_state(config)
+        snapshot = self._graph(True).get_state(self._thread(thread_id))
         return list(snapshot.values.get("history", [])) if snapshot and snapshot.values else []
 
     def close(self) -> None:

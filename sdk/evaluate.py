@@ -57,6 +57,7 @@ def machine_info() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
+        "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine inflates latencies
     }
 
 

@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     rerank_depth: int = Field(20, ge=1, le=200, description="fused candidates given to the reranker")
     rerank_batch_size: int = Field(16, ge=1, le=512)
     remember_answers: bool = Field(True, description="write each answer back as an agent memory (through the gate)")
+    agent_name: str = Field("hopmem-agent", min_length=1, description="the agent identity answers are remembered as")
+    agent_fusion: Literal["rsf", "rrf"] = Field("rsf", description="fusion of the agent's sub-query and hop lists")
 
     # Trust (memory/trust.py): per-agent Beta(alpha, beta), write gate, trust-weighted ranking.
     trust_prior_alpha: float = Field(4.0, gt=0, description="prior Beta alpha of a new agent (mean 4/6 = 0.67)")

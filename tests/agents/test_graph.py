@@ -34,8 +34,9 @@ def _closed_port() -> int:
 def test_extractive_agent_answers_with_a_citation_of_the_right_document(memory: Memory) -> None:
     agent = Agent(memory, settings=memory.settings.model_copy(update={"llm_backend": "none"}))
     answer = agent.ask("What did Augustin-Jean Fresnel invent for lighthouses?")
-    assert [s["step"] for s in answer.trace] == ["retrieve", "hop", "answer"]
+    assert [s["step"] for s in answer.trace] == ["plan", "retrieve", "hop", "fuse", "rerank", "answer", "remember"]
     assert _step(answer, "hop")["method"] == "treehop"
+    assert _step(answer, "plan")["source"] == "fallback"  # no LLM: the rule-based plan
     assert all(s["ms"] >= 0 for s in answer.trace)
     cited = [c for c in answer.citations if c["cited"]]
     assert cited and "lighthouse" in cited[0]["title"].lower()
@@ -84,3 +85,80 @@ def test_conversation_is_checkpointed_and_resumable(memory: Memory) -> None:
     assert history[1]["content"] == first.answer
     assert again.history("other-thread") == []
     again.close()
+
+
+def test_the_answer_is_remembered_as_an_agent_memory_derived_from_what_it_cites(memory: Memory) -> None:
+    settings = memory.settings.model_copy(update={"llm_backend": "none"})
+    before = memory.stats()["memories"]
+    answer = Agent(memory, settings=settings).ask("What causes the tides?")
+    step = _step(answer, "remember")
+    cited = [c["id"] for c in answer.citations if c["cited"]]
+    assert step["derived_from"] == cited and not step["quarantined"]
+    record = memory.get(step["id"])
+    assert record.source_class == "agent" and record.agent_id == settings.agent_name
+    assert "What causes the tides?" in record.content and answer.answer in record.content
+    assert memory.stats()["memories"] == before + 1
+    # Its trust can be no higher than that of what it was derived from, and it is searchable as agent memory.
+    assert record.id in [r.id for r in memory.search("tides answer", source_class="agent")]
+
+
+def test_write_back_can_be_switched_off(memory: Memory) -> None:
+    settings = memory.settings.model_copy(update={"llm_backend": "none", "remember_answers": False})
+    before = memory.stats()["memories"]
+    answer = Agent(memory, settings=settings).ask("What causes the tides?")
+    assert _step(answer, "remember")["skipped"] == "write-back is off"
+    assert memory.stats()["memories"] == before
+
+
+class _ReverseReranker:
+    """A real (if silly) reranker implementing the interface: it prefers the candidates fusion liked least."""
+
+    name = "reverse"
+
+    def score(self, query: str, docs: list[str]) -> list[float]:
+        return [float(i) for i in range(len(docs))]
+
+    def rank(self, query: str, docs: list[str], top_k: int | None = None) -> list[tuple[int, float]]:
+        order = sorted(enumerate(self.score(query, docs)), key=lambda p: -p[1])
+        return order[:top_k] if top_k else order
+
+
+def test_the_reranker_decides_the_evidence_order(memory: Memory) -> None:
+    from hopmem.agents.graph import AgentConfig, build_graph
+
+    config = AgentConfig(top_k=2, remember=False)
+    graph = build_graph(memory.searcher, None, config, reranker=_ReverseReranker())
+    state = graph.invoke({"question": "What causes the tides?", "tenant": memory.tenant, "history": []})
+    fused = [p["id"] for p in next(s for s in state["trace"] if s["step"] == "fuse")["results"]]
+    assert len(fused) > 2
+    assert [e["id"] for e in state["evidence"]] == fused[::-1][:2]
+
+
+def test_search_more_is_bounded_and_driven_by_uncovered_sub_queries() -> None:
+    from hopmem.agents.graph import AgentConfig, _sufficient
+
+    lists = {"q1": [{"id": 1, "score": 1.0}] * 10, "q2": [{"id": 2, "score": 1.0}] * 10}
+    state = {"round": 1, "queries": ["a", "b"], "lists": lists}
+    config = AgentConfig(top_k=3, retrieve_k=10, max_search_rounds=2)
+    assert _sufficient(state, [{"id": 1}], config)[0] is False  # sub-query 2 has no evidence: search deeper
+    assert _sufficient(state, [{"id": 1}, {"id": 2}], config)[0] is True
+    assert _sufficient({**state, "round": 2}, [{"id": 1}], config)[0] is True  # the hard bound
+    short = {"q1": [{"id": 1, "score": 1.0}], "q2": [{"id": 2, "score": 1.0}]}
+    assert _sufficient({**state, "lists": short}, [{"id": 1}], config)[0] is True  # the memory is exhausted
+
+
+def test_stream_reports_steps_in_order_then_tokens_then_the_answer(memory: Memory) -> None:
+    agent = Agent(memory)
+    events = list(agent.stream("How do honeybees tell other bees where flowers are?"))
+    agent.close()
+    steps = [e["step"]["step"] for e in events if e["type"] == "step"]
+    assert steps == ["plan", "retrieve", "hop", "fuse", "rerank", "answer", "remember"]
+    tokens = [e["text"] for e in events if e["type"] == "token"]
+    assert len(tokens) > 1
+    final = events[-1]
+    assert final["type"] == "answer"
+    assert _step(final["answer"], "answer")["mode"] == "llm" and final["answer"].answer.strip()
+    assert "".join(tokens).split()[0] in final["answer"].answer  # the streamed text is the answer's text
+    first_token = next(i for i, e in enumerate(events) if e["type"] == "token")
+    answer_step = next(i for i, e in enumerate(events) if e["type"] == "step" and e["step"]["step"] == "answer")
+    assert first_token < answer_step  # tokens arrive while the answer step runs, before it ends

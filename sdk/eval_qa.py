@@ -1,0 +1,280 @@
+"""``hopmem eval qa``: the agent end to end on a BEIR-layout multi-hop data set, variants side by side.
+
+For every question the agent (plan -> retrieve -> hop -> fuse -> rerank -> answer) runs over the indexed corpus;
+the report gives answer exact match and token F1 against ``metadata.answers``, supporting-evidence recall@5 and @10
+of the agent's final ranking (reranked candidates, documents in order of their best chunk), latency per question
+and LLM calls per question, with one log line per question. Variants switch pieces off (decomposition, the
+fusion method, the reranker, TreeHop) so one run compares them on the same questions.
+
+The corpus is indexed once into the cache (:func:`hopmem.memory.beir_store.open_indexed_corpus`) and each variant
+runs on its own copy, so write-back (off by default: a remembered answer would become evidence for later questions
+and mix the variants) never touches the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm.auto import tqdm
+
+from hopmem.agent_api import Agent, configured_llm
+from hopmem.evaluate import git_revision, machine_info
+from hopmem.memory.beir import load_dataset
+from hopmem.memory.beir_store import BEIR_TENANT, open_indexed_corpus
+from hopmem.memory.embeddings import load_embedder
+from hopmem.memory.errors import InputError
+from hopmem.memory.metrics import exact_match, mean, percentiles, recall_at_k, token_f1
+from hopmem.memory_api import Memory
+from hopmem.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from hopmem.agents.llm.base import ChatLLM, Completion, Message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One configuration of the agent: a name and the settings it changes."""
+
+    name: str
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+def variant_from_options(
+    *, decompose: bool = True, fusion: str = "rsf", reranker: str | None = None, treehop: bool = True
+) -> Variant:
+    """The variant the command-line options describe, named by what it switches off or changes."""
+    changes: dict[str, Any] = {"decompose": decompose, "agent_fusion": fusion}
+    parts = ["aqr" if decompose else "no-decompose", fusion]
+    if reranker is not None:
+        changes["reranker"] = reranker
+        parts.append(f"rerank-{reranker}")
+    if not treehop:
+        changes["treehop_hops"] = 1
+        parts.append("no-treehop")
+    return Variant("+".join(parts), changes)
+
+
+def comparison_variants(base: Variant) -> list[Variant]:
+    """The asked variant and, beside it, the same with one piece switched off or swapped at a time."""
+    out = [base]
+    flips: list[tuple[str, Any]] = [
+        ("decompose", not base.changes.get("decompose", True)),
+        ("agent_fusion", "rrf" if base.changes.get("agent_fusion", "rsf") == "rsf" else "rsf"),
+        ("reranker", "none"),
+        ("treehop_hops", 1),
+    ]
+    for key, value in flips:
+        if base.changes.get(key) == value:
+            continue
+        changes = {**base.changes, key: value}
+        out.append(
+            variant_from_options(
+                decompose=changes.get("decompose", True),
+                fusion=changes.get("agent_fusion", "rsf"),
+                reranker=changes.get("reranker"),
+                treehop=changes.get("treehop_hops", 2) != 1,
+            )
+        )
+    return list({v.name: v for v in out}.values())
+
+
+class CountingLLM:
+    """An LLM wrapper that counts calls (every kind of generation) so the report can give LLM calls per question."""
+
+    def __init__(self, inner: ChatLLM) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.context_window = inner.context_window
+        self.calls = 0
+
+    def complete(self, messages: list[Message], **kwargs: Any) -> Completion:
+        self.calls += 1
+        return self.inner.complete(messages, **kwargs)
+
+    def complete_json(self, messages: list[Message], schema: dict[str, Any], **kwargs: Any) -> Any:
+        self.calls += 1
+        return self.inner.complete_json(messages, schema, **kwargs)
+
+    def stream(self, messages: list[Message], **kwargs: Any) -> Iterator[str]:
+        self.calls += 1
+        return self.inner.stream(messages, **kwargs)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+
+def evaluate_qa(
+    dataset: Path | str,
+    split: str,
+    *,
+    variants: Sequence[Variant],
+    settings: Settings | None = None,
+    json_out: Path | str | None = None,
+    max_queries: int | None = None,
+    remember: bool = False,
+    progress: bool = True,
+    llm: ChatLLM | None = None,
+) -> dict[str, Any]:
+    """Run the agent on every judged question of ``split`` once per variant.
+
+    Returns:
+        The first variant's report in the issue's shape (``dataset, split, variant, n_queries, metrics, latency_ms,
+        llm_calls_per_query``) with ``variants`` holding every variant's report, the first included.
+
+    Raises:
+        InputError: on a folder that is not in BEIR layout, a split without judged questions, or no variant.
+    """
+    if not variants:
+        raise InputError("Give at least one variant to evaluate.")
+    settings = settings or get_settings()
+    root = Path(dataset)
+    data = load_dataset(root, split)
+    questions = data.queries[:max_queries] if max_queries else data.queries
+    if not questions:
+        raise InputError(f"No question of {root} is judged in split {split!r}; check the qrels file.")
+    embedder = load_embedder(settings.embedder, **settings.embedder_options())
+    cached = open_indexed_corpus(
+        root,
+        embedder,
+        cache_dir=settings.cache_dir,
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+        title_weight=settings.bm25_title_weight,
+        content_weight=settings.bm25_content_weight,
+        progress=progress,
+    )
+    source = cached.path
+    cached.close()
+    shared_llm = llm if llm is not None else configured_llm(settings)
+    counter = CountingLLM(shared_llm) if shared_llm is not None else None
+    reports = []
+    for variant in variants:
+        reports.append(
+            _run_variant(variant, root, split, data.qrels, questions, source, settings, counter, remember, progress)
+        )
+    result = {**{k: v for k, v in reports[0].items() if k != "per_query"}, "variants": []}
+    result["variants"] = [{k: v for k, v in r.items() if k != "per_query"} for r in reports]
+    result.update(
+        {
+            "llm": shared_llm.name if shared_llm is not None else None,
+            "embedder": embedder.name,
+            "remember": remember,
+            "machine": machine_info(),
+            "revision": git_revision(),
+        }
+    )
+    if json_out:
+        out = Path(json_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        log_path = out.with_name(out.stem + ".queries.jsonl")
+        with log_path.open("w", encoding="utf-8") as handle:
+            for report in reports:
+                for row in report["per_query"]:
+                    handle.write(json.dumps({"variant": report["variant"], **row}) + "\n")
+        result["per_query_log"] = log_path.name
+        out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def _run_variant(
+    variant: Variant,
+    root: Path,
+    split: str,
+    qrels: dict[str, dict[str, int]],
+    questions: Sequence[Any],
+    source: Path,
+    settings: Settings,
+    counter: CountingLLM | None,
+    remember: bool,
+    progress: bool,
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="hopmem-qa-") as tmp:
+        run_settings = settings.model_copy(
+            update={**variant.changes, "data_dir": Path(tmp), "tenant": BEIR_TENANT, "remember_answers": remember}
+        )
+        shutil.copyfile(source, run_settings.store_path)
+        memory = Memory(run_settings)  # load_embedder caches per process: every variant shares one embedder
+        agent = Agent(memory, settings=run_settings, llm=counter)  # type: ignore[arg-type]
+        rows: list[dict[str, Any]] = []
+        try:
+            for question in tqdm(questions, desc=variant.name, unit="q", disable=not progress, leave=False):
+                rows.append(_ask(agent, question, qrels.get(question.id, {}), counter))
+        finally:
+            agent.close()
+    answered = [r for r in rows if "error" not in r]
+    return {
+        "dataset": root.name,
+        "split": split,
+        "variant": variant.name,
+        "settings": variant.changes,
+        "n_queries": len(rows),
+        "errors": len(rows) - len(answered),
+        "metrics": {
+            "em": round(mean([r["em"] for r in answered]), 4),
+            "f1": round(mean([r["f1"] for r in answered]), 4),
+            "recall@5": round(mean([r["recall@5"] for r in answered]), 4),
+            "recall@10": round(mean([r["recall@10"] for r in answered]), 4),
+        },
+        "latency_ms": {k: round(v, 1) for k, v in percentiles([r["ms"] for r in answered]).items()},
+        "llm_calls_per_query": round(mean([r["llm_calls"] for r in answered]), 3),
+        "plan_modes": _counts(r.get("plan_mode") for r in answered),
+        "per_query": rows,
+    }
+
+
+def _ask(agent: Agent, question: Any, relevant: dict[str, int], counter: CountingLLM | None) -> dict[str, Any]:
+    answers = [str(a) for a in (question.metadata or {}).get("answers", [])]
+    before = counter.calls if counter is not None else 0
+    started = time.perf_counter()
+    try:
+        result = agent.ask(question.text)
+    except Exception as exc:  # one failing question is logged and counted, the run goes on
+        log.exception("question %s failed", question.id)
+        return {"query_id": question.id, "error": f"{type(exc).__name__}: {exc}"}
+    ms = (time.perf_counter() - started) * 1000
+    steps = {s["step"]: s for s in result.trace}
+    ranking = _ranked_documents(agent, result.trace)
+    return {
+        "query_id": question.id,
+        "question": question.text,
+        "answer": result.answer,
+        "gold": answers,
+        "em": exact_match(result.answer, answers) if answers else 0.0,
+        "f1": token_f1(result.answer, answers) if answers else 0.0,
+        "recall@5": recall_at_k(ranking, relevant, 5),
+        "recall@10": recall_at_k(ranking, relevant, 10),
+        "ranking": ranking[:10],
+        "ms": ms,
+        "llm_calls": (counter.calls - before) if counter is not None else 0,
+        "plan_mode": steps.get("plan", {}).get("mode"),
+        "subqueries": steps.get("plan", {}).get("queries"),
+        "rounds": sum(1 for s in result.trace if s["step"] == "retrieve"),
+    }
+
+
+def _ranked_documents(agent: Agent, trace: list[dict[str, Any]]) -> list[str]:
+    """The documents of the agent's final ranking (last rerank step, then the fused order), best chunk first."""
+    rerank = [s for s in trace if s["step"] == "rerank"]
+    fuse = [s for s in trace if s["step"] == "fuse"]
+    ids = [int(p["id"]) for p in rerank[-1].get("ranking") or []] if rerank else []
+    ids += [int(p["id"]) for p in fuse[-1]["results"]] if fuse else []
+    ids = list(dict.fromkeys(ids))
+    external = {r.id: r.external_id for r in agent.memory.store.get(agent.memory.tenant, ids)}
+    return list(dict.fromkeys(str(external[i]) for i in ids if external.get(i)))
+
+
+def _counts(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for value in values:
+        out[str(value)] = out.get(str(value), 0) + 1
+    return out

@@ -20,9 +20,16 @@ def tiny(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_hotpot(shared_data / "hotpotqa", tmp_path_factory.mktemp("tiny-hotpot"), n_dev=4)
 
 
-def test_eval_rerank_compares_rerankers_on_the_same_candidates(tiny: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache per module: the tiny corpus is indexed once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.mark.slow  # three retrievals and a cross-encoder in a fresh process: 30-150 s on 2 shared cores
+def test_eval_rerank_compares_rerankers_on_the_same_candidates(tiny: Path, tmp_path: Path, cache: Path) -> None:
     out = tmp_path / "report.json"
-    env = {"HOPMEM_CACHE_DIR": str(tmp_path / "cache")}
+    env = {"HOPMEM_CACHE_DIR": str(cache)}
     done = run_hopmem(
         "eval", "rerank", "--dataset", str(tiny), "--split", "dev", "--reranker", "none",
         "--reranker", "cross-encoder-untrained", "--baselines", "--depth", "8", "--json", str(out), "-q",
@@ -48,9 +55,9 @@ def test_eval_rerank_compares_rerankers_on_the_same_candidates(tiny: Path, tmp_p
     assert "hybrid" in done.stdout and "cross-encoder-untrained" in done.stdout
 
 
-def test_none_keeps_the_retrieval_order(tiny: Path, tmp_path: Path) -> None:
+def test_none_keeps_the_retrieval_order(tiny: Path, cache: Path) -> None:
     """`--reranker none` on bm25 candidates scores exactly what bm25 retrieval scores."""
-    settings = get_settings(cache_dir=tmp_path / "cache")
+    settings = get_settings(cache_dir=cache)
     report = evaluate_rerank(tiny, "dev", ["none"], candidates="bm25", depth=10, settings=settings, progress=False)
     from hopmem.evaluate import evaluate_retrieval
 
@@ -70,8 +77,8 @@ def test_missing_cross_encoder_and_unknown_recipe_fail_in_one_sentence(tiny: Pat
 
 
 @pytest.mark.slow
-def test_finetune_then_eval_as_processes(tiny: Path, tmp_path: Path) -> None:
-    env = {"HOPMEM_CACHE_DIR": str(tmp_path / "cache")}
+def test_finetune_then_eval_as_processes(tiny: Path, tmp_path: Path, cache: Path) -> None:
+    env = {"HOPMEM_CACHE_DIR": str(cache)}
     model = tmp_path / "ce"
     args = ["--dataset", str(tiny), "--output", str(model), "--max-train-pairs", "10", "--max-length", "32", "-q"]
     done = run_hopmem("finetune", "reranker", "--recipe", "cross-encoder", *args, env=env)

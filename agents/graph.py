@@ -78,6 +78,7 @@ class AgentConfig:
     temperature: float = 0.0
     history_turns: int = 4
     decompose: bool = True
+    planner: str = "llm"
     max_subqueries: int = 3
     max_search_rounds: int = 2
     fusion: str = "rsf"
@@ -119,6 +120,7 @@ def build_graph(
                 history,
                 max_subqueries=config.max_subqueries,
                 decompose=config.decompose,
+                decide="rules" if config.planner == "rules" else "llm",
             )
             step.update(result.to_dict())
         return {"plan": result.to_dict(), "round": 0, "lists": {}, "trace": [step]}
@@ -245,7 +247,7 @@ def build_graph(
         ("answer", answer),
         ("remember", write_back),
     ):
-        builder.add_node(name, node)  # type: ignore[call-overload]
+        builder.add_node(name, node)
     builder.add_edge(START, "plan")
     builder.add_edge("plan", "retrieve")
     builder.add_edge("retrieve", "hop")

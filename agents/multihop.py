@@ -130,7 +130,7 @@ def hop_tree(
 class MatrixSearch:
     """Exact search over an in-memory matrix of unit vectors (training and evaluation)."""
 
-    def __init__(self, ids: Sequence[int], matrix: NDArray[np.float32]) -> None:
+    def __init__(self, ids: Sequence[int] | NDArray[np.int64], matrix: NDArray[np.float32]) -> None:
         self.ids = np.asarray(ids, dtype=np.int64)
         self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         self._row = {int(i): r for r, i in enumerate(self.ids)}

@@ -79,7 +79,7 @@ class Plan:
     mode: Mode
     queries: list[str]
     standalone: str
-    source: Literal["llm", "fallback", "off"]
+    source: Literal["llm", "rules", "fallback", "off"]
     warning: str | None = None
     ms: float = 0.0
 
@@ -141,6 +141,7 @@ def plan_question(
     *,
     max_subqueries: int = 3,
     decompose: bool = True,
+    decide: Literal["llm", "rules"] = "llm",
 ) -> Plan:
     """Rewrite ``question`` to stand alone, then decide how to search for it. Never raises.
 
@@ -150,6 +151,8 @@ def plan_question(
         history: earlier turns of the conversation (``{"role", "content"}``), oldest first.
         max_subqueries: most sub-queries a plan may have (``Settings.max_subqueries``).
         decompose: False keeps every question whole (``source="off"``); the stand-alone rewrite still runs.
+        decide: ``rules`` decides and splits by the rules alone (``source="rules"``), saving the planning call; the
+            stand-alone rewrite still uses the LLM.
 
     Returns:
         The plan; ``source="fallback"`` with a ``warning`` when the LLM's answer could not be used.
@@ -163,6 +166,9 @@ def plan_question(
         plan = Plan("whole", [standalone], standalone, "off", _join(warnings))
     elif not standalone:
         plan = Plan("whole", [standalone], standalone, "fallback", _join([*warnings, "empty question"]))
+    elif decide == "rules":
+        mode, queries = rule_plan(standalone, max_subqueries=max_subqueries)
+        plan = Plan(mode, queries, standalone, "rules", _join(warnings))
     elif llm is None:
         plan = _fallback(standalone, max_subqueries, [*warnings, "no LLM configured; rule-based plan"])
     elif len(standalone) > MAX_PLAN_QUESTION_CHARS:

@@ -18,6 +18,9 @@ def eval_qa(
     decompose: Annotated[
         bool, typer.Option("--decompose/--no-decompose", help="let the planner split questions (AQR)")
     ] = True,
+    planner: Annotated[
+        Literal["llm", "rules"], typer.Option(help="who decides whether and how to split: the LLM or the rules")
+    ] = "llm",
     fusion: Annotated[Literal["rsf", "rrf"], typer.Option(help="fusion of the sub-query and hop lists")] = "rsf",
     reranker: Annotated[
         Literal["cross-encoder", "none"] | None, typer.Option(help="reranker (default HOPMEM_RERANKER)")
@@ -27,7 +30,7 @@ def eval_qa(
         bool,
         typer.Option(
             "--compare/--no-compare",
-            help="also run the same with each piece switched off or swapped (decomposition, fusion, reranker, TreeHop)",
+            help="also run it with one piece off or swapped at a time (planner, fusion, reranker, TreeHop...)",
         ),
     ] = False,
     max_queries: Annotated[int | None, typer.Option(min=1, help="only the first N judged questions")] = None,
@@ -43,7 +46,7 @@ def eval_qa(
     """
     from hopmem.eval_qa import comparison_variants, evaluate_qa, variant_from_options
 
-    base = variant_from_options(decompose=decompose, fusion=fusion, reranker=reranker, treehop=treehop)
+    base = variant_from_options(decompose=decompose, planner=planner, fusion=fusion, reranker=reranker, treehop=treehop)
     variants = comparison_variants(base) if compare else [base]
     report = evaluate_qa(
         dataset,

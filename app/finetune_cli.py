@@ -66,7 +66,7 @@ def finetune_treehop(
     )
     untrained, best = report["validation_untrained"], report["validation_best"]
     typer.echo(f"{'validation':<22} {'recall':>7} {'chunks':>7} {'direct@k':>9}")
-    for name, row in (("untrained (q - c)", untrained), (f"trained (epoch {best['epoch']})", best)):
+    for name, row in (("untrained (next query = question)", untrained), (f"trained (epoch {best['epoch']})", best)):
         typer.echo(
             f"{name:<22} {row['recall']:>7.4f} {row['avg_chunks']:>7.2f} "
             f"{row['direct_recall']:>9.4f} (k={int(row['direct_k'])})"

@@ -94,6 +94,7 @@ class Agent:
                 max_tokens=s.llm_max_tokens,
                 temperature=s.llm_temperature,
                 decompose=s.decompose,
+                planner=s.planner,
                 max_subqueries=s.max_subqueries,
                 max_search_rounds=s.max_search_rounds,
                 fusion=s.agent_fusion,

@@ -50,11 +50,17 @@ class Variant:
 
 
 def variant_from_options(
-    *, decompose: bool = True, fusion: str = "rsf", reranker: str | None = None, treehop: bool = True
+    *,
+    decompose: bool = True,
+    planner: str = "llm",
+    fusion: str = "rsf",
+    reranker: str | None = None,
+    treehop: bool = True,
 ) -> Variant:
     """The variant the command-line options describe, named by what it switches off or changes."""
-    changes: dict[str, Any] = {"decompose": decompose, "agent_fusion": fusion}
-    parts = ["aqr" if decompose else "no-decompose", fusion]
+    changes: dict[str, Any] = {"decompose": decompose, "planner": planner, "agent_fusion": fusion}
+    head = "no-decompose" if not decompose else ("aqr" if planner == "llm" else "aqr-rules")
+    parts = [head, fusion]
     if reranker is not None:
         changes["reranker"] = reranker
         parts.append(f"rerank-{reranker}")
@@ -69,6 +75,7 @@ def comparison_variants(base: Variant) -> list[Variant]:
     out = [base]
     flips: list[tuple[str, Any]] = [
         ("decompose", not base.changes.get("decompose", True)),
+        ("planner", "rules" if base.changes.get("planner", "llm") == "llm" else "llm"),
         ("agent_fusion", "rrf" if base.changes.get("agent_fusion", "rsf") == "rsf" else "rsf"),
         ("reranker", "none"),
         ("treehop_hops", 1),
@@ -76,10 +83,13 @@ def comparison_variants(base: Variant) -> list[Variant]:
     for key, value in flips:
         if base.changes.get(key) == value:
             continue
+        if key == "planner" and not base.changes.get("decompose", True):
+            continue  # without decomposition nobody plans
         changes = {**base.changes, key: value}
         out.append(
             variant_from_options(
                 decompose=changes.get("decompose", True),
+                planner=changes.get("planner", "llm"),
                 fusion=changes.get("agent_fusion", "rsf"),
                 reranker=changes.get("reranker"),
                 treehop=changes.get("treehop_hops", 2) != 1,
@@ -204,7 +214,7 @@ def _run_variant(
         )
         shutil.copyfile(source, run_settings.store_path)
         memory = Memory(run_settings)  # load_embedder caches per process: every variant shares one embedder
-        agent = Agent(memory, settings=run_settings, llm=counter)  # type: ignore[arg-type]
+        agent = Agent(memory, settings=run_settings, llm=counter)
         rows: list[dict[str, Any]] = []
         try:
             for question in tqdm(questions, desc=variant.name, unit="q", disable=not progress, leave=False):

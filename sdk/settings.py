@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # Agent pipeline (agents/graph.py): plan -> retrieve -> hop -> fuse -> rerank -> answer -> remember.
     decompose: bool = Field(True, description="let the planner split a question into sub-queries")
     max_subqueries: int = Field(3, ge=1, le=8, description="most sub-queries the planner may produce")
+    planner: Literal["llm", "rules"] = Field(
+        "llm", description="who decides whether and how to split: the LLM (JSON schema) or the rules alone"
+    )
     max_search_rounds: int = Field(2, ge=1, le=5, description="hard bound on retrieval rounds per question")
     reranker: Literal["cross-encoder", "none"] = Field(
         "cross-encoder", description="reranker of the fused evidence (none keeps the fused order)"

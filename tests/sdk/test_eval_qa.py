@@ -17,9 +17,14 @@ def test_variants_are_named_by_what_they_change() -> None:
     base = variant_from_options(decompose=True, fusion="rsf")
     names = [v.name for v in comparison_variants(base)]
     assert names[0] == "aqr+rsf"
-    assert set(names[1:]) == {"no-decompose+rsf", "aqr+rrf", "aqr+rsf+rerank-none", "aqr+rsf+no-treehop"}
+    assert set(names[1:]) == {
+        "no-decompose+rsf", "aqr-rules+rsf", "aqr+rrf", "aqr+rsf+rerank-none", "aqr+rsf+no-treehop"
+    }  # fmt: skip
     off = variant_from_options(decompose=False, fusion="rrf", reranker="none", treehop=False)
-    assert off.changes == {"decompose": False, "agent_fusion": "rrf", "reranker": "none", "treehop_hops": 1}
+    assert off.changes == {
+        "decompose": False, "planner": "llm", "agent_fusion": "rrf", "reranker": "none", "treehop_hops": 1
+    }  # fmt: skip
+    assert "aqr-rules+rsf" not in [v.name for v in comparison_variants(off)]
 
 
 def test_report_shape_metrics_and_logs(small_hotpot: Path, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ its ``data.json``) are skipped, so a model is never scored on what it learned fr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -232,7 +233,12 @@ def evaluate_multihop(
         "latency_share_of_llm_rewrite": round(asked["p50_ms"] / baseline["p50_ms"], 5) if baseline else None,
         "llm_calls": llm_calls,
         "llm_baseline_note": baseline_note,
-        "model": {"folder": folder.name, "config": asdict(model.config), "parameters": model.n_parameters()},
+        "model": {
+            "folder": folder.name,
+            "config": asdict(model.config),
+            "parameters": model.n_parameters(),
+            "weights_sha256": _sha256(folder / "model.safetensors"),
+        },
         "llm": getattr(llm, "name", None) if baseline else None,
         "settings": {k: settings.effective()[k] for k in ("embedder", "chunk_size", "chunk_overlap", "vector_backend")},
         "git_revision": git_revision(),
@@ -255,3 +261,8 @@ def _json_default(value: object) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _sha256(path: Path) -> str | None:
+    """The weights' digest, so a report names exactly which model it measured."""
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None

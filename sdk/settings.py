@@ -115,7 +115,9 @@ class Settings(BaseSettings):
     )
     max_search_rounds: int = Field(2, ge=1, le=5, description="hard bound on retrieval rounds per question")
     reranker: Literal["cross-encoder", "none"] = Field(
-        "cross-encoder", description="reranker of the fused evidence (none keeps the fused order)"
+        "none",
+        description="reranker of the fused evidence; none keeps the fused order (the default: the cross-encoder "
+        "trained here ranks worse than hybrid search, see the README)",
     )
     reranker_model: str = Field(
         "", description="cross-encoder folder; empty means the one trained from the packaged MiniLM in cache_dir"

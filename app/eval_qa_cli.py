@@ -47,12 +47,13 @@ def eval_qa(
     from hopmem.eval_qa import comparison_variants, evaluate_qa, variant_from_options
 
     base = variant_from_options(decompose=decompose, planner=planner, fusion=fusion, reranker=reranker, treehop=treehop)
-    variants = comparison_variants(base) if compare else [base]
+    config = _settings()
+    variants = comparison_variants(base, default_reranker=config.reranker) if compare else [base]
     report = evaluate_qa(
         dataset,
         split,
         variants=variants,
-        settings=_settings(),
+        settings=config,
         json_out=json_out,
         max_queries=max_queries,
         remember=remember,

@@ -70,14 +70,19 @@ def variant_from_options(
     return Variant("+".join(parts), changes)
 
 
-def comparison_variants(base: Variant) -> list[Variant]:
-    """The asked variant and, beside it, the same with one piece switched off or swapped at a time."""
+def comparison_variants(base: Variant, *, default_reranker: str = "none") -> list[Variant]:
+    """The asked variant and, beside it, the same with one piece switched off or swapped at a time.
+
+    The reranker is swapped for the other one (``none`` <-> ``cross-encoder``) relative to the one in effect, which
+    is ``default_reranker`` (the settings') unless the variant names one.
+    """
     out = [base]
+    reranker = base.changes.get("reranker") or default_reranker
     flips: list[tuple[str, Any]] = [
         ("decompose", not base.changes.get("decompose", True)),
         ("planner", "rules" if base.changes.get("planner", "llm") == "llm" else "llm"),
         ("agent_fusion", "rrf" if base.changes.get("agent_fusion", "rsf") == "rsf" else "rsf"),
-        ("reranker", "none"),
+        ("reranker", "cross-encoder" if reranker == "none" else "none"),
         ("treehop_hops", 1),
     ]
     for key, value in flips:

@@ -18,8 +18,10 @@ def test_variants_are_named_by_what_they_change() -> None:
     names = [v.name for v in comparison_variants(base)]
     assert names[0] == "aqr+rsf"
     assert set(names[1:]) == {
-        "no-decompose+rsf", "aqr-rules+rsf", "aqr+rrf", "aqr+rsf+rerank-none", "aqr+rsf+no-treehop"
+        "no-decompose+rsf", "aqr-rules+rsf", "aqr+rrf", "aqr+rsf+rerank-cross-encoder", "aqr+rsf+no-treehop"
     }  # fmt: skip
+    swapped = [v.name for v in comparison_variants(base, default_reranker="cross-encoder")]
+    assert "aqr+rsf+rerank-none" in swapped
     off = variant_from_options(decompose=False, fusion="rrf", reranker="none", treehop=False)
     assert off.changes == {
         "decompose": False, "planner": "llm", "agent_fusion": "rrf", "reranker": "none", "treehop_hops": 1

@@ -48,6 +48,7 @@ def configured_llm(settings: Settings) -> ChatLLM | None:
         api_key=settings.llm_api_key,
         timeout_s=settings.llm_timeout_s,
         repeat_penalty=settings.llm_repeat_penalty,
+        adapter=settings.llm_adapter,
     )
 
 

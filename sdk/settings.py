@@ -62,8 +62,10 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", "~/.cache"), description="derived files")
 
-    llm_backend: Literal["llamacpp", "openai", "none"] = Field(
-        "llamacpp", description="llamacpp (in-process), openai (any OpenAI-compatible server) or none"
+    llm_backend: Literal["llamacpp", "openai", "transformers", "none"] = Field(
+        "llamacpp",
+        description="llamacpp (in-process), openai (any OpenAI-compatible server), transformers (in-process, "
+        "float32 on the CPU, takes LoRA adapters) or none",
     )
     llm_model: str = Field("SmolLM2-135M-Instruct", description="GGUF name/path, or the server's model name")
     llm_base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible server URL")
@@ -75,6 +77,7 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(120.0, gt=0)
     llm_seed: int = 0
     llm_repeat_penalty: float = Field(1.3, ge=1.0, le=3.0, description="llama.cpp repeat penalty")
+    llm_adapter: str = Field("", description="local peft LoRA adapter folder applied to llm_model (transformers only)")
 
     vector_backend: Literal["exact", "qdrant"] = Field(
         "exact", description="vector index: exact (in-process, over SQLite) or qdrant (qdrant-client)"

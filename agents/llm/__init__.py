@@ -1,4 +1,5 @@
-"""LLM backends behind one interface (:class:`ChatLLM`): llama.cpp in-process and OpenAI-compatible servers."""
+"""LLM backends behind one interface (:class:`ChatLLM`): llama.cpp and transformers (+ LoRA adapters) in-process,
+and OpenAI-compatible servers."""
 
 from __future__ import annotations
 

@@ -180,7 +180,7 @@ def build_graph(
         with timed_step("rerank", reranker=name, n_candidates=len(candidates)) as step:
             if reranker_warning:
                 step["warning"] = reranker_warning
-            ranking = _rerank(reranker, _standalone(state), candidates, step)
+            ranking = _rerank(reranker, _standalone(state), candidates, step, searcher=searcher)
             evidence = ranking[: config.top_k]
             step["ranking"] = brief(ranking)
             sufficient, reason = _sufficient(state, evidence, config)
@@ -268,9 +268,22 @@ def _standalone(state: AgentState) -> str:
 
 
 def _rerank(
-    reranker: Reranker | None, query: str, candidates: list[dict[str, Any]], step: dict[str, Any]
+    reranker: Reranker | None,
+    query: str,
+    candidates: list[dict[str, Any]],
+    step: dict[str, Any],
+    *,
+    searcher: HybridSearcher | None = None,
 ) -> list[dict[str, Any]]:
-    """All candidates in the reranker's order; the fused order when there is none or it fails."""
+    """All candidates in the reranker's order, its scores weighed by trust; the fused order without a reranker.
+
+    The fused order is already trust-weighted; a reranker scores text alone, so its scores are weighed again here
+    (the rule fusion uses, :func:`hopmem.memory.fusion.weight_by_trust`), or a distrusted memory that reads well would
+    climb back to the top.
+    """
+    from hopmem.memory.fusion import weight_by_trust
+    from hopmem.memory.records import Hit
+
     if reranker is None or reranker.name == "none" or not candidates:
         return list(candidates)
     try:
@@ -279,7 +292,16 @@ def _rerank(
         log.warning("Reranking failed, keeping the fused order: %s", exc)
         step["warning"] = f"reranker failed ({exc}); fused order kept"
         return list(candidates)
-    return [{**candidates[i], "rerank_score": round(float(score), 6)} for i, score in order]
+    by_id = {int(c["id"]): c for c in candidates}
+    hits = [Hit(int(candidates[i]["id"]), float(score)) for i, score in order]
+    raw = {h.memory_id: h.score for h in hits}
+    if searcher is not None and searcher.trust is not None:
+        params = searcher.trust.params
+        trust = {i: float(c["trust"]) for i, c in by_id.items() if c.get("trust") is not None}
+        hits = weight_by_trust(hits, trust, floor=params.rank_floor, neutral=params.prior_mean)
+    return [
+        {**by_id[h.memory_id], "rerank_score": round(raw[h.memory_id], 6), "score": round(h.score, 6)} for h in hits
+    ]
 
 
 def _sufficient(state: AgentState, evidence: list[dict[str, Any]], config: AgentConfig) -> tuple[bool, str]:

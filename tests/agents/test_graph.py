@@ -162,3 +162,41 @@ def test_stream_reports_steps_in_order_then_tokens_then_the_answer(memory: Memor
     first_token = next(i for i, e in enumerate(events) if e["type"] == "token")
     answer_step = next(i for i, e in enumerate(events) if e["type"] == "step" and e["step"]["step"] == "answer")
     assert first_token < answer_step  # tokens arrive while the answer step runs, before it ends
+
+
+class _KeywordReranker:
+    """A real reranker implementing the interface: the more query words a passage holds, the higher it scores."""
+
+    name = "keyword"
+
+    def score(self, query: str, docs: list[str]) -> list[float]:
+        words = set(query.lower().split())
+        return [float(len(words & set(d.lower().split()))) for d in docs]
+
+    def rank(self, query: str, docs: list[str], top_k: int | None = None) -> list[tuple[int, float]]:
+        order = sorted(enumerate(self.score(query, docs)), key=lambda p: -p[1])
+        return order[:top_k] if top_k else order
+
+
+def test_reranker_scores_are_weighed_by_trust_so_distrusted_text_cannot_climb_back(memory: Memory) -> None:
+    from hopmem.agents.graph import _rerank
+
+    candidates = [
+        {"id": 1, "title": "", "text": "tides moon gravity ocean", "score": 0.5, "trust": 0.05},
+        {"id": 2, "title": "", "text": "tides moon", "score": 0.4, "trust": 0.95},
+    ]
+    step: dict = {}
+    plain = _rerank(_KeywordReranker(), "tides moon gravity ocean", candidates, step)
+    assert [c["id"] for c in plain] == [1, 2]  # without trust, the reranker prefers the distrusted passage
+    weighed = _rerank(_KeywordReranker(), "tides moon gravity ocean", candidates, step, searcher=memory.searcher)
+    assert [c["id"] for c in weighed] == [2, 1]
+    assert weighed[1]["rerank_score"] == 4.0 and weighed[1]["score"] < weighed[1]["rerank_score"]
+
+
+def test_an_empty_memory_gets_a_clear_answer_and_nothing_is_remembered(tmp_path: Path) -> None:
+    empty = Memory(get_settings(data_dir=tmp_path / "empty", llm_backend="none"))
+    answer = Agent(empty).ask("What causes the tides?")
+    assert _step(answer, "answer")["mode"] == "no-evidence"
+    assert "could not find" in answer.answer and answer.citations == []
+    assert _step(answer, "remember")["skipped"] == "the answer cites no memory"
+    assert empty.stats()["memories"] == 0

@@ -17,13 +17,13 @@ def _unit(rows: int, dim: int, seed: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def test_untrained_model_is_q_minus_c_normalised() -> None:
+def test_untrained_model_returns_the_question_so_an_untrained_tree_is_plain_retrieval() -> None:
+    # q - c + UpdateGate with the gate's output layer at zero and its mix at (0, 1): q - c + c = q, normalised.
     model = TreeHopModel(TreeHopConfig(dim=16, attn_size=8, mlp_size=8))
     model.eval()
     q, c = _unit(4, 16, 0), _unit(4, 16, 1)
     out = model.next_queries(q, c)
-    expected = (q - c) / np.linalg.norm(q - c, axis=1, keepdims=True)
-    np.testing.assert_allclose(out, expected, atol=1e-6)
+    np.testing.assert_allclose(out, q / np.linalg.norm(q, axis=1, keepdims=True), atol=1e-6)
     # One query broadcast over several passages gives the same as the repeated query.
     np.testing.assert_allclose(model.next_queries(q[0], c), model.next_queries(np.repeat(q[:1], 4, 0), c), atol=1e-6)
 

@@ -50,7 +50,7 @@ def test_ingest_then_ask_json_cites_stored_chunks(data_dir: Path, sample_dir: Pa
     data = json.loads(result.stdout)
     assert set(data) >= {"answer", "citations", "trace"}
     assert data["answer"].strip()
-    assert [s["step"] for s in data["trace"]] == ["retrieve", "answer"]
+    assert [s["step"] for s in data["trace"]] == ["plan", "retrieve", "hop", "fuse", "rerank", "answer", "remember"]
     assert all(isinstance(s["ms"], float) for s in data["trace"])
     assert data["citations"][0]["title"] == "How honeybees share directions"
     for citation in data["citations"]:

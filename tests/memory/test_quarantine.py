@@ -68,7 +68,8 @@ def _visible_everywhere(user: Memory, mid: int, present: bool) -> None:
     assert stats["by_source_class"] == ({"user": 1, "agent": 1} if present else {"user": 1})
     vector = user.embedder.embed([HELD])[0]
     assert (mid in [h.memory_id for h in user.index.search("t", vector, 5)]) == present
-    agent = Agent(user, settings=user.settings)
+    # Write-back off: this checks what the agent reads (its own answer would be one more held write of a new agent).
+    agent = Agent(user, settings=user.settings.model_copy(update={"remember_answers": False}))
     answer = agent.ask("What did the Bell Rock keeper do every Tuesday?")
     assert (mid in [c["id"] for c in answer.citations]) == present
 

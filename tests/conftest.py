@@ -115,3 +115,10 @@ def small_hotpot(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) ->
             "\n".join([lines[0], *[ln for ln in lines[1:] if ln.split("\t")[0] in ids]]) + "\n"
         )
     return root
+
+
+@pytest.fixture(scope="session")
+def hotpot_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache folder for the session, so :func:`small_hotpot`'s corpus is indexed once, not once per test (the
+    cache key covers the corpus' digest, the embedder and the chunking, so sharing it cannot mix stores)."""
+    return tmp_path_factory.mktemp("hotpot-cache")

@@ -11,7 +11,9 @@ from hopmem.agents.treehop_model import TreeHopModel
 from hopmem.finetune.treehop_train import TreeHopTrainConfig, train_treehop
 
 
-def test_training_saves_a_changed_model_with_card_and_data(small_hotpot: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_training_saves_a_changed_model_with_card_and_data(
+    small_hotpot: Path, tmp_path: Path, embedder, hotpot_cache: Path
+) -> None:  # type: ignore[no-untyped-def]
     config = TreeHopTrainConfig(
         dataset=str(small_hotpot),
         output=str(tmp_path / "model"),
@@ -25,9 +27,7 @@ def test_training_saves_a_changed_model_with_card_and_data(small_hotpot: Path, t
         attn_size=16,
         mlp_size=16,
     )
-    report = train_treehop(
-        config, embedder, cache_dir=tmp_path / "cache", chunk_size=256, chunk_overlap=32, progress=False
-    )
+    report = train_treehop(config, embedder, cache_dir=hotpot_cache, chunk_size=256, chunk_overlap=32, progress=False)
     folder = tmp_path / "model"
     model = TreeHopModel.load(folder)
     assert model.config.dim == embedder.dim and model.config.embedder == embedder.name
@@ -47,5 +47,5 @@ def test_training_saves_a_changed_model_with_card_and_data(small_hotpot: Path, t
     assert "held out for evaluation" in card and "InfoNCE" in card
     assert json.loads((folder / "metrics.json").read_text())["chains"] == report["chains"]
     # The indexed corpus is cached: a second run reuses the same store file.
-    cached = list((tmp_path / "cache" / "beir").glob("*.sqlite"))
+    cached = list((hotpot_cache / "beir").glob("*.sqlite"))
     assert len(cached) == 1

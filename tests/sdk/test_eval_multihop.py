@@ -25,8 +25,10 @@ def model_dir(tmp_path: Path, small_hotpot: Path) -> Path:
     return folder
 
 
-def test_rows_side_by_side_with_the_llm_baseline(small_hotpot: Path, model_dir: Path, tmp_path: Path) -> None:
-    settings = get_settings(cache_dir=tmp_path / "cache")
+def test_rows_side_by_side_with_the_llm_baseline(
+    small_hotpot: Path, model_dir: Path, tmp_path: Path, hotpot_cache: Path
+) -> None:
+    settings = get_settings(cache_dir=hotpot_cache)
     out = tmp_path / "report.json"
     report = evaluate_multihop(
         small_hotpot, "dev", hops=2, top_n=3, settings=settings, model_dir=model_dir, json_out=out,
@@ -51,8 +53,10 @@ def test_rows_side_by_side_with_the_llm_baseline(small_hotpot: Path, model_dir: 
     assert all(len(set(e["treehop:2"]["tree"]["hops"][0][0].keys())) == 4 for e in log)
 
 
-def test_cli_without_llm_and_with_a_wrong_model(small_hotpot: Path, model_dir: Path, tmp_path: Path) -> None:
-    env = {"HOPMEM_CACHE_DIR": str(tmp_path / "cache")}
+def test_cli_without_llm_and_with_a_wrong_model(
+    small_hotpot: Path, model_dir: Path, tmp_path: Path, hotpot_cache: Path
+) -> None:
+    env = {"HOPMEM_CACHE_DIR": str(hotpot_cache)}
     done = run_hopmem(
         "eval", "retrieval", "--dataset", str(small_hotpot), "--split", "dev", "--method", "treehop",
         "--top-n", "3", "--treehop-model", str(model_dir), "--no-llm-baseline", "--max-queries", "2", "-q",

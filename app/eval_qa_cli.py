@@ -33,6 +33,12 @@ def eval_qa(
             help="also run it with one piece off or swapped at a time (planner, fusion, reranker, TreeHop...)",
         ),
     ] = False,
+    vary: Annotated[
+        str | None,
+        typer.Option(
+            help="with --compare: only these pieces, comma-separated (decompose,planner,fusion,reranker,treehop)"
+        ),
+    ] = None,
     max_queries: Annotated[int | None, typer.Option(min=1, help="only the first N judged questions")] = None,
     remember: Annotated[
         bool, typer.Option("--remember/--no-remember", help="write answers back (later questions then see them)")
@@ -44,11 +50,12 @@ def eval_qa(
     The options describe one variant; --compare adds, on the same questions, that variant with one piece switched
     off or swapped at a time, and prints one row per variant.
     """
-    from hopmem.eval_qa import comparison_variants, evaluate_qa, variant_from_options
+    from hopmem.eval_qa import PIECES, comparison_variants, evaluate_qa, variant_from_options
 
     base = variant_from_options(decompose=decompose, planner=planner, fusion=fusion, reranker=reranker, treehop=treehop)
     config = _settings()
-    variants = comparison_variants(base, default_reranker=config.reranker) if compare else [base]
+    pieces = [p.strip() for p in vary.split(",") if p.strip()] if vary else list(PIECES)
+    variants = comparison_variants(base, default_reranker=config.reranker, pieces=pieces) if compare else [base]
     report = evaluate_qa(
         dataset,
         split,

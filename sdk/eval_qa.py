@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -70,12 +71,27 @@ def variant_from_options(
     return Variant("+".join(parts), changes)
 
 
-def comparison_variants(base: Variant, *, default_reranker: str = "none") -> list[Variant]:
+PIECES = ("decompose", "planner", "fusion", "reranker", "treehop")
+"""What ``comparison_variants`` can switch off or swap, one at a time."""
+
+
+def comparison_variants(
+    base: Variant, *, default_reranker: str = "none", pieces: Sequence[str] = PIECES
+) -> list[Variant]:
     """The asked variant and, beside it, the same with one piece switched off or swapped at a time.
 
     The reranker is swapped for the other one (``none`` <-> ``cross-encoder``) relative to the one in effect, which
-    is ``default_reranker`` (the settings') unless the variant names one.
+    is ``default_reranker`` (the settings') unless the variant names one. ``pieces`` picks which of :data:`PIECES`
+    are varied.
+
+    Raises:
+        InputError: on a piece that is not one of :data:`PIECES`.
     """
+    unknown = [p for p in pieces if p not in PIECES]
+    if unknown:
+        raise InputError(f"Unknown piece {unknown[0]!r} to vary; use some of {', '.join(PIECES)}.")
+    keys = {"decompose": "decompose", "planner": "planner", "fusion": "agent_fusion", "reranker": "reranker"}
+    chosen = {keys.get(p, "treehop_hops") for p in pieces}
     out = [base]
     reranker = base.changes.get("reranker") or default_reranker
     flips: list[tuple[str, Any]] = [
@@ -86,7 +102,7 @@ def comparison_variants(base: Variant, *, default_reranker: str = "none") -> lis
         ("treehop_hops", 1),
     ]
     for key, value in flips:
-        if base.changes.get(key) == value:
+        if key not in chosen or base.changes.get(key) == value:
             continue
         if key == "planner" and not base.changes.get("decompose", True):
             continue  # without decomposition nobody plans
@@ -172,20 +188,34 @@ def evaluate_qa(
     cached.close()
     shared_llm = llm if llm is not None else configured_llm(settings)
     counter = CountingLLM(shared_llm) if shared_llm is not None else None
-    reports = []
+    reports: list[dict[str, Any]] = []
+    result: dict[str, Any] = {}
     for variant in variants:
         reports.append(
             _run_variant(variant, root, split, data.qrels, questions, source, settings, counter, remember, progress)
         )
+        result = _write(reports, shared_llm, embedder.name, remember, json_out)  # a cut run keeps what it measured
+    return result
+
+
+def _write(
+    reports: list[dict[str, Any]],
+    llm: ChatLLM | None,
+    embedder: str,
+    remember: bool,
+    json_out: Path | str | None,
+) -> dict[str, Any]:
+    """The report of the variants run so far, written to ``json_out`` (and its per-question log) when given."""
     result = {**{k: v for k, v in reports[0].items() if k != "per_query"}, "variants": []}
     result["variants"] = [{k: v for k, v in r.items() if k != "per_query"} for r in reports]
     result.update(
         {
-            "llm": shared_llm.name if shared_llm is not None else None,
-            "embedder": embedder.name,
+            "llm": llm.name if llm is not None else None,
+            "embedder": embedder,
             "remember": remember,
             "machine": machine_info(),
             "revision": git_revision(),
+            "command": " ".join(["hopmem", *sys.argv[1:]]) if Path(sys.argv[0]).name == "hopmem" else None,
         }
     )
     if json_out:

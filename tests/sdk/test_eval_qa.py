@@ -27,6 +27,10 @@ def test_variants_are_named_by_what_they_change() -> None:
         "decompose": False, "planner": "llm", "agent_fusion": "rrf", "reranker": "none", "treehop_hops": 1
     }  # fmt: skip
     assert "aqr-rules+rsf" not in [v.name for v in comparison_variants(off)]
+    some = [v.name for v in comparison_variants(base, pieces=["decompose", "fusion"])]
+    assert some == ["aqr+rsf", "no-decompose+rsf", "aqr+rrf"]
+    with pytest.raises(InputError, match="Unknown piece"):
+        comparison_variants(base, pieces=["colour"])
 
 
 def test_report_shape_metrics_and_logs(small_hotpot: Path, tmp_path: Path, hotpot_cache: Path) -> None:

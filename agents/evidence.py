@@ -28,8 +28,11 @@ def fuse_lists(
     *,
     fusion: str = "rsf",
     depth: int = 20,
+    weights: Mapping[str, float] | None = None,
 ) -> list[Passage]:
-    """The best ``depth`` passages of all ``lists`` fused, trust-weighted, best first.
+    """The best ``depth`` passages of all ``lists`` fused and trust-weighted, best first.
+
+    ``weights`` weighs lists by name in the fusion (default 1 each).
 
     Each returned passage carries ``score`` (the fused, trust-weighted score) and ``ranks`` (its 1-based rank in
     every list it appears in, by list name). Passages known only by id (a hop tree's) are read from the store, and
@@ -38,7 +41,7 @@ def fuse_lists(
     named = {name: [Hit(int(p["id"]), float(p["score"])) for p in hits] for name, hits in lists.items() if hits}
     if not named:
         return []
-    fused = rrf(named, k=searcher.rrf_k) if fusion == "rrf" else rsf(named)
+    fused = rrf(named, k=searcher.rrf_k, weights=weights) if fusion == "rrf" else rsf(named, weights=weights)
     trust: dict[int, float] = {}
     if searcher.trust is not None and fused:
         trust = searcher.trust.memory_trusts(tenant, [h.memory_id for h in fused])

@@ -82,6 +82,7 @@ class AgentConfig:
     max_subqueries: int = 3
     max_search_rounds: int = 2
     fusion: str = "rsf"
+    hop_weight: float = 0.25
     rerank_depth: int = 20
     remember: bool = True
 
@@ -134,6 +135,11 @@ def build_graph(
         with timed_step("retrieve", round=rnd, k=k, mode=config.search_mode) as step:
             answers: list[str] = []
             subs = []
+            standalone = str(planned.get("standalone") or state["question"])
+            if list(planned["queries"]) != [standalone]:
+                # A split never loses the question's own retrieval: sub-queries add evidence, they do not replace it.
+                lists["q0"] = [r.to_dict() for r in searcher.search(tenant, standalone, k=k, mode=config.search_mode)]
+                subs.append({"n": 0, "query": standalone, "results": brief(lists["q0"])})
             for n, raw in enumerate(planned["queries"], start=1):
                 query = fill_placeholders(raw, answers) if planned["mode"] == "sequential" else raw
                 found = [r.to_dict() for r in searcher.search(tenant, query, k=k, mode=config.search_mode)]
@@ -157,7 +163,9 @@ def build_graph(
                 trees = []
                 for n, query in enumerate(state.get("queries") or [], start=1):
                     tree = hopper.retrieve(state["tenant"], searcher.embed_query(query), hops=hopper.hops + rnd - 1)
-                    lists[f"treehop:q{n}"] = [{"id": node.memory_id, "score": node.score} for node in tree.nodes]
+                    # The tree's later hops are its contribution; its first hop repeats dense retrieval of the query.
+                    hopped = [node for node in tree.nodes if node.hop > 1]
+                    lists[f"treehop:q{n}"] = [{"id": node.memory_id, "score": node.score} for node in hopped]
                     seen = {int(p["id"]) for p in lists.get(f"q{n}", [])}
                     trees.append(
                         {"n": n, **tree.to_dict(), "added": [i for i in tree.ids if i not in seen]},
@@ -168,9 +176,16 @@ def build_graph(
     def fuse(state: AgentState) -> dict[str, Any]:
         lists = state.get("lists") or {}
         with timed_step("fuse", fusion=config.fusion, lists=sorted(lists)) as step:
+            weights = {name: config.hop_weight for name in lists if name.startswith("treehop:")}
             candidates = fuse_lists(
-                searcher, state["tenant"], lists, fusion=config.fusion, depth=max(config.rerank_depth, config.top_k)
+                searcher,
+                state["tenant"],
+                lists,
+                fusion=config.fusion,
+                depth=max(config.rerank_depth, config.top_k),
+                weights=weights,
             )
+            step["weights"] = weights
             step["results"] = brief(candidates)
         return {"candidates": candidates, "trace": [*(state.get("trace") or []), step]}
 

@@ -99,6 +99,7 @@ class Agent:
                 max_subqueries=s.max_subqueries,
                 max_search_rounds=s.max_search_rounds,
                 fusion=s.agent_fusion,
+                hop_weight=s.treehop_weight,
                 rerank_depth=s.rerank_depth,
                 remember=s.remember_answers,
             )

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     treehop_model: str = Field("", description="TreeHop model folder; empty means the one shipped in the package")
     treehop_top_n: int = Field(5, ge=1, le=100, description="passages retrieved per TreeHop query embedding")
     treehop_hops: int = Field(2, ge=1, le=8, description="layers of the TreeHop tree (1 = no hop)")
+    treehop_weight: float = Field(
+        0.25, ge=0.0, le=1.0, description="weight of the hop tree's passages in the agent's fusion (retrieval: 1)"
+    )
 
     # Agent pipeline (agents/graph.py): plan -> retrieve -> hop -> fuse -> rerank -> answer -> remember.
     decompose: bool = Field(True, description="let the planner split a question into sub-queries")

@@ -200,3 +200,17 @@ def test_an_empty_memory_gets_a_clear_answer_and_nothing_is_remembered(tmp_path:
     assert "could not find" in answer.answer and answer.citations == []
     assert _step(answer, "remember")["skipped"] == "the answer cites no memory"
     assert empty.stats()["memories"] == 0
+
+
+def test_a_split_question_is_still_searched_whole_beside_its_sub_queries(memory: Memory) -> None:
+    settings = memory.settings.model_copy(update={"llm_backend": "none", "remember_answers": False})
+    answer = Agent(memory, settings=settings).ask("Who was born first, Augustin-Jean Fresnel or Karl von Frisch?")
+    plan = _step(answer, "plan")
+    assert plan["mode"] == "parallel" and len(plan["queries"]) == 2
+    subs = _step(answer, "retrieve")["subqueries"]
+    assert [s["n"] for s in subs] == [0, 1, 2] and subs[0]["query"] == plan["standalone"]
+    fused = _step(answer, "fuse")
+    assert fused["lists"][:3] == ["q0", "q1", "q2"]
+    # The hop trees enter the fusion with a lower weight than retrieval, and only with the passages they added.
+    assert all(w == settings.treehop_weight for w in fused["weights"].values())
+    assert {name for name in fused["weights"]} <= {"treehop:q1", "treehop:q2"}

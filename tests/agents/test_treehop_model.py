@@ -63,3 +63,17 @@ def test_packaged_model_matches_the_packaged_embedder() -> None:
     assert (folder / "README.md").is_file() and (folder / "data.json").is_file()
     # It was trained: the update gate is not the zero it starts from.
     assert float(model.out.weight.abs().sum()) > 0
+
+
+def test_models_check_reports_the_packaged_treehop_and_refuses_other_embeddings() -> None:
+    from hopmem.models_check import check_treehop
+    from hopmem.settings import get_settings
+
+    settings = get_settings()
+    line = check_treehop(settings, "all-MiniLM-L6-v2", 384, _unit(1, 384, 5)[0])
+    assert line.startswith("treehop ok:") and "|q_next|=1.000" in line
+    assert check_treehop(get_settings(treehop_hops=1), "all-MiniLM-L6-v2", 384, _unit(1, 384, 5)[0]).startswith(
+        "treehop: off"
+    )
+    with pytest.raises(ConfigError):
+        check_treehop(settings, "other-embedder", 768, _unit(1, 768, 5)[0])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -24,9 +23,9 @@ import numpy as np
 from hopmem.agents.multihop import HopResult, MemoryHopSearch, hop_tree
 from hopmem.agents.rewrite import llm_rewrite_retrieve
 from hopmem.agents.treehop_model import TreeHopModel, load_treehop, packaged_model_dir
-from hopmem.evaluate import git_revision, machine_info
+from hopmem.evaluate import cli_command, git_revision, indexed_corpus, machine_info, write_report
 from hopmem.memory.beir import load_dataset
-from hopmem.memory.beir_store import BEIR_TENANT, open_indexed_corpus
+from hopmem.memory.beir_store import BEIR_TENANT
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import HopmemError, InputError
 from hopmem.memory.hybrid import HybridSearcher
@@ -122,16 +121,7 @@ def evaluate_multihop(
     elif not llm_baseline:
         baseline_note = "LLM rewrite baseline switched off (--no-llm-baseline)"
 
-    store = open_indexed_corpus(
-        root,
-        embedder,
-        cache_dir=settings.cache_dir,
-        chunk_size=settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap,
-        title_weight=settings.bm25_title_weight,
-        content_weight=settings.bm25_content_weight,
-        progress=progress,
-    )
+    store = indexed_corpus(root, embedder, settings, progress=progress)
     index = open_index(store, settings.vector_backend, qdrant_location=":memory:")
     try:
         searcher = HybridSearcher(store, embedder, index=index)
@@ -243,18 +233,9 @@ def evaluate_multihop(
         "settings": {k: settings.effective()[k] for k in ("embedder", "chunk_size", "chunk_overlap", "vector_backend")},
         "git_revision": git_revision(),
         "machine": machine_info(),
-        "command": " ".join(["hopmem", *sys.argv[1:]]) if Path(sys.argv[0]).name == "hopmem" else None,
+        "command": cli_command(),
     }
-    if json_out is not None:
-        out = Path(json_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        log_path = out.with_name(out.stem + ".queries.jsonl")
-        with log_path.open("w", encoding="utf-8") as handle:
-            for entry in logs:
-                handle.write(json.dumps(entry, default=_json_default) + "\n")
-        report["per_query_log"] = log_path.name
-        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return report
+    return write_report(report, logs, json_out, default=_json_default)
 
 
 def _json_default(value: object) -> Any:

@@ -13,10 +13,8 @@ and mix the variants) never touches the cache.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -27,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from hopmem.agent_api import Agent, configured_llm
-from hopmem.evaluate import git_revision, machine_info
+from hopmem.evaluate import cli_command, git_revision, indexed_corpus, machine_info, write_report
 from hopmem.memory.beir import load_dataset
-from hopmem.memory.beir_store import BEIR_TENANT, open_indexed_corpus
+from hopmem.memory.beir_store import BEIR_TENANT
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import InputError
 from hopmem.memory.metrics import exact_match, mean, percentiles, recall_at_k, token_f1
@@ -174,16 +172,7 @@ def evaluate_qa(
     if not questions:
         raise InputError(f"No question of {root} is judged in split {split!r}; check the qrels file.")
     embedder = load_embedder(settings.embedder, **settings.embedder_options())
-    cached = open_indexed_corpus(
-        root,
-        embedder,
-        cache_dir=settings.cache_dir,
-        chunk_size=settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap,
-        title_weight=settings.bm25_title_weight,
-        content_weight=settings.bm25_content_weight,
-        progress=progress,
-    )
+    cached = indexed_corpus(root, embedder, settings, progress=progress)
     source = cached.path
     cached.close()
     shared_llm = llm if llm is not None else configured_llm(settings)
@@ -215,20 +204,11 @@ def _write(
             "remember": remember,
             "machine": machine_info(),
             "revision": git_revision(),
-            "command": " ".join(["hopmem", *sys.argv[1:]]) if Path(sys.argv[0]).name == "hopmem" else None,
+            "command": cli_command(),
         }
     )
-    if json_out:
-        out = Path(json_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        log_path = out.with_name(out.stem + ".queries.jsonl")
-        with log_path.open("w", encoding="utf-8") as handle:
-            for report in reports:
-                for row in report["per_query"]:
-                    handle.write(json.dumps({"variant": report["variant"], **row}) + "\n")
-        result["per_query_log"] = log_path.name
-        out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
+    rows = ({"variant": report["variant"], **row} for report in reports for row in report["per_query"])
+    return write_report(result, rows, json_out)
 
 
 def _run_variant(

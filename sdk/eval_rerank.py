@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,10 +30,10 @@ from hopmem.agents.rerank import (
     load_reranker,
     passage_text,
 )
-from hopmem.evaluate import git_revision, machine_info
+from hopmem.evaluate import cli_command, git_revision, indexed_corpus, machine_info, write_report
 from hopmem.finetune.reranker_data import load_split, query_splits
 from hopmem.memory.beir import dataset_hash
-from hopmem.memory.beir_store import BEIR_TENANT, open_indexed_corpus
+from hopmem.memory.beir_store import BEIR_TENANT
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import InputError
 from hopmem.memory.hybrid import HybridSearcher
@@ -150,16 +149,7 @@ def evaluate_rerank(
         raise InputError(f"No query of {root} split {split!r} is left to evaluate (the cross-encoder trained on all).")
     methods = [candidates] + ([m for m in CANDIDATE_METHODS if m != candidates] if baselines else [])
     embedder = load_embedder(settings.embedder, **settings.embedder_options())
-    store = open_indexed_corpus(
-        root,
-        embedder,
-        cache_dir=settings.cache_dir,
-        chunk_size=settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap,
-        title_weight=settings.bm25_title_weight,
-        content_weight=settings.bm25_content_weight,
-        progress=progress,
-    )
+    store = indexed_corpus(root, embedder, settings, progress=progress)
     index = open_index(store, settings.vector_backend, qdrant_location=":memory:")
     logs: dict[str, dict[str, Any]] = {q: {"query_id": q, "query": text} for q, text in kept}
     rows: list[dict[str, Any]] = []
@@ -248,15 +238,6 @@ def evaluate_rerank(
         | {"rerank_batch_size": settings.rerank_batch_size},
         "git_revision": git_revision(),
         "machine": machine_info(),
-        "command": " ".join(["hopmem", *sys.argv[1:]]) if Path(sys.argv[0]).name == "hopmem" else None,
+        "command": cli_command(),
     }
-    if json_out is not None:
-        out = Path(json_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        log_path = out.with_name(out.stem + ".queries.jsonl")
-        with log_path.open("w", encoding="utf-8") as handle:
-            for entry in logs.values():
-                handle.write(json.dumps(entry) + "\n")
-        report["per_query_log"] = log_path.name
-        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return report
+    return write_report(report, logs.values(), json_out)

@@ -13,10 +13,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hopmem.memory.beir import load_dataset
+from hopmem.memory.beir_store import open_indexed_corpus
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import InputError
 from hopmem.memory.hybrid import HybridSearcher
@@ -25,6 +27,9 @@ from hopmem.memory.ingest import Ingestor
 from hopmem.memory.metrics import mean, percentiles, retrieval_metrics
 from hopmem.memory.store import MemoryStore
 from hopmem.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from hopmem.memory.embeddings import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,50 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine inflates latencies
     }
+
+
+def cli_command() -> str | None:
+    """The ``hopmem`` command line being run, for reports; None when the evaluation was called from Python."""
+    return " ".join(["hopmem", *sys.argv[1:]]) if Path(sys.argv[0]).name == "hopmem" else None
+
+
+def write_report(
+    report: dict[str, Any],
+    rows: Iterable[dict[str, Any]],
+    json_out: Path | str | None,
+    *,
+    default: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``report`` to ``json_out`` and ``rows`` beside it as ``<stem>.queries.jsonl`` (one line per query).
+
+    The log's file name (not its path, so reports hold no machine paths) is recorded as ``per_query_log``. Without
+    ``json_out`` nothing is written. Returns the report.
+    """
+    if json_out is None or json_out == "":
+        return report
+    out = Path(json_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log_path = out.with_name(out.stem + ".queries.jsonl")
+    with log_path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, default=default) + "\n")
+    report["per_query_log"] = log_path.name
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def indexed_corpus(root: Path, embedder: Embedder, settings: Settings, *, progress: bool) -> MemoryStore:
+    """The cached, indexed store of a BEIR folder's corpus with the settings' chunking and bm25 weights."""
+    return open_indexed_corpus(
+        root,
+        embedder,
+        cache_dir=settings.cache_dir,
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+        title_weight=settings.bm25_title_weight,
+        content_weight=settings.bm25_content_weight,
+        progress=progress,
+    )
 
 
 def evaluate_retrieval(
@@ -198,18 +247,9 @@ def evaluate_retrieval(
         },
         "git_revision": git_revision(),
         "machine": machine_info(),
-        "command": " ".join(["hopmem", *sys.argv[1:]]) if Path(sys.argv[0]).name == "hopmem" else None,
+        "command": cli_command(),
     }
-    if json_out is not None:
-        out = Path(json_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        log_path = out.with_name(out.stem + ".queries.jsonl")
-        with log_path.open("w", encoding="utf-8") as handle:
-            for row in per_query:
-                handle.write(json.dumps(row) + "\n")
-        result["per_query_log"] = str(log_path)
-        out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
+    return write_report(result, per_query, json_out)
 
 
 def _documents_in_order(external_ids: list[str | None]) -> list[str]:

@@ -26,7 +26,7 @@ def test_report_shape_metrics_and_per_query_log(small_beir: Path, tmp_path: Path
     assert report["metrics"]["recall@10"] >= report["metrics"]["recall@5"]
     assert report["latency_ms"]["p95"] >= report["latency_ms"]["p50"] > 0
     assert len(report["dataset_sha256"]) == 64 and report["git_revision"]
-    rows = [json.loads(line) for line in Path(report["per_query_log"]).read_text().splitlines()]
+    rows = [json.loads(line) for line in out.with_name(report["per_query_log"]).read_text().splitlines()]
     assert len(rows) == 20
     mean_ndcg = sum(r["metrics"]["ndcg@10"] for r in rows) / len(rows)
     assert abs(mean_ndcg - report["metrics"]["ndcg@10"]) < 1e-3

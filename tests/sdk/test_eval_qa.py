@@ -58,16 +58,26 @@ def test_report_shape_metrics_and_logs(small_hotpot: Path, tmp_path: Path, hotpo
     assert all(ln["gold"] and len(ln["ranking"]) <= 10 for ln in lines)
 
 
-def test_write_back_is_off_so_variants_do_not_see_each_other(
-    small_hotpot: Path, tmp_path: Path, hotpot_cache: Path
+def test_variants_run_on_copies_so_write_back_never_reaches_the_cached_corpus(
+    small_hotpot: Path, hotpot_cache: Path
 ) -> None:
+    import hashlib
+
     settings = get_settings(cache_dir=hotpot_cache, reranker="none", llm_backend="none")
-    report = evaluate_qa(
-        small_hotpot, "dev", variants=[variant_from_options()], settings=settings, max_queries=2, progress=False
+    variants = [variant_from_options()]
+    off = evaluate_qa(small_hotpot, "dev", variants=variants, settings=settings, max_queries=2, progress=False)
+    assert off["remember"] is False and off["llm"] is None
+    (cached,) = (hotpot_cache / "beir").glob("*.sqlite")  # indexed once into the cache
+
+    def digest() -> str:
+        return hashlib.sha256(cached.read_bytes()).hexdigest()
+
+    before = digest()
+    on = evaluate_qa(
+        small_hotpot, "dev", variants=variants, settings=settings, max_queries=2, remember=True, progress=False
     )
-    assert report["remember"] is False and report["llm"] is None
-    cached = list((hotpot_cache / "beir").glob("*.sqlite"))
-    assert len(cached) == 1  # the corpus was indexed once into the cache; each variant ran on a copy
+    assert on["remember"] is True and on["variants"][0]["errors"] == 0
+    assert digest() == before  # the answers were written into the variant's copy, not into the cache
 
 
 def test_bad_input_is_refused(small_hotpot: Path, tmp_path: Path, hotpot_cache: Path) -> None:

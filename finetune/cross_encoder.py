@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hopmem.agents.rerank import DEFAULT_MAX_LENGTH, CrossEncoderReranker, init_cross_encoder
-from hopmem.finetune.reranker_data import RerankPair, build_pairs, corpus_texts, mine_negatives, query_splits
+from hopmem.finetune.reranker_data import RerankPair, build_pairs, corpus_texts, mine_negatives
 from hopmem.memory.errors import InputError
 from hopmem.memory.model_paths import resolve_embedder_path
+from hopmem.memory.query_splits import query_splits
 
 if TYPE_CHECKING:
     from hopmem.memory.embeddings import Embedder

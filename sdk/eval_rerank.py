@@ -31,7 +31,6 @@ from hopmem.agents.rerank import (
     passage_text,
 )
 from hopmem.evaluate import cli_command, git_revision, indexed_corpus, machine_info, write_report
-from hopmem.finetune.reranker_data import load_split, query_splits
 from hopmem.memory.beir import dataset_hash
 from hopmem.memory.beir_store import BEIR_TENANT
 from hopmem.memory.embeddings import load_embedder
@@ -40,6 +39,7 @@ from hopmem.memory.hybrid import HybridSearcher
 from hopmem.memory.indexes import open_index
 from hopmem.memory.metrics import mean, percentiles, recall_at_k, retrieval_metrics
 from hopmem.memory.model_paths import resolve_embedder_path
+from hopmem.memory.query_splits import load_split, query_splits
 from hopmem.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import platform
 import random
@@ -28,10 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hopmem.agents.rerank import DEFAULT_MAX_LENGTH, CrossEncoderReranker, init_cross_encoder
-from hopmem.finetune.reranker_data import RerankPair, build_pairs, corpus_texts, mine_negatives
+from hopmem.finetune.reranker_data import PairSampling, build_training_data, dev_metrics
 from hopmem.memory.errors import InputError
 from hopmem.memory.model_paths import resolve_embedder_path
-from hopmem.memory.query_splits import query_splits
 
 if TYPE_CHECKING:
     from hopmem.memory.embeddings import Embedder
@@ -87,115 +85,6 @@ class CrossEncoderTrainConfig:
     seed: int = 0
 
 
-@dataclass
-class TrainingData:
-    """Everything one run trains and validates on, with the record of which queries went where."""
-
-    train: list[RerankPair]
-    dev: list[RerankPair]
-    splits: list[dict[str, Any]]
-    counts: dict[str, dict[str, int]]
-
-
-def build_training_data(
-    config: CrossEncoderTrainConfig,
-    embedder: Embedder,
-    *,
-    cache_dir: Path,
-    chunk_size: int,
-    chunk_overlap: int,
-    progress: bool = True,
-) -> TrainingData:
-    """Training pairs from every data set's training split and dev pairs from its dev split (no query in both)."""
-    rng = random.Random(config.seed)
-    train: list[RerankPair] = []
-    dev: list[RerankPair] = []
-    records: list[dict[str, Any]] = []
-    counts: dict[str, dict[str, int]] = {}
-    for folder in config.datasets:
-        root = Path(folder)
-        splits = query_splits(root)
-        texts = corpus_texts(root)
-        dev_ids = list(splits.dev)[: config.dev_queries]
-        wanted = {q: splits.texts[q] for q in [*splits.train, *dev_ids]}
-        judged = {**splits.train, **{q: splits.dev[q] for q in dev_ids}}
-        negatives = mine_negatives(
-            root,
-            wanted,
-            judged,
-            embedder,
-            cache_dir=cache_dir,
-            chunk_size=chunk_size,
-            chunk_overlap=chunk_overlap,
-            depth=config.mine_depth,
-            progress=progress,
-        )
-        top = max((g for j in (*splits.train.values(), *splits.dev.values()) for g in j.values()), default=1)
-        common = {"max_positives": config.max_positives, "n_negatives": config.n_negatives, "max_grade": top}
-        tr = build_pairs(
-            {q: splits.texts[q] for q in splits.train}, splits.train, negatives, texts, seed=config.seed, **common
-        )
-        dv = build_pairs(
-            {q: splits.texts[q] for q in dev_ids}, splits.dev, negatives, texts, seed=config.seed + 1, **common
-        )
-        train += tr
-        dev += dv
-        records.append({**splits.to_dict(), "dev_ids_scored_in_training": dev_ids})
-        counts[splits.dataset] = {
-            "train_queries": len(splits.train),
-            "dev_queries": len(splits.dev),
-            "train_pairs": len(tr),
-            "train_positives": sum(p.kind == "positive" for p in tr),
-            "train_hard_negatives": sum(p.kind == "hard-negative" for p in tr),
-            "dev_pairs_scored": len(dv),
-        }
-    if len(train) > config.max_train_pairs:
-        by_query: dict[tuple[str, str], list[RerankPair]] = {}
-        for pair in train:
-            by_query.setdefault((pair.query_id, pair.query), []).append(pair)
-        keys = list(by_query)
-        rng.shuffle(keys)
-        kept: list[RerankPair] = []
-        for key in keys:
-            if len(kept) + len(by_query[key]) > config.max_train_pairs:
-                continue
-            kept += by_query[key]
-        train = kept
-    if not train:
-        raise InputError("No training pair could be built: the training queries have no judged passage in the corpus.")
-    return TrainingData(train, dev, records, counts)
-
-
-def dev_metrics(reranker: CrossEncoderReranker, pairs: list[RerankPair]) -> dict[str, float]:
-    """BCE loss, pairwise accuracy (positive above negative, per query) and MRR of the best positive, on ``pairs``."""
-    if not pairs:
-        return {"loss": float("nan"), "pairwise_accuracy": float("nan"), "mrr": float("nan"), "pairs": 0}
-    by_query: dict[str, list[RerankPair]] = {}
-    for pair in pairs:
-        by_query.setdefault(pair.query_id, []).append(pair)
-    losses: list[float] = []
-    correct = total = 0
-    rr: list[float] = []
-    for group in by_query.values():
-        scores = reranker.score(group[0].query, [p.text for p in group])
-        for p, s in zip(group, scores, strict=True):
-            prob = 1.0 / (1.0 + math.exp(-max(min(s, 50.0), -50.0)))
-            losses.append(-(p.label * math.log(prob + 1e-12) + (1 - p.label) * math.log(1 - prob + 1e-12)))
-        pos = [s for p, s in zip(group, scores, strict=True) if p.label > 0]
-        neg = [s for p, s in zip(group, scores, strict=True) if p.label <= 0]
-        correct += sum(a > b for a in pos for b in neg)
-        total += len(pos) * len(neg)
-        if pos:
-            ordered = sorted(scores, reverse=True)
-            rr.append(1.0 / (ordered.index(max(pos)) + 1))
-    return {
-        "loss": round(sum(losses) / len(losses), 4),
-        "pairwise_accuracy": round(correct / total, 4) if total else float("nan"),
-        "mrr": round(sum(rr) / len(rr), 4) if rr else float("nan"),
-        "pairs": len(pairs),
-    }
-
-
 def train_cross_encoder(
     config: CrossEncoderTrainConfig,
     embedder: Embedder,
@@ -229,7 +118,12 @@ def train_cross_encoder(
         raise InputError("Give at least one BEIR folder to train on (--dataset).")
     out = Path(config.output).expanduser()
     data = build_training_data(
-        config, embedder, cache_dir=cache_dir, chunk_size=chunk_size, chunk_overlap=chunk_overlap, progress=progress
+        PairSampling.of(config),
+        embedder,
+        cache_dir=cache_dir,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        progress=progress,
     )
     data_seconds = time.perf_counter() - started
     base = resolve_embedder_path(config.base_model)

@@ -13,15 +13,18 @@ judgements are incomplete), which is why negatives are sampled from the top rank
 from __future__ import annotations
 
 import logging
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from hopmem.agents.rerank import passage_text
+from hopmem.agents.rerank import Reranker, passage_text
 from hopmem.memory.beir import iter_corpus
 from hopmem.memory.beir_store import BEIR_TENANT, open_indexed_corpus
+from hopmem.memory.errors import InputError
 from hopmem.memory.hybrid import HybridSearcher
+from hopmem.memory.query_splits import query_splits
 
 if TYPE_CHECKING:
     from hopmem.memory.embeddings import Embedder
@@ -113,3 +116,131 @@ def build_pairs(
             kind = "judged-negative" if doc in judged else "hard-negative"
             pairs.append(RerankPair(qid, text, doc, texts[doc], 0.0, kind))
     return pairs
+
+
+@dataclass(frozen=True)
+class PairSampling:
+    """How training and dev pairs are drawn from the data sets (the fields every reranker recipe's config has)."""
+
+    datasets: tuple[str, ...]
+    max_positives: int
+    n_negatives: int
+    mine_depth: int
+    max_train_pairs: int
+    dev_queries: int
+    seed: int
+
+    @classmethod
+    def of(cls, config: Any) -> PairSampling:
+        """The sampling fields of a recipe's config."""
+        return cls(**{f: getattr(config, f) for f in cls.__dataclass_fields__})
+
+
+@dataclass
+class TrainingData:
+    """Everything one run trains and validates on, with the record of which queries went where."""
+
+    train: list[RerankPair]
+    dev: list[RerankPair]
+    splits: list[dict[str, Any]]
+    counts: dict[str, dict[str, int]]
+
+
+def build_training_data(
+    config: PairSampling,
+    embedder: Embedder,
+    *,
+    cache_dir: Path,
+    chunk_size: int,
+    chunk_overlap: int,
+    progress: bool = True,
+) -> TrainingData:
+    """Training pairs from every data set's training split and dev pairs from its dev split (no query in both)."""
+    rng = random.Random(config.seed)
+    train: list[RerankPair] = []
+    dev: list[RerankPair] = []
+    records: list[dict[str, Any]] = []
+    counts: dict[str, dict[str, int]] = {}
+    for folder in config.datasets:
+        root = Path(folder)
+        splits = query_splits(root)
+        texts = corpus_texts(root)
+        dev_ids = list(splits.dev)[: config.dev_queries]
+        wanted = {q: splits.texts[q] for q in [*splits.train, *dev_ids]}
+        judged = {**splits.train, **{q: splits.dev[q] for q in dev_ids}}
+        negatives = mine_negatives(
+            root,
+            wanted,
+            judged,
+            embedder,
+            cache_dir=cache_dir,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            depth=config.mine_depth,
+            progress=progress,
+        )
+        top = max((g for j in (*splits.train.values(), *splits.dev.values()) for g in j.values()), default=1)
+        common = {"max_positives": config.max_positives, "n_negatives": config.n_negatives, "max_grade": top}
+        tr = build_pairs(
+            {q: splits.texts[q] for q in splits.train}, splits.train, negatives, texts, seed=config.seed, **common
+        )
+        dv = build_pairs(
+            {q: splits.texts[q] for q in dev_ids}, splits.dev, negatives, texts, seed=config.seed + 1, **common
+        )
+        train += tr
+        dev += dv
+        records.append({**splits.to_dict(), "dev_ids_scored_in_training": dev_ids})
+        counts[splits.dataset] = {
+            "train_queries": len(splits.train),
+            "dev_queries": len(splits.dev),
+            "train_pairs": len(tr),
+            "train_positives": sum(p.kind == "positive" for p in tr),
+            "train_hard_negatives": sum(p.kind == "hard-negative" for p in tr),
+            "dev_pairs_scored": len(dv),
+        }
+    if len(train) > config.max_train_pairs:
+        by_query: dict[tuple[str, str], list[RerankPair]] = {}
+        for pair in train:
+            by_query.setdefault((pair.query_id, pair.query), []).append(pair)
+        keys = list(by_query)
+        rng.shuffle(keys)
+        kept: list[RerankPair] = []
+        for key in keys:
+            if len(kept) + len(by_query[key]) > config.max_train_pairs:
+                continue
+            kept += by_query[key]
+        train = kept
+    if not train:
+        raise InputError("No training pair could be built: the training queries have no judged passage in the corpus.")
+    return TrainingData(train, dev, records, counts)
+
+
+def dev_metrics(reranker: Reranker, pairs: list[RerankPair]) -> dict[str, float]:
+    """BCE loss (the score read as a logit), pairwise accuracy (positive above negative, per query) and MRR of
+    the best positive, on ``pairs``."""
+    if not pairs:
+        return {"loss": float("nan"), "pairwise_accuracy": float("nan"), "mrr": float("nan"), "pairs": 0}
+    by_query: dict[str, list[RerankPair]] = {}
+    for pair in pairs:
+        by_query.setdefault(pair.query_id, []).append(pair)
+    losses: list[float] = []
+    correct = total = 0
+    rr: list[float] = []
+    for group in by_query.values():
+        scores = reranker.score(group[0].query, [p.text for p in group])
+        for p, s in zip(group, scores, strict=True):
+            prob = 1.0 / (1.0 + math.exp(-max(min(s, 50.0), -50.0)))
+            losses.append(-(p.label * math.log(prob + 1e-12) + (1 - p.label) * math.log(1 - prob + 1e-12)))
+        pos = [s for p, s in zip(group, scores, strict=True) if p.label > 0]
+        neg = [s for p, s in zip(group, scores, strict=True) if p.label <= 0]
+        correct += sum(a > b for a in pos for b in neg)
+        total += len(pos) * len(neg)
+        if pos:
+            ordered = sorted(scores, reverse=True)
+            rr.append(1.0 / (ordered.index(max(pos)) + 1))
+    return {
+        "loss": round(sum(losses) / len(losses), 4),
+        "pairwise_accuracy": round(correct / total, 4) if total else float("nan"),
+        "mrr": round(sum(rr) / len(rr), 4) if rr else float("nan"),
+        "pairs": len(pairs),
+    }

@@ -122,3 +122,37 @@ def hotpot_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache folder for the session, so :func:`small_hotpot`'s corpus is indexed once, not once per test (the
     cache key covers the corpus' digest, the embedder and the chunking, so sharing it cannot mix stores)."""
     return tmp_path_factory.mktemp("hotpot-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama (2 layers, width 32) with SmolLM2's real tokenizer and chat template, saved as a local
+    checkpoint folder: GRPO and LoRA training run on it in seconds. Its tokenizer is read from the packaged GGUF."""
+    pytest.importorskip("transformers", reason="the transformers extra is not installed")
+    pytest.importorskip("gguf", reason="the transformers extra is not installed")
+    import torch
+    import transformers
+
+    from hopmem.memory.model_paths import resolve_gguf_path
+
+    gguf = resolve_gguf_path("SmolLM2-135M-Instruct")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
+    config = transformers.LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -115,6 +115,16 @@ class TransformersLLM:
         self.load_s = time.perf_counter() - started
         log.info("loaded %s with transformers in %.1f s", self.name, self.load_s)
 
+    @property
+    def model(self) -> Any:
+        """The torch model (a ``PeftModel`` when an adapter is applied); rerankers and trainers share it."""
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer, with its chat template."""
+        return self._tokenizer
+
     # --- loading ---------------------------------------------------------------------------------------------------
 
     def _checkpoint(self, model: str) -> tuple[str, str]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hopmem.agents.rerank import CrossEncoderReranker, init_cross_encoder, load_reranker
-from hopmem.finetune.cross_encoder import CrossEncoderTrainConfig, build_training_data, train_cross_encoder
+from hopmem.finetune.cross_encoder import CrossEncoderTrainConfig, train_cross_encoder
+from hopmem.finetune.reranker_data import PairSampling, build_training_data
 from hopmem.memory.model_paths import resolve_embedder_path
 from tests.finetune.test_reranker_data import make_tiny_hotpot
 
@@ -42,7 +43,7 @@ def test_training_makes_relevant_passages_rise(tiny: Path, tmp_path: Path, embed
         keep_checkpoints=True,
     )
     common = {"cache_dir": tmp_path / "cache", "chunk_size": 256, "chunk_overlap": 32, "progress": False}
-    data = build_training_data(config, embedder, **common)
+    data = build_training_data(PairSampling.of(config), embedder, **common)
     train_ids = {p.query_id for p in data.train}
     assert train_ids and not train_ids & {p.query_id for p in data.dev}  # no dev query is trained on
     groups: dict[str, list[tuple[str, float]]] = {}

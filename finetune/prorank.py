@@ -1,0 +1,484 @@
+"""The ``prorank`` recipe: a pointwise LLM reranker tuned with LoRA in two stages (ProRank, arXiv 2506.03487).
+
+Stage 1, GRPO prompt warm-up: the model reads the fixed relevance prompt of
+:func:`hopmem.agents.rerank_prompts.pointwise_messages` and answers ``0`` or ``1``; TRL's ``GRPOTrainer`` samples
+several answers per prompt and rewards the correct label plus a format term (:func:`hopmem.finetune.rewards.
+pointwise_reward`), so a small model learns to answer in the format the scorer reads. Stage 2, fine-grained score
+learning: the score ``logit("1") - logit("0")`` at the answer position (no added layer) is trained with a listwise
+(softmax cross-entropy against the graded labels) or pairwise (RankNet) loss over groups of one positive and mined
+hard negatives of the same query. Only the LoRA weights change; the adapter is saved with a model card.
+
+Training data comes from the training split of each BEIR folder (:mod:`hopmem.finetune.reranker_data`): qrels
+positives with their grades, negatives mined with the memory's hybrid search, split by query with no leakage. The
+training query ids are saved in ``data.json`` so evaluations skip them.
+
+Progress: TRL's bar in stage 1, a tqdm bar in stage 2. Checkpoints: stage 1 through TRL (``checkpoints/stage1``),
+the finished stage-1 adapter (``checkpoints/stage1-adapter``), stage 2 every ``checkpoint_every`` steps
+(``checkpoints/stage2.pt``); a run started again with ``resume`` picks up where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from hopmem.agents.rerank_pointwise import (
+    DEFAULT_BASE_MODEL,
+    DEFAULT_PASSAGE_TOKENS,
+    DEFAULT_QUERY_TOKENS,
+    RECORD_FILE,
+    PointwiseLLMReranker,
+    encode_pointwise,
+    label_token_ids,
+    relevance_logits,
+)
+from hopmem.agents.rerank_prompts import clip_tokens, pointwise_messages
+from hopmem.finetune.grpo import LORA_TARGETS, GRPOSettings, lora_config, run_grpo
+from hopmem.finetune.reranker_data import PairSampling, RerankPair, build_training_data, dev_metrics
+from hopmem.finetune.rewards import RewardLog, pointwise_reward_func
+from hopmem.memory.errors import InputError
+
+if TYPE_CHECKING:
+    from hopmem.memory.embeddings import Embedder
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass
+class ProRankConfig:
+    """Settings of one ``prorank`` run (saved in ``metrics.json`` and the model card).
+
+    Args:
+        datasets: BEIR folders whose training splits are used.
+        output: the adapter's folder.
+        base_model: the causal LM the adapter is trained on (packaged alias, GGUF file or checkpoint folder).
+        passage_tokens, query_tokens: token budgets of a prompt (inference reads them from the adapter's record).
+        lora_r, lora_alpha, lora_dropout, lora_targets: the LoRA adapter.
+        max_positives, n_negatives, mine_depth, max_train_pairs, dev_queries: pair sampling
+            (:class:`hopmem.finetune.reranker_data.PairSampling`).
+        stage1: GRPO prompt warm-up settings; ``stage1.steps = 0`` skips the stage.
+        stage2_epochs: passes over the stage-2 groups (0 skips the stage).
+        stage2_negatives: negatives in each stage-2 group (with one positive).
+        stage2_loss: ``listwise`` (softmax cross-entropy against the normalised labels) or ``pairwise`` (RankNet).
+        stage2_lr: learning rate of stage 2 (AdamW, linear warm-up then decay).
+        max_stage2_groups: cap on stage-2 groups (a seeded sample beyond it).
+        checkpoint_every: stage-2 steps between checkpoints.
+        keep_checkpoints: keep ``checkpoints/`` after a finished run.
+        resume: continue from the checkpoints in ``output``.
+        seed: seeds sampling, data order and LoRA initialisation.
+    """
+
+    datasets: tuple[str, ...]
+    output: str
+    base_model: str = DEFAULT_BASE_MODEL
+    passage_tokens: int = DEFAULT_PASSAGE_TOKENS
+    query_tokens: int = DEFAULT_QUERY_TOKENS
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = LORA_TARGETS
+    max_positives: int = 3
+    n_negatives: int = 4
+    mine_depth: int = 30
+    max_train_pairs: int = 2000
+    dev_queries: int = 10
+    stage1: GRPOSettings = field(default_factory=GRPOSettings)
+    stage2_epochs: int = 1
+    stage2_negatives: int = 3
+    stage2_loss: Literal["listwise", "pairwise"] = "listwise"
+    stage2_lr: float = 1e-4
+    max_stage2_groups: int = 300
+    checkpoint_every: int = 25
+    keep_checkpoints: bool = False
+    resume: bool = False
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ScoreGroup:
+    """One stage-2 example: a query, passages (a positive first) and their labels."""
+
+    query: str
+    texts: tuple[str, ...]
+    labels: tuple[float, ...]
+
+
+def stage1_rows(pairs: list[RerankPair], tokenizer: Any, config: ProRankConfig) -> list[dict[str, Any]]:
+    """GRPO prompts: one per pair, positives and negatives interleaved so every step sees both labels."""
+    rng = random.Random(config.seed)
+    pos = [p for p in pairs if p.label > 0]
+    neg = [p for p in pairs if p.label <= 0]
+    rng.shuffle(pos)
+    rng.shuffle(neg)
+    ordered: list[RerankPair] = []
+    for i in range(max(len(pos), len(neg))):
+        ordered += [p for p in (pos[i] if i < len(pos) else None, neg[i] if i < len(neg) else None) if p]
+    return [
+        {
+            "prompt": pointwise_messages(
+                clip_tokens(tokenizer, p.query, config.query_tokens),
+                clip_tokens(tokenizer, p.text, config.passage_tokens),
+            ),
+            "label": float(p.label),
+        }
+        for p in ordered
+    ]
+
+
+def stage2_groups(pairs: list[RerankPair], config: ProRankConfig) -> list[ScoreGroup]:
+    """Per training query and positive: the positive and ``stage2_negatives`` of the query's negatives (seeded)."""
+    rng = random.Random(config.seed + 2)
+    by_query: dict[str, list[RerankPair]] = {}
+    for pair in pairs:
+        by_query.setdefault(pair.query_id, []).append(pair)
+    groups: list[ScoreGroup] = []
+    for members in by_query.values():
+        positives = [p for p in members if p.label > 0]
+        negatives = [p for p in members if p.label <= 0]
+        if not negatives:
+            continue
+        for positive in positives:
+            chosen = rng.sample(negatives, min(len(negatives), config.stage2_negatives))
+            group = [positive, *chosen]
+            groups.append(ScoreGroup(positive.query, tuple(p.text for p in group), tuple(p.label for p in group)))
+    rng.shuffle(groups)
+    return groups[: config.max_stage2_groups]
+
+
+def group_loss(scores: Any, labels: Any, kind: str) -> Any:
+    """Listwise: cross-entropy between ``softmax(scores)`` and the labels normalised to sum 1. Pairwise: mean
+    ``softplus(s_j - s_i)`` over pairs whose label ``i`` is above label ``j``."""
+    from torch.nn import functional as F
+
+    if kind == "listwise":
+        target = labels / labels.sum().clamp(min=1e-9)
+        return -(target * F.log_softmax(scores, dim=0)).sum()
+    if kind == "pairwise":
+        diff = labels[:, None] - labels[None, :]
+        mask = diff > 0
+        if not bool(mask.any()):
+            return scores.sum() * 0.0
+        margins = scores[:, None] - scores[None, :]
+        return F.softplus(-margins[mask]).mean()
+    raise InputError(f"Unknown stage-2 loss {kind!r}; use listwise or pairwise.")
+
+
+def _scorer(model: Any, tokenizer: Any, config: ProRankConfig, name: str) -> PointwiseLLMReranker:
+    """A reranker view of the model being trained (no copy), for the dev pairs."""
+    return PointwiseLLMReranker.from_model(
+        model,
+        tokenizer,
+        passage_tokens=config.passage_tokens,
+        query_tokens=config.query_tokens,
+        batch_size=8,
+        name=name,
+    )
+
+
+def _load_base(config: ProRankConfig) -> tuple[Any, Any, str]:
+    from hopmem.agents.llm.transformers_llm import TransformersLLM
+
+    llm = TransformersLLM(config.base_model)
+    return llm.model, llm.tokenizer, llm.name
+
+
+def _save_stage2(
+    path: Path, model: Any, optimizer: Any, scheduler: Any, step: int, total: int, losses: list[float]
+) -> None:
+    import torch
+    from peft import get_peft_model_state_dict
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    state = {
+        "adapter": get_peft_model_state_dict(model),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "step": step,
+        "total_steps": total,
+        "losses": losses,
+    }
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def run_stage2(
+    model: Any,
+    tokenizer: Any,
+    groups: list[ScoreGroup],
+    config: ProRankConfig,
+    *,
+    checkpoint: Path,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-grained score learning on the logit difference; returns losses and step counts."""
+    import torch
+    from peft import set_peft_model_state_dict
+    from tqdm.auto import tqdm
+
+    if not groups:
+        raise InputError("Stage 2 has no group with a positive and a negative; add data or lower --stage2-negatives.")
+    yes_id, no_id = label_token_ids(tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    rng = random.Random(config.seed + 3)
+    order: list[int] = []
+    for _ in range(config.stage2_epochs):
+        epoch = list(range(len(groups)))
+        rng.shuffle(epoch)
+        order += epoch
+    total = len(order)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.stage2_lr, weight_decay=0.0)
+    warmup = max(1, total // 10)
+
+    def schedule(step: int) -> float:
+        return (step + 1) / warmup if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    start, losses = 0, []
+    if config.resume and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if state.get("total_steps") != total:
+            raise InputError(f"The stage-2 checkpoint {checkpoint} is from a run with other settings; remove it.")
+        set_peft_model_state_dict(model, state["adapter"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, losses = int(state["step"]), list(state["losses"])
+        log.info("resuming stage 2 from step %d of %d", start, total)
+    model.train()
+    bar = tqdm(
+        range(start, total), desc="prorank stage 2", unit="group", initial=start, total=total, disable=not progress
+    )
+    for step in bar:
+        group = groups[order[step]]
+        batch = [
+            encode_pointwise(
+                tokenizer, group.query, text, passage_tokens=config.passage_tokens, query_tokens=config.query_tokens
+            )
+            for text in group.texts
+        ]
+        scores = relevance_logits(model, batch, yes_id, no_id, int(pad))
+        loss = group_loss(scores, torch.tensor(group.labels, dtype=torch.float32), config.stage2_loss)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(float(loss.detach()))
+        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+        if (step + 1) % config.checkpoint_every == 0 and step + 1 < total:
+            _save_stage2(checkpoint, model, optimizer, scheduler, step + 1, total, losses)
+    model.eval()
+    return {"steps": total, "resumed_from_step": start, "loss_history": [round(v, 4) for v in losses]}
+
+
+def train_prorank(
+    config: ProRankConfig,
+    embedder: Embedder,
+    *,
+    cache_dir: Path,
+    chunk_size: int,
+    chunk_overlap: int,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Run both stages and save the adapter, ``hopmem_reranker.json``, ``metrics.json``, ``data.json`` and a card.
+
+    Args:
+        config: the run's settings.
+        embedder: the memory's embedder, for mining hard negatives.
+        cache_dir: where indexed corpora are cached.
+        chunk_size, chunk_overlap: chunking of the indexed corpus.
+        progress: progress bars.
+        command: the command line, for the card.
+
+    Returns:
+        The training report (also ``metrics.json``).
+
+    Raises:
+        InputError: on no data set, or data that yields no training pair.
+    """
+    import torch
+
+    started = time.perf_counter()
+    if not config.datasets:
+        raise InputError("Give at least one BEIR folder to train on (--dataset).")
+    if config.stage1.steps <= 0 and config.stage2_epochs <= 0:
+        raise InputError("Both stages are switched off; give stage-1 steps or stage-2 epochs.")
+    out = Path(config.output).expanduser()
+    checkpoints = out / CHECKPOINT_DIR
+    data = build_training_data(
+        PairSampling.of(config),
+        embedder,
+        cache_dir=cache_dir,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        progress=progress,
+    )
+    data_seconds = time.perf_counter() - started
+    torch.manual_seed(config.seed)
+    model, tokenizer, base_name = _load_base(config)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    before = dev_metrics(_scorer(model, tokenizer, config, "base"), data.dev)
+    seconds: dict[str, float] = {"data": round(data_seconds, 1)}
+
+    reward_log = RewardLog(config.stage1.num_generations)
+    stage1_report: dict[str, Any] = {"steps": 0}
+    stage1_adapter = checkpoints / "stage1-adapter"
+    t0 = time.perf_counter()
+    if config.stage1.steps > 0 and config.resume and (stage1_adapter / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(stage1_adapter), is_trainable=True)
+        stage1_report = json.loads((stage1_adapter / "stage1.json").read_text(encoding="utf-8"))
+        log.info("stage 1 already done: loaded %s", stage1_adapter)
+    elif config.stage1.steps > 0:
+        rows = stage1_rows(data.train, tokenizer, config)
+        model, history = run_grpo(
+            model,
+            tokenizer,
+            rows,
+            [pointwise_reward_func(reward_log)],
+            settings=config.stage1,
+            output_dir=checkpoints / "stage1",
+            peft_config=lora_config(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets),
+            seed=config.seed,
+            resume=config.resume,
+            progress=progress,
+        )
+        stage1_report = {
+            "steps": config.stage1.steps,
+            "prompts": len(rows),
+            "rewards": reward_log.summary(),
+            "log": [
+                {k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}
+                for entry in history
+                if "reward" in entry or "loss" in entry
+            ],
+        }
+        model.save_pretrained(str(stage1_adapter))
+        (stage1_adapter / "stage1.json").write_text(json.dumps(stage1_report) + "\n", encoding="utf-8")
+    else:
+        from peft import get_peft_model
+
+        model = get_peft_model(
+            model, lora_config(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
+        )
+    seconds["stage1"] = round(time.perf_counter() - t0, 1)
+    after_stage1 = dev_metrics(_scorer(model, tokenizer, config, "stage1"), data.dev)
+
+    t0 = time.perf_counter()
+    stage2_report: dict[str, Any] = {"steps": 0}
+    groups = stage2_groups(data.train, config)
+    if config.stage2_epochs > 0:
+        stage2_report = run_stage2(
+            model, tokenizer, groups, config, checkpoint=checkpoints / "stage2.pt", progress=progress
+        )
+        stage2_report["groups"] = len(groups)
+    seconds["stage2"] = round(time.perf_counter() - t0, 1)
+    model.eval()
+    after = dev_metrics(_scorer(model, tokenizer, config, "prorank"), data.dev)
+    seconds["total"] = round(time.perf_counter() - started, 1)
+
+    report: dict[str, Any] = {
+        "recipe": "prorank",
+        "config": {**asdict(config), "datasets": list(config.datasets)},
+        "base_model": {"name": config.base_model, "loaded_as": base_name},
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "data": data.counts,
+        "splits": [{"dataset": s["dataset"], "rule": s["rule"]} for s in data.splits],
+        "train_pairs": len(data.train),
+        "stage1": stage1_report,
+        "stage2": stage2_report,
+        "dev_before": before,
+        "dev_after_stage1": after_stage1,
+        "dev_after": after,
+        "seconds": seconds,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "command": command,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    record = {
+        "recipe": "prorank",
+        "base_model": config.base_model,
+        "passage_tokens": config.passage_tokens,
+        "query_tokens": config.query_tokens,
+        "score": 'logit("1") - logit("0")',
+    }
+    (out / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out / "data.json").write_text(json.dumps({"datasets": data.splits}, indent=1) + "\n", encoding="utf-8")
+    (out / "README.md").write_text(model_card(report), encoding="utf-8")
+    if not config.keep_checkpoints:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    return report
+
+
+def model_card(report: dict[str, Any]) -> str:
+    """The adapter's model card (README.md): data and its source, both stages' settings and results, command."""
+    cfg = report["config"]
+    s1 = cfg["stage1"]
+    rewards = report["stage1"].get("rewards", {})
+    lines = [
+        "# hopmem pointwise reranker (prorank recipe)",
+        "",
+        f"A LoRA adapter (r={cfg['lora_r']}, alpha={cfg['lora_alpha']}, on {', '.join(cfg['lora_targets'])}; "
+        f"{report['trainable_parameters']:,} trainable parameters) for `{report['base_model']['name']}`, trained by "
+        '`hopmem finetune reranker --recipe prorank`. Score of a (query, passage) pair: `logit("1") - logit("0")` '
+        "at the answer position of the prompt in `hopmem.agents.rerank_prompts.pointwise_messages`, in float32. "
+        "Use it with `hopmem.agents.rerank_pointwise.PointwiseLLMReranker(adapter=folder)` or serve it with vLLM "
+        "(`--enable-lora --lora-modules prorank=folder`).",
+        "",
+        "## Data",
+    ]
+    for split in report["splits"]:
+        counts = report["data"][split["dataset"]]
+        lines.append(
+            f"- `{split['dataset']}` (BEIR layout): {split['rule']}; {counts['train_pairs']} training pairs "
+            f"({counts['train_positives']} qrels positives, {counts['train_hard_negatives']} hard negatives mined "
+            "with hybrid search)"
+        )
+    lines += [
+        "- the query ids of every split are in `data.json`; evaluations skip the training queries",
+        "",
+        "## Training",
+        f"- stage 1 (GRPO prompt warm-up, TRL GRPOTrainer): {report['stage1'].get('steps', 0)} steps, "
+        f"{s1['prompts_per_step']} prompts x {s1['num_generations']} generations per step, temperature "
+        f"{s1['temperature']}, lr {s1['lr']}; reward = correct label (graded), -0.5 with no digit, + 0.2 for an "
+        f"exact digit, else minus up to 0.2 for length; mean reward {rewards.get('mean_reward', 'n/a')}, groups with reward variance "
+        f"{rewards.get('groups_with_variance', 'n/a')}",
+        f"- stage 2 (score learning on the logit difference): {cfg['stage2_loss']} loss, "
+        f"{report['stage2'].get('groups', 0)} groups of 1 positive + {cfg['stage2_negatives']} negatives, "
+        f"{cfg['stage2_epochs']} epoch(s), lr {cfg['stage2_lr']}",
+        f"- prompt budget: {cfg['passage_tokens']} passage tokens, {cfg['query_tokens']} query tokens",
+        "",
+        f"## Dev pairs (dev-split queries, {report['dev_after']['pairs']} pairs, never trained on)",
+        "| model | BCE loss | pairwise accuracy | MRR |",
+        "|---|---|---|---|",
+    ]
+    for name, key in (("base", "dev_before"), ("after stage 1", "dev_after_stage1"), ("after stage 2", "dev_after")):
+        row = report[key]
+        lines.append(f"| {name} | {row['loss']} | {row['pairwise_accuracy']} | {row['mrr']} |")
+    sec = report["seconds"]
+    lines += [
+        "",
+        "Reranking metrics (nDCG@10, recall@10, MRR@10) come from `hopmem eval rerank` (`make finetune-reranker`).",
+        "",
+        f"Took {sec['total']} s (stage 1 {sec['stage1']} s, stage 2 {sec['stage2']} s) on "
+        f"{report['machine']['platform']}, {report['machine']['cpus']} CPUs.",
+        f"Command: `{report['command'] or 'hopmem finetune reranker --recipe prorank'}`",
+        "",
+    ]
+    return "\n".join(lines)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RERANKERS: tuple[str, ...] = ("cross-encoder", "none")
+RERANKERS: tuple[str, ...] = ("prorank", "prorank-base", "rank-r1", "cross-encoder", "none")
 DEFAULT_MAX_LENGTH = 128
 """Tokens of one (query, passage) pair: MiniLM costs grow with length and a 2-core CPU scores ~20-40 pairs/s here."""
 
@@ -218,18 +218,55 @@ def default_cross_encoder_dir(cache_dir: Path) -> Path:
     return Path(cache_dir).expanduser() / "models" / "cross-encoder-minilm-l6"
 
 
+def default_llm_reranker_dir(recipe: str, cache_dir: Path) -> Path:
+    """Where ``hopmem finetune reranker --recipe RECIPE`` saves its LoRA adapter by default (and the agent looks)."""
+    return Path(cache_dir).expanduser() / "models" / f"{recipe}-adapter"
+
+
+def shipped_adapter_dir(recipe: str) -> Path:
+    """The adapter of ``recipe`` shipped inside the package (it may be absent for a recipe)."""
+    return Path(__file__).resolve().parent / "reranker_weights" / recipe
+
+
+def find_adapter(recipe: str, location: str | Path | None, cache_dir: Path) -> Path:
+    """The adapter folder of ``recipe``: ``location`` when given, else the user's own (trained into the cache), else
+    the shipped one.
+
+    Raises:
+        ConfigError: when none of them holds an adapter (the message says how to train one).
+    """
+    from hopmem.agents.rerank_pointwise import is_adapter_dir
+
+    if location:
+        folder = Path(location).expanduser()
+        if is_adapter_dir(folder):
+            return folder
+        raise ConfigError(f"No LoRA adapter in {folder}; train one with `hopmem finetune reranker --recipe {recipe}`.")
+    for folder in (default_llm_reranker_dir(recipe, cache_dir), shipped_adapter_dir(recipe)):
+        if is_adapter_dir(folder):
+            return folder
+    raise ConfigError(
+        f"No {recipe} adapter is installed; train one with `hopmem finetune reranker --recipe {recipe}` or set "
+        "HOPMEM_RERANKER=none."
+    )
+
+
 def load_reranker(name: str, location: str | Path | None, *, cache_dir: Path, batch_size: int = 16) -> Reranker:
-    """The reranker called ``name``: ``none`` (pass-through) or ``cross-encoder``.
+    """The reranker called ``name``.
+
+    - ``none``: pass-through; ``cross-encoder``: the MiniLM cross-encoder (``location`` or the one in the cache);
+    - ``prorank``: the pointwise LLM reranker with its LoRA adapter (``location``, else the user's trained one in the
+      cache, else the shipped one); ``prorank-base``: that adapter's base model (and prompt budget) without it;
+    - ``rank-r1``: the setwise reasoning reranker with its adapter (found like ``prorank``).
 
     Args:
         name: the backend (``HOPMEM_RERANKER``).
-        location: the cross-encoder's folder (``HOPMEM_RERANKER_MODEL``); empty or None means
-            :func:`default_cross_encoder_dir` of ``cache_dir``.
+        location: the model's folder (``HOPMEM_RERANKER_MODEL``); empty or None means the default for ``name``.
         cache_dir: hopmem's cache folder (``HOPMEM_CACHE_DIR``).
         batch_size: pairs per forward pass.
 
     Raises:
-        ConfigError: for an unknown name, or when the cross-encoder is not on disk (the message says how to train it).
+        ConfigError: for an unknown name, or when the model is not on disk (the message says how to train it).
     """
     key = (name or "").strip().lower()
     if key == "none":
@@ -237,4 +274,24 @@ def load_reranker(name: str, location: str | Path | None, *, cache_dir: Path, ba
     if key == "cross-encoder":
         folder = Path(location).expanduser() if location else default_cross_encoder_dir(cache_dir)
         return CrossEncoderReranker(folder, batch_size=batch_size)
+    if key in ("prorank", "prorank-base"):
+        from hopmem.agents.rerank_pointwise import PointwiseLLMReranker, read_reranker_record
+
+        if key == "prorank":
+            return PointwiseLLMReranker(adapter=find_adapter("prorank", location, cache_dir), batch_size=batch_size)
+        try:  # the base an adapter was trained on, so "prorank-base" is the tuned model minus its adapter
+            record = read_reranker_record(find_adapter("prorank", location, cache_dir))
+        except ConfigError:
+            record = {}
+        return PointwiseLLMReranker(
+            str(record.get("base_model") or ""),
+            batch_size=batch_size,
+            passage_tokens=record.get("passage_tokens"),
+            query_tokens=record.get("query_tokens"),
+            name=key,
+        )
+    if key == "rank-r1":
+        from hopmem.agents.rerank_setwise import SetwiseLLMReranker
+
+        return SetwiseLLMReranker(adapter=find_adapter("rank-r1", location, cache_dir), name=key)
     raise ConfigError(f"Unknown reranker {name!r}; use one of {', '.join(RERANKERS)}.")

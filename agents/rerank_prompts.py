@@ -33,6 +33,8 @@ SETWISE_SYSTEM = (
 _ANSWER = re.compile(r"<answer>\s*\[?\s*(\d+)\s*\]?\s*</answer>", re.IGNORECASE | re.DOTALL)
 _THINK = re.compile(r"<think>(.*?)</think>", re.IGNORECASE | re.DOTALL)
 _DIGIT = re.compile(r"[01]")
+_NEGATIVE_WORDS = re.compile(r"\b(no|not|irrelevant|unrelated)\b", re.IGNORECASE)
+_POSITIVE_WORDS = re.compile(r"\b(yes|relevant|related)\b", re.IGNORECASE)
 
 
 def clip_tokens(tokenizer: Any, text: str, max_tokens: int) -> str:
@@ -68,11 +70,21 @@ def setwise_messages(query: str, passages: Sequence[str]) -> list[Message]:
 
 
 def parse_pointwise(reply: str) -> tuple[str | None, bool]:
-    """The first 0/1 digit of a pointwise reply (None without one) and whether the reply is exactly that digit."""
+    """The answer of a pointwise reply as ``"1"``/``"0"`` (None without one) and whether the reply is exactly the digit.
+
+    The first 0/1 digit counts; a reply without one is read by its words ("no", "not relevant", "irrelevant" mean 0;
+    "yes", "relevant" mean 1), because an untuned chat model answers in words first, and training has to start from
+    what it says.
+    """
     stripped = reply.strip()
     found = _DIGIT.search(stripped)
-    digit = found.group(0) if found else None
-    return digit, stripped in (RELEVANT, IRRELEVANT)
+    if found:
+        return found.group(0), stripped in (RELEVANT, IRRELEVANT)
+    if _NEGATIVE_WORDS.search(stripped):
+        return IRRELEVANT, False
+    if _POSITIVE_WORDS.search(stripped):
+        return RELEVANT, False
+    return None, False
 
 
 def parse_setwise(reply: str, n_passages: int) -> tuple[int | None, str, bool]:

@@ -74,7 +74,7 @@ def finetune_treehop(
     typer.echo(f"saved to {output} ({report['parameters']:,} parameters, {report['seconds']} s)")
 
 
-RERANKER_RECIPES = ("cross-encoder",)
+RERANKER_RECIPES = ("prorank", "rank-r1", "cross-encoder")
 
 
 def default_reranker_datasets() -> list[Path]:
@@ -86,7 +86,13 @@ def default_reranker_datasets() -> list[Path]:
 
 @finetune_app.command("reranker")
 def finetune_reranker(
-    recipe: Annotated[str, typer.Option(help="training recipe: cross-encoder (supervised, CPU-friendly)")],
+    recipe: Annotated[
+        str,
+        typer.Option(
+            help="prorank (pointwise LLM: GRPO warm-up + score learning), rank-r1 (setwise reasoning, GRPO) or "
+            "cross-encoder (supervised MiniLM)"
+        ),
+    ] = "prorank",
     dataset: Annotated[
         list[Path] | None,
         typer.Option(
@@ -94,81 +100,175 @@ def finetune_reranker(
         ),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option(help="model folder (default: the agent's default cross-encoder in the cache)")
+        Path | None,
+        typer.Option(
+            help="model folder (default: the recipe's folder under HOPMEM_CACHE_DIR/models, where the agent "
+            "looks for it)"
+        ),
     ] = None,
-    base_model: Annotated[str, typer.Option(help="encoder to start from")] = "all-MiniLM-L6-v2",
-    max_length: Annotated[int, typer.Option(min=16, max=512, help="tokens per (query, passage) pair")] = 128,
+    base_model: Annotated[
+        str,
+        typer.Option(
+            help="model to start from (default: SmolLM2-135M-Instruct; all-MiniLM-L6-v2 for the cross-encoder)"
+        ),
+    ] = "",
     max_positives: Annotated[int, typer.Option(min=1, help="qrels positives per training query")] = 3,
-    negatives: Annotated[int, typer.Option(min=0, help="hard negatives per training query")] = 3,
+    negatives: Annotated[int | None, typer.Option(min=0, help="hard negatives per training query")] = None,
     mine_depth: Annotated[int, typer.Option(min=1, help="hybrid-search documents negatives are drawn from")] = 30,
-    max_train_pairs: Annotated[int, typer.Option(min=1, help="cap on training pairs (whole queries)")] = 900,
-    dev_queries: Annotated[int, typer.Option(min=0, help="dev queries per data set scored before/after")] = 25,
-    epochs: Annotated[int, typer.Option(min=1)] = 1,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    lr: Annotated[float, typer.Option(min=0.0)] = 5e-5,
-    checkpoint_every: Annotated[int, typer.Option(min=1, help="optimiser steps between checkpoints")] = 20,
+    max_train_pairs: Annotated[int | None, typer.Option(min=1, help="cap on training pairs (whole queries)")] = None,
+    dev_queries: Annotated[int | None, typer.Option(min=0, help="dev queries per data set scored before/after")] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="learning rate (stage 2 for prorank)")] = None,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="steps between checkpoints")] = 20,
     keep_checkpoints: Annotated[bool, typer.Option(help="keep the checkpoints after a finished run")] = False,
-    resume: Annotated[bool, typer.Option(help="continue from the last checkpoint in --output")] = False,
+    resume: Annotated[bool, typer.Option(help="continue from the checkpoints in --output")] = False,
     seed: Annotated[int, typer.Option()] = 0,
+    max_length: Annotated[int, typer.Option(min=16, max=512, help="cross-encoder: tokens per pair")] = 128,
+    epochs: Annotated[int, typer.Option(min=1, help="cross-encoder: passes over the pairs")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="cross-encoder: pairs per step")] = 16,
+    passage_tokens: Annotated[int, typer.Option(min=8, max=1024, help="LLM recipes: tokens kept of a passage")] = 160,
+    grpo_steps: Annotated[
+        int | None, typer.Option(min=0, help="LLM recipes: GRPO steps (prorank stage 1; 0 skips it)")
+    ] = None,
+    generations: Annotated[int, typer.Option(min=2, help="LLM recipes: GRPO completions per prompt")] = 4,
+    prompts_per_step: Annotated[int, typer.Option(min=1, help="LLM recipes: GRPO prompts per step")] = 2,
+    grpo_lr: Annotated[float, typer.Option(min=0.0, help="LLM recipes: GRPO learning rate")] = 5e-5,
+    temperature: Annotated[float, typer.Option(min=0.0, help="LLM recipes: GRPO sampling temperature")] = 1.0,
+    lora_r: Annotated[int, typer.Option(min=1, help="LLM recipes: LoRA rank")] = 16,
+    use_vllm: Annotated[bool, typer.Option(help="LLM recipes: generate with vLLM during GRPO (CUDA only)")] = False,
+    stage2_epochs: Annotated[int, typer.Option(min=0, help="prorank: stage-2 passes (0 skips stage 2)")] = 1,
+    stage2_loss: Annotated[str, typer.Option(help="prorank: listwise or pairwise")] = "listwise",
+    stage2_groups: Annotated[int, typer.Option(min=1, help="prorank: cap on stage-2 groups")] = 300,
+    set_size: Annotated[int, typer.Option(min=2, max=10, help="rank-r1: passages per setwise prompt")] = 4,
+    ndcg_reward: Annotated[bool, typer.Option(help="rank-r1: NDCG-style graded reward (GroupRank)")] = False,
     if_missing: Annotated[
         bool, typer.Option("--if-missing", help="do nothing when --output already holds a model (for make install)")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
     """Train a reranker on the training splits of BEIR folders (split by query; no dev query is trained on)."""
-    from hopmem.agents.rerank import default_cross_encoder_dir, is_cross_encoder_dir
     from hopmem.memory.errors import InputError
 
-    if recipe != "cross-encoder":
-        raise InputError(f"Unknown recipe {recipe!r}; the recipe available now is: {', '.join(RERANKER_RECIPES)}.")
+    if recipe not in RERANKER_RECIPES:
+        raise InputError(f"Unknown recipe {recipe!r}; use one of: {', '.join(RERANKER_RECIPES)}.")
     config = _settings()
-    folder = output or default_cross_encoder_dir(config.cache_dir)
-    if if_missing and is_cross_encoder_dir(folder):
-        typer.echo(f"cross-encoder already trained: {folder}")
+    folder = output or default_model_dir(recipe, config.cache_dir)
+    if if_missing and _has_model(recipe, folder):
+        typer.echo(f"{recipe} already trained: {folder}")
         return
     datasets = list(dataset) if dataset else default_reranker_datasets()
     if not datasets:
         raise InputError(
             "No training data: pass --dataset DIR (a BEIR folder), or put cranfield/hotpotqa under ../shared/data."
         )
-    from hopmem.finetune.cross_encoder import CrossEncoderTrainConfig, train_cross_encoder
     from hopmem.memory.embeddings import load_embedder
 
     embedder = load_embedder(config.embedder, **config.embedder_options())
-    train_config = CrossEncoderTrainConfig(
-        datasets=tuple(str(d) for d in datasets),
-        output=str(folder),
-        base_model=base_model,
-        max_length=max_length,
-        max_positives=max_positives,
-        n_negatives=negatives,
-        mine_depth=mine_depth,
-        max_train_pairs=max_train_pairs,
-        dev_queries=dev_queries,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        checkpoint_every=checkpoint_every,
-        keep_checkpoints=keep_checkpoints,
-        resume=resume,
-        seed=seed,
-    )
-    report = train_cross_encoder(
-        train_config,
-        embedder,
-        cache_dir=config.cache_dir,
-        chunk_size=config.chunk_size,
-        chunk_overlap=config.chunk_overlap,
-        progress=not quiet,
-        command=" ".join(["hopmem", *sys.argv[1:]]),
-    )
+    common = {
+        "cache_dir": config.cache_dir,
+        "chunk_size": config.chunk_size,
+        "chunk_overlap": config.chunk_overlap,
+        "progress": not quiet,
+        "command": " ".join(["hopmem", *sys.argv[1:]]),
+    }
+    sampling = {
+        "datasets": tuple(str(d) for d in datasets),
+        "output": str(folder),
+        "max_positives": max_positives,
+        "mine_depth": mine_depth,
+        "keep_checkpoints": keep_checkpoints,
+        "resume": resume,
+        "seed": seed,
+        "checkpoint_every": checkpoint_every,
+    }
+    optional = {"n_negatives": negatives, "max_train_pairs": max_train_pairs, "dev_queries": dev_queries}
+    sampling |= {k: v for k, v in optional.items() if v is not None}
+    if recipe == "cross-encoder":
+        from hopmem.finetune.cross_encoder import CrossEncoderTrainConfig, train_cross_encoder
+
+        ce_config = CrossEncoderTrainConfig(
+            **sampling,
+            base_model=base_model or "all-MiniLM-L6-v2",
+            max_length=max_length,
+            epochs=epochs,
+            batch_size=batch_size,
+            **({"lr": lr} if lr is not None else {}),
+        )
+        report = train_cross_encoder(ce_config, embedder, **common)
+        rows = (("untrained (fresh head)", report["dev_before"]), ("trained", report["dev_after"]))
+        summary = f"{report['train_pairs']} pairs, {report['steps']} steps, {report['seconds']['total']} s"
+    else:
+        from hopmem.finetune.grpo import GRPOSettings
+
+        grpo = GRPOSettings(
+            steps=grpo_steps if grpo_steps is not None else (40 if recipe == "prorank" else 30),
+            prompts_per_step=prompts_per_step,
+            num_generations=generations,
+            max_completion_length=6 if recipe == "prorank" else 192,
+            lr=grpo_lr,
+            temperature=temperature,
+            checkpoint_every=checkpoint_every,
+            use_vllm=use_vllm,
+        )
+        llm_common = {"passage_tokens": passage_tokens, "lora_r": lora_r, "lora_alpha": 2 * lora_r}
+        if base_model:
+            llm_common["base_model"] = base_model
+        if recipe == "prorank":
+            from hopmem.finetune.prorank import ProRankConfig, train_prorank
+
+            if stage2_loss not in ("listwise", "pairwise"):
+                raise InputError(f"Unknown --stage2-loss {stage2_loss!r}; use listwise or pairwise.")
+            pr_config = ProRankConfig(
+                **sampling,
+                **llm_common,  # type: ignore[arg-type]
+                stage1=grpo,
+                stage2_epochs=stage2_epochs,
+                stage2_loss=stage2_loss,  # type: ignore[arg-type]
+                max_stage2_groups=stage2_groups,
+                **({"stage2_lr": lr} if lr is not None else {}),
+            )
+            report = train_prorank(pr_config, embedder, **common)
+            rows = (
+                ("base", report["dev_before"]),
+                ("after stage 1", report["dev_after_stage1"]),
+                ("after stage 2", report["dev_after"]),
+            )
+            summary = (
+                f"{report['stage1'].get('steps', 0)} GRPO steps, {report['stage2'].get('steps', 0)} stage-2 steps, "
+                f"{report['seconds']['total']} s"
+            )
+        else:
+            from hopmem.finetune.rank_r1 import RankR1Config, train_rank_r1
+
+            r1_config = RankR1Config(
+                **sampling,
+                **llm_common,
+                grpo=grpo,
+                set_size=set_size,
+                ndcg_reward=ndcg_reward,  # type: ignore[arg-type]
+            )
+            report = train_rank_r1(r1_config, embedder, **common)
+            rows = (("base", report["dev_before"]), ("trained", report["dev_after"]))
+            summary = f"{report['grpo'].get('steps', 0)} GRPO steps, {report['seconds']['total']} s"
     typer.echo(f"{'dev pairs':<24} {'loss':>7} {'pair acc':>9} {'MRR':>7}")
-    for name, row in (("untrained (fresh head)", report["dev_before"]), ("trained", report["dev_after"])):
+    for name, row in rows:
         typer.echo(f"{name:<24} {row['loss']:>7.4f} {row['pairwise_accuracy']:>9.4f} {row['mrr']:>7.4f}")
-    typer.echo(
-        f"saved to {folder} ({report['train_pairs']} pairs, {report['steps']} steps, "
-        f"{report['seconds']['total']} s, {report['pairs_per_second']} pairs/s)"
-    )
+    typer.echo(f"saved to {folder} ({summary})")
+
+
+def default_model_dir(recipe: str, cache_dir: Path) -> Path:
+    """Where ``recipe`` saves by default, which is where the agent's reranker of that name looks first."""
+    from hopmem.agents.rerank import default_cross_encoder_dir, default_llm_reranker_dir
+
+    if recipe == "cross-encoder":
+        return default_cross_encoder_dir(cache_dir)
+    return default_llm_reranker_dir(recipe, cache_dir)
+
+
+def _has_model(recipe: str, folder: Path) -> bool:
+    from hopmem.agents.rerank import is_cross_encoder_dir
+    from hopmem.agents.rerank_pointwise import is_adapter_dir
+
+    return is_cross_encoder_dir(folder) if recipe == "cross-encoder" else is_adapter_dir(folder)
 
 
 def eval_rerank(
@@ -176,20 +276,28 @@ def eval_rerank(
     split: Annotated[str, typer.Option(help="qrels split, or train/dev derived from a single split")] = "dev",
     reranker: Annotated[
         list[str] | None,
-        typer.Option(help="none, cross-encoder or cross-encoder-untrained; repeat to compare (first = headline)"),
+        typer.Option(
+            help="none, cross-encoder, cross-encoder-untrained, prorank, prorank-base or rank-r1; repeat to compare "
+            "(first = headline)"
+        ),
     ] = None,
     candidates: Annotated[str, typer.Option(help="retrieval giving the candidates: bm25, dense or hybrid")] = "hybrid",
     depth: Annotated[int, typer.Option(min=1, max=1000, help="candidates reranked per query")] = 30,
     baselines: Annotated[bool, typer.Option(help="add bm25/dense/hybrid own order as rows")] = False,
     model: Annotated[Path | None, typer.Option(help="cross-encoder folder (default HOPMEM_RERANKER_MODEL)")] = None,
+    adapter: Annotated[
+        Path | None, typer.Option(help="prorank LoRA adapter (default: yours in the cache, else the shipped one)")
+    ] = None,
+    rank_r1_adapter: Annotated[Path | None, typer.Option(help="rank-r1 LoRA adapter (found like --adapter)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the report here (+ .queries.jsonl)")] = None,
+    plot: Annotated[Path | None, typer.Option(help="write a PNG of the metrics and latencies here")] = None,
     max_queries: Annotated[int | None, typer.Option(min=1, help="only the first N queries")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Rerank the top --depth candidates of each query and report nDCG@10, recall@10, MRR@10 and latency per query.
 
     `--reranker none` gives the candidates' own order; several --reranker values are compared on the same candidates
-    and queries. Queries the cross-encoder was trained on are skipped.
+    and queries. Queries a trained reranker (cross-encoder or adapter) was trained on are skipped.
     """
     from hopmem.app.common import echo_json
     from hopmem.eval_rerank import evaluate_rerank
@@ -203,7 +311,10 @@ def eval_rerank(
         baselines=baselines,
         settings=_settings(),
         model_dir=model,
+        adapter=adapter,
+        rank_r1_adapter=rank_r1_adapter,
         json_out=json_out,
+        plot_out=plot,
         progress=not quiet,
         max_queries=max_queries,
     )

@@ -26,6 +26,7 @@ from hopmem.agents.rerank import (
     PassThroughReranker,
     Reranker,
     default_cross_encoder_dir,
+    find_adapter,
     init_cross_encoder,
     load_reranker,
     passage_text,
@@ -46,7 +47,8 @@ log = logging.getLogger(__name__)
 
 CANDIDATE_METHODS = {"bm25": "lexical", "dense": "dense", "hybrid": "hybrid"}
 UNTRAINED = "cross-encoder-untrained"
-EVAL_RERANKERS = ("none", "cross-encoder", UNTRAINED)
+LLM_RERANKERS = ("prorank", "prorank-base", "rank-r1")
+EVAL_RERANKERS = ("none", "cross-encoder", UNTRAINED, *LLM_RERANKERS)
 METRICS = ("ndcg@10", "recall@10", "mrr@10")
 
 
@@ -59,9 +61,16 @@ def trained_query_ids(model_dir: Path, dataset_name: str) -> set[str]:
     return {q for d in record.get("datasets", []) if d.get("dataset") == dataset_name for q in d.get("train_ids", [])}
 
 
-def _build_reranker(name: str, model_dir: Path, settings: Settings) -> Reranker:
+def _build_reranker(name: str, model_dir: Path, settings: Settings, adapters: dict[str, Path]) -> Reranker:
     if name == "none":
         return PassThroughReranker()
+    if name in LLM_RERANKERS:
+        return load_reranker(
+            name,
+            adapters.get("prorank" if name == "prorank-base" else name),
+            cache_dir=settings.cache_dir,
+            batch_size=settings.rerank_batch_size,
+        )
     if name == "cross-encoder":
         return load_reranker(name, model_dir, cache_dir=settings.cache_dir, batch_size=settings.rerank_batch_size)
     if name == UNTRAINED:
@@ -99,7 +108,10 @@ def evaluate_rerank(
     baselines: bool = False,
     settings: Settings | None = None,
     model_dir: Path | str | None = None,
+    adapter: Path | str | None = None,
+    rank_r1_adapter: Path | str | None = None,
     json_out: Path | str | None = None,
+    plot_out: Path | str | None = None,
     progress: bool = True,
     max_queries: int | None = None,
 ) -> dict[str, Any]:
@@ -108,14 +120,19 @@ def evaluate_rerank(
     Args:
         dataset: BEIR folder.
         split: a qrels split, or a derived ``train``/``dev`` split.
-        rerankers: names to compare (``none``, ``cross-encoder``, ``cross-encoder-untrained``); the first is the
-            report's headline (its top-level ``reranker``, ``metrics`` and ``latency_ms``).
+        rerankers: names to compare (``none``, ``cross-encoder``, ``cross-encoder-untrained``, ``prorank``,
+            ``prorank-base``, ``rank-r1``); the first is the report's headline (its top-level ``reranker``,
+            ``metrics`` and ``latency_ms``).
         candidates: the retrieval that gives the candidates (``bm25``, ``dense``, ``hybrid``).
         depth: candidates per query.
         baselines: add the other retrieval methods' own order as rows.
         settings: embedder, chunking, fusion and reranker settings (environment when omitted).
         model_dir: the cross-encoder folder (default ``settings.reranker_model``, else the default one in the cache).
+        adapter: the LoRA adapter of ``prorank`` (default: the user's trained one in the cache, else the shipped
+            one); ``prorank-base`` is the same model without it.
+        rank_r1_adapter: the LoRA adapter of ``rank-r1`` (found the same way).
         json_out: report path; the per-query log goes beside it as ``<stem>.queries.jsonl``.
+        plot_out: a PNG of the rows' nDCG@10, recall@10 and latency (:func:`hopmem.report_plots.plot_rerank_report`).
         progress: progress bars.
         max_queries: only the first N queries (smoke tests).
 
@@ -139,14 +156,21 @@ def evaluate_rerank(
     settings = settings or get_settings()
     root = Path(dataset)
     folder = Path(model_dir or settings.reranker_model or default_cross_encoder_dir(settings.cache_dir)).expanduser()
-    built = {name: _build_reranker(name, folder, settings) for name in names}  # fails early on a missing model
+    adapters: dict[str, Path] = {}
+    if "prorank" in names or ("prorank-base" in names and adapter):
+        adapters["prorank"] = find_adapter("prorank", adapter, settings.cache_dir)
+    if "rank-r1" in names:
+        adapters["rank-r1"] = find_adapter("rank-r1", rank_r1_adapter, settings.cache_dir)
+    built = {name: _build_reranker(name, folder, settings, adapters) for name in names}  # fails early when missing
     queries, qrels, split_source = load_split(root, split)
     skip = trained_query_ids(folder, root.resolve().name) if "cross-encoder" in names else set()
+    for trained in adapters.values():
+        skip |= trained_query_ids(trained, root.resolve().name)
     kept = [(q, text) for q, text in queries if q not in skip]
     excluded = len(queries) - len(kept)
     kept = kept[:max_queries] if max_queries else kept
     if not kept:
-        raise InputError(f"No query of {root} split {split!r} is left to evaluate (the cross-encoder trained on all).")
+        raise InputError(f"No query of {root} split {split!r} is left to evaluate (a reranker was trained on all).")
     methods = [candidates] + ([m for m in CANDIDATE_METHODS if m != candidates] if baselines else [])
     embedder = load_embedder(settings.embedder, **settings.embedder_options())
     store = indexed_corpus(root, embedder, settings, progress=progress)
@@ -215,6 +239,7 @@ def evaluate_rerank(
             "train_seconds": (trained.get("seconds") or {}).get("total"),
             "train_command": trained.get("command"),
         }
+    adapter_info = {recipe: _adapter_info(path, built.get(recipe)) for recipe, path in adapters.items()}
     derived = not (root / "qrels" / f"{split}.tsv").is_file()
     source_split = query_splits(root).source.get(split, split) if derived else split
     report: dict[str, Any] = {
@@ -231,6 +256,7 @@ def evaluate_rerank(
         "excluded_trained_queries": excluded,
         "dataset_sha256": dataset_hash(root, source_split),
         "model": model_info,
+        "adapters": adapter_info or None,
         "settings": {
             key: settings.effective()[key]
             for key in ("embedder", "chunk_size", "chunk_overlap", "fusion", "rrf_k", "vector_backend")
@@ -240,4 +266,26 @@ def evaluate_rerank(
         "machine": machine_info(),
         "command": cli_command(),
     }
-    return write_report(report, logs.values(), json_out)
+    written = write_report(report, logs.values(), json_out)
+    if plot_out:
+        from hopmem.report_plots import plot_rerank_report
+
+        plot_rerank_report(written, plot_out)
+    return written
+
+
+def _adapter_info(folder: Path, reranker: Reranker | None) -> dict[str, Any]:
+    """What the report records of a LoRA reranker: its folder, base, prompt budget and how it was trained."""
+    from hopmem.agents.rerank_pointwise import read_reranker_record
+
+    metrics_path = folder / "metrics.json"
+    trained = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    return {
+        "folder": str(folder),
+        **read_reranker_record(folder),
+        "batch_size": getattr(reranker, "batch_size", None),
+        "train_seconds": (trained.get("seconds") or {}).get("total"),
+        "train_command": trained.get("command"),
+        "dev_pairs_before": trained.get("dev_before"),
+        "dev_pairs_after": trained.get("dev_after"),
+    }

@@ -94,4 +94,5 @@ def check_reranker(settings: Settings) -> str:
     docs = ["Rain is expected over the weekend.", "Honeybees dance to show the direction of flowers."]
     ranked = reranker.rank(query, docs)
     verdict = "relevant passage first" if ranked[0][0] == 1 else "relevant passage NOT first"
-    return f"reranker ok: {reranker.name} from {folder} ({verdict}, {time.perf_counter() - start:.1f} s)"
+    where = getattr(reranker, "adapter", None) or folder
+    return f"reranker ok: {reranker.name} from {where} ({verdict}, {time.perf_counter() - start:.1f} s)"

@@ -120,13 +120,15 @@ class Settings(BaseSettings):
         "llm", description="who decides whether and how to split: the LLM (JSON schema) or the rules alone"
     )
     max_search_rounds: int = Field(2, ge=1, le=5, description="hard bound on retrieval rounds per question")
-    reranker: Literal["cross-encoder", "none"] = Field(
+    reranker: Literal["prorank", "prorank-base", "rank-r1", "cross-encoder", "none"] = Field(
         "none",
-        description="reranker of the fused evidence; none keeps the fused order (the default: the cross-encoder "
-        "trained here ranks worse than hybrid search, see the README)",
+        description="reranker of the fused evidence: prorank (pointwise LLM + LoRA), rank-r1 (setwise reasoning), "
+        "cross-encoder, or none (keeps the fused order; the default, see the README's Reranking section)",
     )
     reranker_model: str = Field(
-        "", description="cross-encoder folder; empty means the one trained from the packaged MiniLM in cache_dir"
+        "",
+        description="the reranker's folder (cross-encoder, or the LoRA adapter of prorank/rank-r1); empty means "
+        "the one trained into cache_dir, else the one shipped in the package",
     )
     rerank_depth: int = Field(20, ge=1, le=200, description="fused candidates given to the reranker")
     rerank_batch_size: int = Field(16, ge=1, le=512)

@@ -1,0 +1,71 @@
+"""PNG plots of evaluation reports (matplotlib, headless), for the README, the model cards and the notebooks.
+
+matplotlib is imported inside the functions (the ``plot`` extra), with the non-interactive ``Agg`` backend, so a
+plot can be written on a server without a display.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hopmem.memory.errors import ConfigError
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ConfigError("Plots need matplotlib: run `make install` or pip install 'hopmem[plot]'.") from exc
+    return plt
+
+
+def row_label(row: dict[str, Any]) -> str:
+    """``hybrid`` for a candidate order kept as it is, ``hybrid + prorank`` for a reranked one."""
+    return row["candidates"] if row["reranker"] == "none" else f"{row['candidates']} + {row['reranker']}"
+
+
+def plot_rerank_report(report: dict[str, Any], path: Path | str) -> Path:
+    """Two panels: nDCG@10 and recall@10 of every row of a ``hopmem eval rerank`` report, and its latency per query
+    (p50 bar, p95 whisker, log scale). Returns the PNG's path."""
+    plt = _pyplot()
+    rows = report["results"]
+    labels = [row_label(r) for r in rows]
+    ndcg = [r["metrics"]["ndcg@10"] for r in rows]
+    recall = [r["metrics"]["recall@10"] for r in rows]
+    p50 = [max(r["latency_ms"]["p50"], 1e-3) for r in rows]
+    p95 = [max(r["latency_ms"]["p95"], 1e-3) for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.55 * len(rows) + 2.2), gridspec_kw={"width_ratios": [3, 2]})
+    ys = list(range(len(rows)))
+    height = 0.38
+    left.barh([y - height / 2 for y in ys], ndcg, height, label="nDCG@10", color="#3b6ea5")
+    left.barh([y + height / 2 for y in ys], recall, height, label="recall@10", color="#9cc3e6")
+    for y, value in zip(ys, ndcg, strict=True):
+        left.text(value + 0.005, y - height / 2, f"{value:.3f}", va="center", fontsize=8)
+    left.set_yticks(ys, labels)
+    left.invert_yaxis()
+    left.set_xlim(0, min(1.0, max([*ndcg, *recall, 0.1]) * 1.2))
+    left.set_xlabel("score")
+    left.legend(loc="lower right", fontsize=8)
+    left.set_title(f"{report['dataset']} {report['split']}: {report['n_queries']} queries, top {report['depth']}")
+    err = [[0.0] * len(rows), [b - a for a, b in zip(p50, p95, strict=True)]]
+    right.barh(ys, p50, 0.6, xerr=err, color="#d08c60", capsize=3)
+    right.set_xscale("log")
+    right.set_yticks(ys, [""] * len(rows))
+    right.invert_yaxis()
+    right.set_xlabel("latency per query, ms (p50, whisker p95)")
+    machine = report.get("machine", {})
+    fig.suptitle(
+        f"hopmem eval rerank ({machine.get('cpu_count', machine.get('cpus', '?'))} CPUs, "
+        f"{report.get('git_revision', '')[:8]})",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

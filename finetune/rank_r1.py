@@ -1,0 +1,389 @@
+"""The ``rank-r1`` recipe: a setwise reasoning reranker tuned with GRPO on a LoRA adapter (Rank-R1, arXiv 2503.06034).
+
+The model reads the prompt of :func:`hopmem.agents.rerank_prompts.setwise_messages` (a query and ``set_size``
+numbered passages), reasons inside ``<think>...</think>`` and names the most relevant passage as
+``<answer>[k]</answer>``. Nothing tells it how to reason: TRL's ``GRPOTrainer`` samples several replies per prompt and
+rewards the label of the chosen passage relative to the set's best (or, with ``ndcg_reward``, GroupRank's NDCG-style
+gain), plus a bonus for the format (:func:`hopmem.finetune.rewards.setwise_reward`). Only the LoRA weights change.
+
+Prompts come from the training split of each BEIR folder (:mod:`hopmem.finetune.reranker_data`): per training query
+and positive, a set holding that positive, at least one negative (judged or mined with the memory's hybrid search)
+and more of the query's passages up to ``set_size``, in a seeded random order, so the answer's position carries no
+signal. The training query ids are saved in ``data.json`` so evaluations skip them.
+
+Dev metrics (before and after training) score the dev queries' passages with the same
+:class:`hopmem.agents.rerank_setwise.SetwiseLLMReranker` the agent uses: the first ``dev_depth`` places by repeated
+selection, the rest in a seeded random order (never the pairs' own order, which lists positives first and would
+flatter a model that only falls back). "After" is measured on the saved adapter, loaded as the agent loads it.
+Generation on a CPU is slow, so this view is small on purpose (``dev_queries`` 5, ``dev_depth`` 3).
+
+On a CUDA machine with vLLM, GRPO's generation goes through vLLM (``grpo.use_vllm``); checkpoints are written by TRL
+under ``output/checkpoints`` every ``checkpoint_every`` steps and ``resume`` continues from the newest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hopmem.agents.rerank_pointwise import DEFAULT_BASE_MODEL, DEFAULT_PASSAGE_TOKENS, DEFAULT_QUERY_TOKENS, RECORD_FILE
+from hopmem.agents.rerank_prompts import clip_tokens, setwise_messages
+from hopmem.agents.rerank_setwise import SetwiseLLMReranker
+from hopmem.finetune.grpo import LORA_TARGETS, GRPOSettings, lora_config, run_grpo
+from hopmem.finetune.reranker_data import PairSampling, RerankPair, build_training_data, dev_metrics
+from hopmem.finetune.rewards import FORMAT_BONUS, NO_ANSWER, RewardLog, setwise_reward_func
+from hopmem.memory.errors import InputError
+
+if TYPE_CHECKING:
+    from hopmem.memory.embeddings import Embedder
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+RECIPE = "rank-r1"
+
+
+def _default_grpo() -> GRPOSettings:
+    """Room for a short reasoning and the answer; fewer steps than prorank, as each one generates far more."""
+    return GRPOSettings(steps=30, max_completion_length=192)
+
+
+@dataclass
+class RankR1Config:
+    """Settings of one ``rank-r1`` run (saved in ``metrics.json`` and the model card).
+
+    Args:
+        datasets: BEIR folders whose training splits are used.
+        output: the adapter's folder.
+        base_model: the causal LM the adapter is trained on (packaged alias, GGUF file or checkpoint folder).
+        passage_tokens, query_tokens: token budgets of a prompt (inference reads them from the adapter's record).
+        lora_r, lora_alpha, lora_dropout, lora_targets: the LoRA adapter.
+        max_positives, n_negatives, mine_depth, max_train_pairs, dev_queries: pair sampling
+            (:class:`hopmem.finetune.reranker_data.PairSampling`).
+        grpo: the GRPO settings; its ``checkpoint_every`` is replaced by this config's.
+        set_size: passages per prompt (at least 2; recorded for inference).
+        ndcg_reward: reward the graded NDCG-style gain of the choice instead of its label over the set's best.
+        dev_depth: places the dev view fills by selection per dev query (each costs model calls).
+        checkpoint_every: GRPO steps between checkpoints.
+        keep_checkpoints: keep ``checkpoints/`` after a finished run.
+        resume: continue from the newest checkpoint in ``output/checkpoints``.
+        seed: seeds sampling, set building, data order and LoRA initialisation.
+    """
+
+    datasets: tuple[str, ...]
+    output: str
+    base_model: str = DEFAULT_BASE_MODEL
+    passage_tokens: int = DEFAULT_PASSAGE_TOKENS
+    query_tokens: int = DEFAULT_QUERY_TOKENS
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = LORA_TARGETS
+    max_positives: int = 3
+    n_negatives: int = 4
+    mine_depth: int = 30
+    max_train_pairs: int = 2000
+    dev_queries: int = 5
+    grpo: GRPOSettings = field(default_factory=_default_grpo)
+    set_size: int = 4
+    ndcg_reward: bool = False
+    dev_depth: int = 3
+    checkpoint_every: int = 20
+    keep_checkpoints: bool = False
+    resume: bool = False
+    seed: int = 0
+
+
+def setwise_rows(pairs: list[RerankPair], tokenizer: Any, config: RankR1Config) -> list[dict[str, Any]]:
+    """GRPO prompts: per training query and positive, one set of up to ``set_size`` of the query's passages.
+
+    Each set holds that positive, one of the query's negatives and, to fill it, others of the query's passages
+    (positives too, so graded choices occur), shuffled; queries without both a positive and a negative give no set,
+    since every choice in such a set would earn the same reward. Rows are shuffled too (all seeded). Each row has the
+    ``prompt`` (chat form, passages clipped as the reranker clips them) and ``labels`` (one per passage, in prompt
+    order) for :func:`hopmem.finetune.rewards.setwise_reward_func`.
+
+    Raises:
+        InputError: when ``set_size`` is below 2.
+    """
+    if config.set_size < 2:
+        raise InputError(f"A setwise prompt needs at least 2 passages; set_size is {config.set_size}.")
+    rng = random.Random(config.seed)
+    by_query: dict[str, list[RerankPair]] = {}
+    for pair in pairs:
+        by_query.setdefault(pair.query_id, []).append(pair)
+    clipped: dict[tuple[str, int], str] = {}
+
+    def clip(text: str, budget: int) -> str:
+        key = (text, budget)
+        if key not in clipped:
+            clipped[key] = clip_tokens(tokenizer, text, budget)
+        return clipped[key]
+
+    rows: list[dict[str, Any]] = []
+    for members in by_query.values():
+        positives = [p for p in members if p.label > 0]
+        negatives = [p for p in members if p.label <= 0]
+        if not positives or not negatives:
+            continue
+        for positive in positives:
+            negative = rng.choice(negatives)
+            rest = [p for p in members if p is not positive and p is not negative]
+            chosen = [positive, negative, *rng.sample(rest, min(len(rest), config.set_size - 2))]
+            rng.shuffle(chosen)
+            rows.append(
+                {
+                    "prompt": setwise_messages(
+                        clip(positive.query, config.query_tokens), [clip(p.text, config.passage_tokens) for p in chosen]
+                    ),
+                    "labels": [float(p.label) for p in chosen],
+                }
+            )
+    rng.shuffle(rows)
+    return rows
+
+
+def shuffled_dev(pairs: list[RerankPair], seed: int) -> list[RerankPair]:
+    """``pairs`` in a seeded random order (within each query too), so a reranker that falls back to the given order
+    gains nothing from the positives being listed first."""
+    out = list(pairs)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def _dev(llm: Any, config: RankR1Config, pairs: list[RerankPair], name: str) -> dict[str, Any]:
+    """:func:`dev_metrics` of the setwise reranker over ``llm`` (depth ``dev_depth``), plus how its replies went."""
+    reranker = SetwiseLLMReranker(
+        llm=llm,
+        set_size=config.set_size,
+        passage_tokens=config.passage_tokens,
+        query_tokens=config.query_tokens,
+        depth=config.dev_depth,
+        max_tokens=config.grpo.max_completion_length,
+        name=name,
+    )
+    metrics: dict[str, Any] = dict(dev_metrics(reranker, pairs))
+    calls = reranker.stats["calls"]
+    metrics["model_calls"] = calls
+    metrics["fallback_rate"] = round(reranker.stats["fallbacks"] / calls, 4) if calls else 0.0
+    return metrics
+
+
+def _load(config: RankR1Config, adapter: str = "") -> Any:
+    from hopmem.agents.llm.transformers_llm import TransformersLLM
+
+    # GRPO samples without a repetition penalty, so the dev view decodes without one as well.
+    return TransformersLLM(config.base_model, adapter=adapter, repeat_penalty=1.0)
+
+
+def train_rank_r1(
+    config: RankR1Config,
+    embedder: Embedder,
+    *,
+    cache_dir: Path,
+    chunk_size: int,
+    chunk_overlap: int,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train with GRPO and save the adapter, ``hopmem_reranker.json``, ``metrics.json``, ``data.json`` and a card.
+
+    Args:
+        config: the run's settings.
+        embedder: the memory's embedder, for mining hard negatives.
+        cache_dir: where indexed corpora are cached.
+        chunk_size, chunk_overlap: chunking of the indexed corpus.
+        progress: progress bars.
+        command: the command line, for the card.
+
+    Returns:
+        The training report (also ``metrics.json``): ``grpo`` (steps, prompts, reward summary, TRL's log),
+        ``dev_before``/``dev_after`` (:func:`dev_metrics` plus model calls and fallback rate), ``seconds``, ...
+
+    Raises:
+        InputError: on no data set, no GRPO steps, or data that yields no training set.
+    """
+    import torch
+
+    started = time.perf_counter()
+    if not config.datasets:
+        raise InputError("Give at least one BEIR folder to train on (--dataset).")
+    if config.grpo.steps <= 0:
+        raise InputError("rank-r1 is trained by GRPO alone; give at least one GRPO step (--grpo-steps).")
+    out = Path(config.output).expanduser()
+    checkpoints = out / CHECKPOINT_DIR
+    data = build_training_data(
+        PairSampling.of(config),
+        embedder,
+        cache_dir=cache_dir,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        progress=progress,
+    )
+    seconds: dict[str, float] = {"data": round(time.perf_counter() - started, 1)}
+    dev = shuffled_dev(data.dev, config.seed + 1)
+    torch.manual_seed(config.seed)
+    llm = _load(config)
+    model, tokenizer = llm.model, llm.tokenizer
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rows = setwise_rows(data.train, tokenizer, config)
+    if not rows:
+        raise InputError(
+            "No setwise training prompt could be built: no training query has both a positive and a negative; "
+            "raise --negatives or --mine-depth."
+        )
+
+    t0 = time.perf_counter()
+    before = _dev(llm, config, dev, "rank-r1-base")
+    seconds["dev_before"] = round(time.perf_counter() - t0, 1)
+
+    t0 = time.perf_counter()
+    reward_log = RewardLog(config.grpo.num_generations)
+    settings = replace(config.grpo, checkpoint_every=config.checkpoint_every)
+    trained, history = run_grpo(
+        model,
+        tokenizer,
+        rows,
+        [setwise_reward_func(reward_log, ndcg=config.ndcg_reward)],
+        settings=settings,
+        output_dir=checkpoints / "grpo",
+        peft_config=lora_config(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets),
+        seed=config.seed,
+        resume=config.resume,
+        progress=progress,
+    )
+    seconds["grpo"] = round(time.perf_counter() - t0, 1)
+    grpo_report = {
+        "steps": settings.steps,
+        "prompts": len(rows),
+        "rewards": reward_log.summary(),
+        "log": [
+            {k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}
+            for entry in history
+            if "reward" in entry or "loss" in entry
+        ],
+    }
+    trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
+    out.mkdir(parents=True, exist_ok=True)
+    trained.save_pretrained(str(out))
+    record = {
+        "recipe": RECIPE,
+        "base_model": config.base_model,
+        "passage_tokens": config.passage_tokens,
+        "query_tokens": config.query_tokens,
+        "set_size": config.set_size,
+        "reply": "<think>...</think> <answer>[k]</answer>",
+    }
+    (out / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    del llm, model, trained
+
+    t0 = time.perf_counter()
+    after = _dev(_load(config, str(out)), config, dev, RECIPE)
+    seconds["dev_after"] = round(time.perf_counter() - t0, 1)
+    seconds["total"] = round(time.perf_counter() - started, 1)
+
+    report: dict[str, Any] = {
+        "recipe": RECIPE,
+        "config": {**asdict(config), "datasets": list(config.datasets)},
+        "base_model": {"name": config.base_model},
+        "trainable_parameters": trainable,
+        "data": data.counts,
+        "splits": [{"dataset": s["dataset"], "rule": s["rule"]} for s in data.splits],
+        "train_pairs": len(data.train),
+        "grpo": grpo_report,
+        "dev_before": before,
+        "dev_after": after,
+        "seconds": seconds,
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
+        "command": command,
+    }
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out / "data.json").write_text(json.dumps({"datasets": data.splits}, indent=1) + "\n", encoding="utf-8")
+    (out / "README.md").write_text(model_card(report), encoding="utf-8")
+    if not config.keep_checkpoints:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    return report
+
+
+def model_card(report: dict[str, Any]) -> str:
+    """The adapter's model card (README.md): data and its source, the GRPO settings and rewards, dev results."""
+    cfg = report["config"]
+    g = cfg["grpo"]
+    rewards = report["grpo"].get("rewards", {})
+    reward_rule = (
+        "NDCG-style gain of the choice, (2^label - 1) / (2^best - 1)"
+        if cfg["ndcg_reward"]
+        else "label of the choice / best label of the set"
+    )
+    lines = [
+        "# hopmem setwise reasoning reranker (rank-r1 recipe)",
+        "",
+        f"A LoRA adapter (r={cfg['lora_r']}, alpha={cfg['lora_alpha']}, on {', '.join(cfg['lora_targets'])}; "
+        f"{report['trainable_parameters']:,} trainable parameters) for `{report['base_model']['name']}`, trained by "
+        "`hopmem finetune reranker --recipe rank-r1`. The model reads a query and "
+        f"{cfg['set_size']} numbered passages (the prompt of `hopmem.agents.rerank_prompts.setwise_messages`), "
+        "reasons inside `<think></think>` and names the most relevant passage as `<answer>[k]</answer>`; a ranking "
+        "is built by repeated selection. Use it with `hopmem.agents.rerank_setwise.SetwiseLLMReranker(adapter=folder)` "
+        "or `HOPMEM_RERANKER=rank-r1`.",
+        "",
+        "## Data",
+    ]
+    for split in report["splits"]:
+        counts = report["data"][split["dataset"]]
+        lines.append(
+            f"- `{split['dataset']}` (BEIR layout): {split['rule']}; {counts['train_pairs']} training pairs "
+            f"({counts['train_positives']} qrels positives, {counts['train_hard_negatives']} hard negatives mined "
+            "with hybrid search)"
+        )
+    lines += [
+        f"- {report['grpo'].get('prompts', 0)} setwise prompts: per training query and positive, the positive, a "
+        f"negative and more of the query's passages up to {cfg['set_size']}, in a seeded random order",
+        "- the query ids of every split are in `data.json`; evaluations skip the training queries",
+        "",
+        "## Training (GRPO, TRL GRPOTrainer)",
+        f"- {report['grpo'].get('steps', 0)} steps, {g['prompts_per_step']} prompts x {g['num_generations']} "
+        f"generations per step, up to {g['max_completion_length']} tokens per reply, temperature {g['temperature']}, "
+        f"lr {g['lr']}, vLLM generation: {'yes' if g['use_vllm'] else 'no'}",
+        f"- reward = {reward_rule}, + {FORMAT_BONUS} for a well-formed `<think>`/`<answer>` reply; {NO_ANSWER} "
+        "(minus a little for length) when no valid passage is named",
+        f"- mean reward {rewards.get('mean_reward', 'n/a')}, groups with reward variance "
+        f"{rewards.get('groups_with_variance', 'n/a')}, over {rewards.get('completions', 0)} completions",
+        f"- prompt budget: {cfg['passage_tokens']} passage tokens, {cfg['query_tokens']} query tokens",
+        "",
+        f"## Dev pairs (dev-split queries, {report['dev_after']['pairs']} pairs, never trained on)",
+        f"The first {cfg['dev_depth']} place(s) of each dev query by repeated selection, the rest in a seeded random "
+        "order; scores are `selected places - position`, so the BCE column only says whether positives were selected.",
+        "",
+        "| model | BCE loss | pairwise accuracy | MRR | fallback rate |",
+        "|---|---|---|---|---|",
+    ]
+    for name, key in (("base", "dev_before"), ("trained", "dev_after")):
+        row = report[key]
+        lines.append(
+            f"| {name} | {row['loss']} | {row['pairwise_accuracy']} | {row['mrr']} | {row.get('fallback_rate')} |"
+        )
+    sec = report["seconds"]
+    lines += [
+        "",
+        "Reranking metrics (nDCG@10, recall@10, MRR@10) come from `hopmem eval rerank`.",
+        "",
+        f"Took {sec['total']} s (GRPO {sec['grpo']} s) on {report['machine']['platform']}, "
+        f"{report['machine']['cpus']} CPUs{', ' + report['machine']['cuda'] if report['machine']['cuda'] else ''}.",
+        f"Command: `{report['command'] or 'hopmem finetune reranker --recipe rank-r1'}`",
+        "",
+    ]
+    return "\n".join(lines)

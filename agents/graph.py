@@ -307,6 +307,19 @@ def _rerank(
         log.warning("Reranking failed, keeping the fused order: %s", exc)
         step["warning"] = f"reranker failed ({exc}); fused order kept"
         return list(candidates)
+    selections = getattr(reranker, "last_trace", None)
+    if selections:  # a reasoning reranker (setwise): its choices and reasoning go into the trace and the UI
+        step["reasoning"] = [
+            {
+                "place": int(entry.get("round", 0)) + 1,
+                "window": [int(candidates[i]["id"]) for i in entry.get("window", [])],
+                "chosen": int(candidates[entry["choice"]]["id"]),
+                "reasoning": str(entry.get("reasoning", ""))[:1000],
+                "fallback": bool(entry.get("fallback")),
+            }
+            for entry in selections
+            if entry.get("choice") is not None
+        ]
     by_id = {int(c["id"]): c for c in candidates}
     hits = [Hit(int(candidates[i]["id"]), float(score)) for i, score in order]
     raw = {h.memory_id: h.score for h in hits}

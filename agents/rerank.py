@@ -251,7 +251,15 @@ def find_adapter(recipe: str, location: str | Path | None, cache_dir: Path) -> P
     )
 
 
-def load_reranker(name: str, location: str | Path | None, *, cache_dir: Path, batch_size: int = 16) -> Reranker:
+def load_reranker(
+    name: str,
+    location: str | Path | None,
+    *,
+    cache_dir: Path,
+    batch_size: int = 16,
+    server: str = "",
+    served_model: str = "prorank",
+) -> Reranker:
     """The reranker called ``name``.
 
     - ``none``: pass-through; ``cross-encoder``: the MiniLM cross-encoder (``location`` or the one in the cache);
@@ -264,11 +272,22 @@ def load_reranker(name: str, location: str | Path | None, *, cache_dir: Path, ba
         location: the model's folder (``HOPMEM_RERANKER_MODEL``); empty or None means the default for ``name``.
         cache_dir: hopmem's cache folder (``HOPMEM_CACHE_DIR``).
         batch_size: pairs per forward pass.
+        server: the OpenAI-compatible root of a vLLM server (``HOPMEM_RERANKER_SERVER``); when set, ``prorank``
+            is scored there (:class:`hopmem.agents.rerank_served.ServedPointwiseReranker`) under ``served_model``.
+        served_model: the name the server serves the adapter under (``--lora-modules NAME=folder``).
 
     Raises:
         ConfigError: for an unknown name, or when the model is not on disk (the message says how to train it).
     """
     key = (name or "").strip().lower()
+    if key == "prorank" and server:
+        from hopmem.agents.rerank_served import ServedPointwiseReranker
+
+        try:
+            adapter: str | Path = find_adapter("prorank", location, cache_dir)
+        except ConfigError:
+            adapter = ""  # the server has the adapter; only its record (prompt budget) is read here
+        return ServedPointwiseReranker(served_model, base_url=server, adapter=adapter, batch_size=batch_size)
     if key == "none":
         return PassThroughReranker()
     if key == "cross-encoder":

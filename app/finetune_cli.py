@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal, cast
 
 import typer
 
@@ -163,14 +163,14 @@ def finetune_reranker(
     from hopmem.memory.embeddings import load_embedder
 
     embedder = load_embedder(config.embedder, **config.embedder_options())
-    common = {
+    common: dict[str, Any] = {
         "cache_dir": config.cache_dir,
         "chunk_size": config.chunk_size,
         "chunk_overlap": config.chunk_overlap,
         "progress": not quiet,
         "command": " ".join(["hopmem", *sys.argv[1:]]),
     }
-    sampling = {
+    sampling: dict[str, Any] = {
         "datasets": tuple(str(d) for d in datasets),
         "output": str(folder),
         "max_positives": max_positives,
@@ -191,10 +191,13 @@ def finetune_reranker(
             max_length=max_length,
             epochs=epochs,
             batch_size=batch_size,
-            **({"lr": lr} if lr is not None else {}),
+            lr=lr if lr is not None else CrossEncoderTrainConfig.lr,
         )
         report = train_cross_encoder(ce_config, embedder, **common)
-        rows = (("untrained (fresh head)", report["dev_before"]), ("trained", report["dev_after"]))
+        rows: tuple[tuple[str, Any], ...] = (
+            ("untrained (fresh head)", report["dev_before"]),
+            ("trained", report["dev_after"]),
+        )
         summary = f"{report['train_pairs']} pairs, {report['steps']} steps, {report['seconds']['total']} s"
     else:
         from hopmem.finetune.grpo import GRPOSettings
@@ -209,7 +212,7 @@ def finetune_reranker(
             checkpoint_every=checkpoint_every,
             use_vllm=use_vllm,
         )
-        llm_common = {"passage_tokens": passage_tokens, "lora_r": lora_r, "lora_alpha": 2 * lora_r}
+        llm_common: dict[str, Any] = {"passage_tokens": passage_tokens, "lora_r": lora_r, "lora_alpha": 2 * lora_r}
         if base_model:
             llm_common["base_model"] = base_model
         if recipe == "prorank":
@@ -219,12 +222,12 @@ def finetune_reranker(
                 raise InputError(f"Unknown --stage2-loss {stage2_loss!r}; use listwise or pairwise.")
             pr_config = ProRankConfig(
                 **sampling,
-                **llm_common,  # type: ignore[arg-type]
+                **llm_common,
                 stage1=grpo,
                 stage2_epochs=stage2_epochs,
-                stage2_loss=stage2_loss,  # type: ignore[arg-type]
+                stage2_loss=cast(Literal["listwise", "pairwise"], stage2_loss),
                 max_stage2_groups=stage2_groups,
-                **({"stage2_lr": lr} if lr is not None else {}),
+                stage2_lr=lr if lr is not None else ProRankConfig.stage2_lr,
             )
             report = train_prorank(pr_config, embedder, **common)
             rows = (
@@ -244,7 +247,7 @@ def finetune_reranker(
                 **llm_common,
                 grpo=grpo,
                 set_size=set_size,
-                ndcg_reward=ndcg_reward,  # type: ignore[arg-type]
+                ndcg_reward=ndcg_reward,
             )
             report = train_rank_r1(r1_config, embedder, **common)
             rows = (("base", report["dev_before"]), ("trained", report["dev_after"]))

@@ -43,7 +43,7 @@ class GRPOSettings:
     steps: int = 40
     prompts_per_step: int = 2
     num_generations: int = 4
-    max_completion_length: int = 4
+    max_completion_length: int = 6
     lr: float = 5e-5
     temperature: float = 1.0
     beta: float = 0.0
@@ -143,7 +143,7 @@ def run_grpo(
     )
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=list(reward_funcs),
+        reward_funcs=list(reward_funcs),  # type: ignore[arg-type]
         args=args,
         train_dataset=Dataset.from_list(data),
         processing_class=tokenizer,

@@ -144,7 +144,12 @@ class Agent:
 
         try:
             reranker = load_reranker(
-                s.reranker, s.reranker_model or None, cache_dir=s.cache_dir, batch_size=s.rerank_batch_size
+                s.reranker,
+                s.reranker_model or None,
+                cache_dir=s.cache_dir,
+                batch_size=s.rerank_batch_size,
+                server=s.reranker_server,
+                served_model=s.reranker_served_model,
             )
         except ConfigError as exc:
             if s.reranker_model:

@@ -70,6 +70,8 @@ def _build_reranker(name: str, model_dir: Path, settings: Settings, adapters: di
             adapters.get("prorank" if name == "prorank-base" else name),
             cache_dir=settings.cache_dir,
             batch_size=settings.rerank_batch_size,
+            server=settings.reranker_server,
+            served_model=settings.reranker_served_model,
         )
     if name == "cross-encoder":
         return load_reranker(name, model_dir, cache_dir=settings.cache_dir, batch_size=settings.rerank_batch_size)

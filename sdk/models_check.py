@@ -84,7 +84,12 @@ def check_reranker(settings: Settings) -> str:
     folder = settings.reranker_model or default_cross_encoder_dir(settings.cache_dir)
     try:
         reranker = load_reranker(
-            settings.reranker, settings.reranker_model or None, cache_dir=settings.cache_dir, batch_size=2
+            settings.reranker,
+            settings.reranker_model or None,
+            cache_dir=settings.cache_dir,
+            batch_size=2,
+            server=settings.reranker_server,
+            served_model=settings.reranker_served_model,
         )
     except ConfigError as exc:
         return f"reranker missing: {exc}"

@@ -130,6 +130,14 @@ class Settings(BaseSettings):
         description="the reranker's folder (cross-encoder, or the LoRA adapter of prorank/rank-r1); empty means "
         "the one trained into cache_dir, else the one shipped in the package",
     )
+    reranker_server: str = Field(
+        "",
+        description="OpenAI-compatible root (e.g. http://127.0.0.1:8000/v1) of a vLLM server that serves the prorank "
+        "reranker; empty runs it in process with transformers",
+    )
+    reranker_served_model: str = Field(
+        "prorank", description="the name the server serves the reranker under (its --lora-modules name)"
+    )
     rerank_depth: int = Field(20, ge=1, le=200, description="fused candidates given to the reranker")
     rerank_batch_size: int = Field(16, ge=1, le=512)
     remember_answers: bool = Field(True, description="write each answer back as an agent memory (through the gate)")

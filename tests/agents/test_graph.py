@@ -214,3 +214,24 @@ def test_a_split_question_is_still_searched_whole_beside_its_sub_queries(memory:
     # The hop trees enter the fusion with a lower weight than retrieval, and only with the passages they added.
     assert all(w == settings.treehop_weight for w in fused["weights"].values())
     assert {name for name in fused["weights"]} <= {"treehop:q1", "treehop:q2"}
+
+
+def test_a_reasoning_reranker_leaves_its_choices_and_reasoning_in_the_trace(memory: Memory) -> None:
+    """The setwise reranker with a scripted judge standing in for the model (it names the passage mentioning the
+    moon): its selections, by memory id, and their reasoning are in the rerank step for the UI."""
+    from hopmem.agents.graph import AgentConfig, build_graph
+    from hopmem.agents.rerank_setwise import SetwiseLLMReranker
+    from tests.agents.test_rerank_setwise import ScriptedJudge
+
+    judge = ScriptedJudge(["<think>the moon pulls the sea</think><answer>[2]</answer>"] * 20)
+    reranker = SetwiseLLMReranker(llm=judge, set_size=3, depth=2, max_tokens=32)
+    graph = build_graph(memory.searcher, None, AgentConfig(top_k=2, remember=False), reranker=reranker)
+    state = graph.invoke({"question": "What causes the tides?", "tenant": memory.tenant, "history": []})
+    step = next(s for s in state["trace"] if s["step"] == "rerank")
+    candidates = {p["id"] for p in next(s for s in state["trace"] if s["step"] == "fuse")["results"]}
+    assert step["reranker"] == reranker.name and step["reasoning"]
+    for entry in step["reasoning"]:
+        assert entry["reasoning"] == "the moon pulls the sea" and not entry["fallback"]
+        assert entry["chosen"] == entry["window"][1] and set(entry["window"]) <= candidates
+    first_place = [e["chosen"] for e in step["reasoning"] if e["place"] == 1]
+    assert state["evidence"][0]["id"] == first_place[-1]  # the last selection for place 1 is the winner

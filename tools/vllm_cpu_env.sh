@@ -23,8 +23,8 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip)
-# The repository's .gitignore lists .venv but not this folder: a '*' .gitignore inside it (what `python -m venv` writes
-# itself from Python 3.13 on) keeps it out of git status and out of ruff's and other tools' walks of the tree.
+# A '*' .gitignore inside it (what `python -m venv` writes itself from Python 3.13 on) keeps it out of git status and
+# of ruff's walk of the tree even where the checkout's own .gitignore does not list it.
 [[ -f "$VENV/.gitignore" ]] || printf '# created by tools/vllm_cpu_env.sh\n*\n' >"$VENV/.gitignore"
 
 if [[ ! -f "$STAMP" ]] || ! "$VENV/bin/python" -c "import vllm" >/dev/null 2>&1; then

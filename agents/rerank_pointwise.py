@@ -94,6 +94,8 @@ class PointwiseLLMReranker:
         cache_dir: where a GGUF model's conversion is cached.
         name: the name in traces and evaluations.
         llm: an already loaded :class:`TransformersLLM` to share (its model is used as it is).
+        merge_adapter: fold the adapter into the base weights at load (faster scoring; the loaded model is then
+            this reranker's own).
 
     Raises:
         ModelNotAvailableError: when the model or adapter is not on disk or transformers/peft is missing.
@@ -110,6 +112,7 @@ class PointwiseLLMReranker:
         cache_dir: str | Path | None = None,
         name: str = "",
         llm: Any = None,
+        merge_adapter: bool = True,
     ) -> None:
         from hopmem.agents.llm.transformers_llm import TransformersLLM
 
@@ -119,6 +122,11 @@ class PointwiseLLMReranker:
         self.llm = llm or TransformersLLM(base, adapter=str(adapter_dir or ""), cache_dir=cache_dir)
         self.tokenizer = self.llm.tokenizer
         self.model = self.llm.model
+        if adapter_dir and llm is None and merge_adapter:
+            # Scoring only: folding the LoRA weights into the base removes the adapter's extra matmuls (the
+            # unmerged adapter on every projection cost ~40% more time per pair here); scores are unchanged up
+            # to float32 rounding.
+            self.model = self.model.merge_and_unload()
         self.model.eval()
         self.batch_size = max(1, int(batch_size))
         self.passage_tokens = int(passage_tokens or recorded.get("passage_tokens") or DEFAULT_PASSAGE_TOKENS)

@@ -74,3 +74,12 @@ def test_load_reranker_finds_the_adapter_and_its_base(tiny_adapter: Path, tmp_pa
     # Scores do not depend on batching (left padding with explicit positions).
     one_by_one = [tuned.score("Which river flows through Paris?", [d])[0] for d in docs]
     assert one_by_one == pytest.approx(tuned_scores, abs=1e-4)
+
+
+def test_merging_the_adapter_for_scoring_keeps_the_scores(tiny_adapter: Path) -> None:
+    docs = ["The Seine flows through Paris.", "Bread is baked in an oven."]
+    merged = PointwiseLLMReranker(adapter=tiny_adapter)
+    unmerged = PointwiseLLMReranker(adapter=tiny_adapter, merge_adapter=False)
+    assert type(merged.model).__name__ != type(unmerged.model).__name__  # a plain model vs a PeftModel
+    query = "Which river flows through Paris?"
+    assert merged.score(query, docs) == pytest.approx(unmerged.score(query, docs), abs=1e-4)

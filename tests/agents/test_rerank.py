@@ -94,7 +94,11 @@ def test_loader_names_and_missing_model_error(tmp_path: Path) -> None:
     assert "hopmem finetune reranker --recipe cross-encoder" in message
     assert message.count(". ") == 0 and message.endswith(".")  # one sentence
     with pytest.raises(ConfigError, match="Unknown reranker"):
-        load_reranker("prorank", None, cache_dir=tmp_path)
+        load_reranker("monot5", None, cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"No prorank adapter is installed; train one with `hopmem finetune reranker"):
+        load_reranker("prorank", None, cache_dir=tmp_path)  # none in the cache, none shipped
+    with pytest.raises(ConfigError, match="No LoRA adapter in"):
+        load_reranker("rank-r1", tmp_path, cache_dir=tmp_path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="No cross-encoder"):
         load_reranker("cross-encoder", tmp_path / "empty", cache_dir=tmp_path)

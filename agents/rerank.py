@@ -11,6 +11,10 @@ Backends here:
   folder, run batched in float32 on the CPU. The product's default is trained from the packaged MiniLM weights by
   ``hopmem finetune reranker --recipe cross-encoder`` and lives in :func:`default_cross_encoder_dir`.
 
+The LLM rerankers have a module each: :mod:`hopmem.agents.rerank_pointwise` (``prorank``, ``prorank-base``),
+:mod:`hopmem.agents.rerank_setwise` (``rank-r1``) and :mod:`hopmem.agents.rerank_served` (``prorank`` through vLLM);
+:func:`load_reranker` builds any of them by name, and :func:`find_adapter` finds their LoRA adapters.
+
 torch and sentence-transformers are imported inside the functions that need them, so ``import hopmem.agents`` stays
 light.
 """

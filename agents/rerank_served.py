@@ -58,13 +58,9 @@ def served_checkpoint(base_model: str = DEFAULT_BASE_MODEL, *, cache_dir: str | 
     Raises:
         ModelNotAvailableError: when the model is not on disk or cannot be converted.
     """
-    from hopmem.agents.llm.transformers_llm import TransformersLLM, default_cache_dir
+    from hopmem.agents.llm.transformers_llm import TransformersLLM
 
-    # Only TransformersLLM's lookup (and its cached GGUF conversion) is wanted here, not a loaded model.
-    locator = TransformersLLM.__new__(TransformersLLM)
-    locator.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    source, _ = locator._checkpoint(base_model)
-    folder = Path(source)
+    folder = TransformersLLM.checkpoint_folder(base_model, cache_dir=cache_dir)
     if not (folder / "config.json").is_file():
         raise ModelNotAvailableError(f"{base_model!r} is not a checkpoint folder vLLM can serve ({folder}).")
     return folder

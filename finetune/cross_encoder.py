@@ -15,7 +15,6 @@ steps and a run started again with ``resume`` continues from the last one; batch
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -27,7 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hopmem.agents.rerank import DEFAULT_MAX_LENGTH, CrossEncoderReranker, init_cross_encoder
-from hopmem.finetune.reranker_data import PairSampling, build_training_data, dev_metrics
+from hopmem.finetune.reranker_data import (
+    PairSampling,
+    build_training_data,
+    data_card_lines,
+    dev_metrics,
+    write_model_files,
+)
 from hopmem.memory.errors import InputError
 from hopmem.memory.model_paths import resolve_embedder_path
 
@@ -229,9 +234,7 @@ def train_cross_encoder(
     }
     out.mkdir(parents=True, exist_ok=True)
     model.save(str(out))
-    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (out / "data.json").write_text(json.dumps({"datasets": data.splits}, indent=1) + "\n", encoding="utf-8")
-    (out / "README.md").write_text(model_card(report), encoding="utf-8")
+    write_model_files(out, report, data.splits, model_card(report))
     if not config.keep_checkpoints:
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     return report
@@ -272,13 +275,7 @@ def model_card(report: dict[str, Any]) -> str:
         "",
         "## Data",
     ]
-    for split in report["splits"]:
-        counts = report["data"][split["dataset"]]
-        lines.append(
-            f"- `{split['dataset']}` (BEIR layout): {split['rule']}; {counts['train_pairs']} training pairs "
-            f"({counts['train_positives']} qrels positives, {counts['train_hard_negatives']} hard negatives mined "
-            "with hybrid search)"
-        )
+    lines += data_card_lines(report)
     lines += [
         f"- used in training: {report['train_pairs']} pairs (cap {cfg['max_train_pairs']}, whole queries sampled "
         "with the seed); labels: grade / top grade for positives, 0 for negatives",

@@ -34,7 +34,6 @@ from hopmem.agents.rerank_pointwise import (
     DEFAULT_BASE_MODEL,
     DEFAULT_PASSAGE_TOKENS,
     DEFAULT_QUERY_TOKENS,
-    RECORD_FILE,
     PointwiseLLMReranker,
     encode_pointwise,
     label_token_ids,
@@ -42,7 +41,14 @@ from hopmem.agents.rerank_pointwise import (
 )
 from hopmem.agents.rerank_prompts import clip_tokens, pointwise_messages
 from hopmem.finetune.grpo import LORA_TARGETS, GRPOSettings, lora_config, run_grpo
-from hopmem.finetune.reranker_data import PairSampling, RerankPair, build_training_data, dev_metrics
+from hopmem.finetune.reranker_data import (
+    PairSampling,
+    RerankPair,
+    build_training_data,
+    data_card_lines,
+    dev_metrics,
+    write_model_files,
+)
 from hopmem.finetune.rewards import RewardLog, pointwise_reward_func
 from hopmem.memory.errors import InputError
 
@@ -417,10 +423,7 @@ def train_prorank(
         "query_tokens": config.query_tokens,
         "score": 'logit("1") - logit("0")',
     }
-    (out / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (out / "data.json").write_text(json.dumps({"datasets": data.splits}, indent=1) + "\n", encoding="utf-8")
-    (out / "README.md").write_text(model_card(report), encoding="utf-8")
+    write_model_files(out, report, data.splits, model_card(report), record)
     if not config.keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
     return report
@@ -443,13 +446,7 @@ def model_card(report: dict[str, Any]) -> str:
         "",
         "## Data",
     ]
-    for split in report["splits"]:
-        counts = report["data"][split["dataset"]]
-        lines.append(
-            f"- `{split['dataset']}` (BEIR layout): {split['rule']}; {counts['train_pairs']} training pairs "
-            f"({counts['train_positives']} qrels positives, {counts['train_hard_negatives']} hard negatives mined "
-            "with hybrid search)"
-        )
+    lines += data_card_lines(report)
     lines += [
         "- the query ids of every split are in `data.json`; evaluations skip the training queries",
         "",

@@ -38,7 +38,14 @@ from hopmem.agents.rerank_pointwise import DEFAULT_BASE_MODEL, DEFAULT_PASSAGE_T
 from hopmem.agents.rerank_prompts import clip_tokens, setwise_messages
 from hopmem.agents.rerank_setwise import SetwiseLLMReranker
 from hopmem.finetune.grpo import LORA_TARGETS, GRPOSettings, lora_config, run_grpo
-from hopmem.finetune.reranker_data import PairSampling, RerankPair, build_training_data, dev_metrics
+from hopmem.finetune.reranker_data import (
+    PairSampling,
+    RerankPair,
+    build_training_data,
+    data_card_lines,
+    dev_metrics,
+    write_model_files,
+)
 from hopmem.finetune.rewards import FORMAT_BONUS, NO_ANSWER, RewardLog, setwise_reward_func
 from hopmem.memory.errors import InputError
 
@@ -311,9 +318,7 @@ def train_rank_r1(
         },
         "command": command,
     }
-    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (out / "data.json").write_text(json.dumps({"datasets": data.splits}, indent=1) + "\n", encoding="utf-8")
-    (out / "README.md").write_text(model_card(report), encoding="utf-8")
+    write_model_files(out, report, data.splits, model_card(report))
     if not config.keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
     return report
@@ -342,13 +347,7 @@ def model_card(report: dict[str, Any]) -> str:
         "",
         "## Data",
     ]
-    for split in report["splits"]:
-        counts = report["data"][split["dataset"]]
-        lines.append(
-            f"- `{split['dataset']}` (BEIR layout): {split['rule']}; {counts['train_pairs']} training pairs "
-            f"({counts['train_positives']} qrels positives, {counts['train_hard_negatives']} hard negatives mined "
-            "with hybrid search)"
-        )
+    lines += data_card_lines(report)
     lines += [
         f"- {report['grpo'].get('prompts', 0)} setwise prompts: per training query and positive, the positive, a "
         f"negative and more of the query's passages up to {cfg['set_size']}, in a seeded random order",

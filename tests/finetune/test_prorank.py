@@ -21,6 +21,7 @@ from hopmem.finetune.grpo import GRPOSettings, lora_config, run_grpo
 from hopmem.finetune.prorank import ProRankConfig, ScoreGroup, group_loss, run_stage2, stage1_rows, train_prorank
 from hopmem.finetune.reranker_data import RerankPair
 from hopmem.finetune.rewards import RewardLog, pointwise_reward_func
+from hopmem.memory.errors import InputError
 from tests.finetune.test_reranker_data import make_tiny_hotpot
 
 
@@ -91,6 +92,13 @@ def test_two_stage2_steps_change_the_adapter_and_lower_the_group_loss(tiny_causa
     assert any(not torch.equal(before[n], after[n]) for n in before)
     assert report["loss_history"][1] < report["loss_history"][0]
     assert (tmp_path / "s2.pt").is_file()  # a checkpoint after step 1 (not after the last)
+    from dataclasses import replace
+
+    resumed = run_stage2(
+        model, tokenizer, [group, group], replace(config, resume=True), checkpoint=tmp_path / "s2.pt", progress=False
+    )
+    assert resumed["resumed_from_step"] == 1 and len(resumed["loss_history"]) == 2
+    assert resumed["loss_history"][0] == report["loss_history"][0]  # step 1's loss comes from the checkpoint
 
 
 def test_group_losses_prefer_the_positive_and_reject_unknown_kinds() -> None:
@@ -98,7 +106,7 @@ def test_group_losses_prefer_the_positive_and_reject_unknown_kinds() -> None:
     good, bad = torch.tensor([3.0, 0.0, 0.0]), torch.tensor([0.0, 3.0, 0.0])
     for kind in ("listwise", "pairwise"):
         assert float(group_loss(good, labels, kind)) < float(group_loss(bad, labels, kind))
-    with pytest.raises(Exception, match="listwise or pairwise"):
+    with pytest.raises(InputError, match="listwise or pairwise"):
         group_loss(good, labels, "pointwise")
 
 

@@ -11,9 +11,10 @@ import pytest
 pytest.importorskip("peft", reason="the finetune extra is not installed")
 
 from hopmem.agents.rerank import load_reranker
-from hopmem.agents.rerank_pointwise import RECORD_FILE, PointwiseLLMReranker
+from hopmem.agents.rerank_pointwise import PointwiseLLMReranker
 from hopmem.eval_rerank import evaluate_rerank
 from hopmem.settings import get_settings
+from tests.conftest import save_random_adapter
 from tests.finetune.test_reranker_data import make_tiny_hotpot
 
 
@@ -25,23 +26,11 @@ def tiny(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def tiny_adapter(tiny_causal_lm: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained LoRA adapter whose B matrices are random (so it changes scores), saved like a trained one."""
-    import torch
-    from peft import get_peft_model
-
     from hopmem.agents.llm.transformers_llm import TransformersLLM
-    from hopmem.finetune.grpo import lora_config
 
-    model = TransformersLLM(str(tiny_causal_lm)).model
-    torch.manual_seed(1)
-    peft_model = get_peft_model(model, lora_config(4, 8, 0.0, ("q_proj", "v_proj")))
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.5)
     folder = tmp_path_factory.mktemp("adapter")
-    peft_model.save_pretrained(str(folder))
     record = {"recipe": "prorank", "base_model": str(tiny_causal_lm), "passage_tokens": 32, "query_tokens": 16}
-    (folder / RECORD_FILE).write_text(json.dumps(record))
+    save_random_adapter(TransformersLLM(str(tiny_causal_lm)).model, folder, record)
     return folder
 
 

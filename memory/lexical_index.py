@@ -280,7 +280,11 @@ class LexicalIndex:
         # Its own read-only connection: the first build runs in a background thread, and no read transaction of
         # this index can get in the way of the store's writes (or the other way round).
         in_memory = str(store.path) == ":memory:"
-        self.conn = store.conn if in_memory else connect(store.path, busy_timeout_ms=busy_timeout_ms, readonly=True)
+        self.conn = (
+            store.conn
+            if in_memory
+            else connect(store.path, busy_timeout_ms=busy_timeout_ms, readonly=True, mmap_mb=store.mmap_mb)
+        )
         self._own_conn = not in_memory
         self.weights = (float(title_weight), float(content_weight))
         self.pool_factor = max(1, int(pool_factor))
@@ -670,8 +674,10 @@ class LexicalIndex:
         slots = np.concatenate(slot_parts)
         scores = np.asarray(np.bincount(slots, weights=np.concatenate(score_parts), minlength=n), np.float64)
         if min(self.weights) > 0:  # every match then scores above 0 (idf >= 1e-6, frequency > 0)
-            return scores, np.flatnonzero(scores).astype(np.int64)
-        return scores, np.flatnonzero(np.bincount(slots, minlength=n)).astype(np.int64)
+            # ``scores > 0`` first: numpy finds the true entries of a bool array several times faster than the
+            # non-zero entries of a float one (0.12 vs 0.41 ms at 100k rows).
+            return scores, np.flatnonzero(scores > 0.0).astype(np.int64)
+        return scores, np.flatnonzero(np.bincount(slots, minlength=n) > 0).astype(np.int64)
 
     def _part(self, slots: NDArray[np.integer[Any]], freqs: NDArray[np.float64], avgdl: float) -> NDArray[np.float64]:
         """fts5Bm25Function's ``(f * (k1 + 1)) / (f + k1 * (1 - b + b * D / avgdl))`` for these postings."""

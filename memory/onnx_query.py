@@ -23,37 +23,76 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 log = logging.getLogger(__name__)
 
 PROBE = "How do honeybees tell each other where the flowers are?"
+PROBES: tuple[str, ...] = (
+    PROBE,
+    "  Ünïcode, CAPITALS & punctuation!? x" + " long" * 600,  # accents, case, spacing and truncation
+    "tokenization_with-underscores 3.14159 e-mail@example.org",
+)
 MAX_DIFF = 1e-4  # largest element difference to PyTorch accepted for the float graph
 MIN_INT8_COSINE = 0.97  # smallest cosine to PyTorch accepted for the int8 graph
 GRAPH_VERSION = 2  # part of the cached file's name: 2 = eager-attention export, fused
 
 
 class OnnxQueryEncoder:
-    """Tokenizer + ONNX transformer + mean pooling + L2 normalisation, matching the PyTorch stack it came from."""
+    """Tokenizer + ONNX transformer + mean pooling + L2 normalisation, matching the PyTorch stack it came from.
+
+    A single query skips the Hugging Face tokenizer's call (batching and padding bookkeeping, about 0.1 ms) when a
+    private copy of its Rust tokenizer, set to truncate at ``max_length`` and not to pad, gives the same token ids
+    on :data:`PROBES`; otherwise it calls the Hugging Face tokenizer.
+    """
 
     def __init__(self, session: Any, tokenizer: Any, max_length: int) -> None:
         self._session = session
         self._tokenizer = tokenizer
         self._max_length = max_length
         self._inputs = {i.name for i in session.get_inputs()}
+        self._rust = _rust_tokenizer(tokenizer, max_length)
+
+    def _token_ids(self, text: str) -> NDArray[np.int64]:
+        if self._rust is not None:
+            return np.asarray([self._rust.encode(text).ids], dtype=np.int64)
+        batch = self._tokenizer([text], return_tensors="np", truncation=True, max_length=self._max_length)
+        return np.asarray(batch["input_ids"], dtype=np.int64)
 
     def encode(self, text: str) -> np.ndarray:
-        batch = self._tokenizer([text], return_tensors="np", truncation=True, max_length=self._max_length)
-        feeds = {name: np.asarray(batch[name], dtype=np.int64) for name in self._inputs if name in batch}
-        if "token_type_ids" in self._inputs and "token_type_ids" not in feeds:
-            feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
-        hidden = self._session.run(None, feeds)[0]
-        mask = np.asarray(batch["attention_mask"], dtype=np.float32)[..., None]
-        pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-        vector = pooled[0] / max(float(np.linalg.norm(pooled[0])), 1e-12)
+        ids = self._token_ids(text)
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        hidden = self._session.run(None, {name: value for name, value in feeds.items() if name in self._inputs})[0]
+        pooled = hidden[0].mean(axis=0)  # one unpadded text: every position counts
+        vector = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
         return np.ascontiguousarray(vector, dtype=np.float32)
+
+
+def _rust_tokenizer(tokenizer: Any, max_length: int) -> Any:
+    """An independent copy of ``tokenizer``'s Rust tokenizer that truncates like it and never pads, or None."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    try:
+        from tokenizers import Tokenizer
+
+        rust = Tokenizer.from_str(backend.to_str())
+        rust.no_padding()
+        rust.enable_truncation(max_length)
+        for text in PROBES:
+            want = tokenizer([text], truncation=True, max_length=max_length)["input_ids"][0]
+            if rust.encode(text).ids != list(want):
+                log.info("the Rust tokenizer disagrees with the Hugging Face one; queries use the latter")
+                return None
+    except Exception as exc:  # only a speed-up: the Hugging Face tokenizer stays correct
+        log.info("no direct Rust tokenizer for queries (%s)", exc)
+        return None
+    return rust
 
 
 def build_query_encoder(

@@ -67,6 +67,8 @@ class MemoryStore:
             tenant and filters to them; only when fewer than ``k`` pass does it rank every match of the tenant.
         lexical_backend: ``index`` ranks with the in-process index derived from FTS5
             (:mod:`hopmem.memory.lexical_index`: the same bm25, without FTS5's per-row cost); ``fts5`` asks FTS5.
+        mmap_mb: memory-mapped reads of the file, in MiB, for this store's connections (0: off; see
+            :func:`hopmem.memory.db.connect`).
     """
 
     def __init__(
@@ -78,9 +80,11 @@ class MemoryStore:
         content_weight: float = 1.0,
         lexical_pool_factor: int = 4,
         lexical_backend: str = "index",
+        mmap_mb: int = 0,
     ) -> None:
         self.path = Path(path)
-        self.conn = connect(self.path, busy_timeout_ms=busy_timeout_ms)
+        self.mmap_mb = mmap_mb
+        self.conn = connect(self.path, busy_timeout_ms=busy_timeout_ms, mmap_mb=mmap_mb)
         self._bm25_weights = (float(title_weight), float(content_weight))
         self.lexical_pool_factor = lexical_pool_factor
         if lexical_backend not in ("index", "fts5"):

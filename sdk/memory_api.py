@@ -70,6 +70,7 @@ class Memory:
             title_weight=self.settings.bm25_title_weight,
             content_weight=self.settings.bm25_content_weight,
             lexical_backend=self.settings.lexical_backend,
+            mmap_mb=self.settings.sqlite_mmap_mb,
         )
         self._embedder: Embedder | None = None
         self._index: VectorIndex | None = None

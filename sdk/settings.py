@@ -105,6 +105,9 @@ class Settings(BaseSettings):
         "index", description="lexical search: index (in-process, derived from FTS5, same bm25) or fts5"
     )
     sqlite_busy_timeout_ms: int = Field(10_000, ge=0)
+    sqlite_mmap_mb: int = Field(
+        256, ge=0, description="MiB of the store read through a memory map (faster searches; 0 turns it off)"
+    )
 
     treehop_model: str = Field("", description="TreeHop model folder; empty means the one shipped in the package")
     treehop_top_n: int = Field(5, ge=1, le=100, description="passages retrieved per TreeHop query embedding")

@@ -39,6 +39,20 @@ def test_the_float_graph_is_fused_and_exact(cache: Path) -> None:
     assert len(ops) < 100  # the unfused export has about 670 nodes
 
 
+def test_queries_skip_the_hugging_face_tokenizer_and_get_the_same_ids(cache: Path) -> None:
+    embedder = SentenceTransformerEmbedder("all-MiniLM-L6-v2", query_runtime="onnx", cache_dir=cache)
+    embedder.embed_query("warm-up")
+    encoder = embedder._onnx
+    assert encoder is not None and encoder._rust is not None, "the direct tokenizer was refused (see the log)"
+    tokenizer = embedder._model[0].tokenizer
+    longest = int(embedder._model.max_seq_length)
+    for query in [*QUERIES, "Overlong question " * 400, "  spaces\tand\nnewlines  ", "x"]:
+        want = tokenizer([query], truncation=True, max_length=longest)["input_ids"][0]
+        assert encoder._token_ids(query)[0].tolist() == list(want)
+        np.testing.assert_allclose(embedder.embed_query(query), embedder.embed([query])[0], atol=1e-5)
+    assert len(encoder._token_ids("Overlong question " * 400)[0]) == longest
+
+
 def test_the_int8_runtime_is_close_and_ranks_alike(cache: Path) -> None:
     float_path = SentenceTransformerEmbedder("all-MiniLM-L6-v2", query_runtime="onnx", cache_dir=cache)
     int8 = SentenceTransformerEmbedder("all-MiniLM-L6-v2", query_runtime="onnx-int8", cache_dir=cache)

@@ -147,6 +147,9 @@ def bench_trust(
     review_every: Annotated[int, typer.Option(min=1, help="writes between review rounds")] = 10,
     reviews: Annotated[int, typer.Option(min=0, help="recall queries per review round")] = 6,
     user_review: Annotated[float, typer.Option(min=0.0, max=1.0, help="chance the user reviews a query too")] = 0.5,
+    quarantine_review: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="chance the user works through the quarantine list per round")
+    ] = 0.5,
     ltr_queries: Annotated[int, typer.Option(min=2, help="judged queries per data set (half train, half test)")] = 200,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
@@ -163,6 +166,7 @@ def bench_trust(
         review_every=review_every,
         reviews=reviews,
         user_review=user_review,
+        quarantine_review=quarantine_review,
     )
     report = run_trust_bench(
         settings=settings(),

@@ -15,6 +15,10 @@ rank on feedback simulated from BEIR qrels.
   agent searches for a fact it knows (top 5) and confirms the true version (``up``) or flags a false one
   (``down``); the user does the same with probability ``user_review``. A query is the fact's words without the
   one that a false version changes, cut to 12 words, so that it favours neither version.
+* After each review round, with probability ``quarantine_review``, the user works through the quarantine list:
+  approves each held write that is a true fact and rejects each that is a false one (the user knows the facts, as
+  in the recall reviews). These draws use their own random stream, so ``quarantine_review = 0`` replays the
+  scenario without this step exactly.
 * Every write, search and feedback goes through ``hopmem.Memory`` handles opened with ``agent=...``.
 
 Reported, means over seeds with per-seed values beside them:
@@ -92,6 +96,7 @@ class TrustScenario:
     review_every: int = 10
     reviews: int = 6
     user_review: float = 0.5
+    quarantine_review: float = 0.5
 
 
 @dataclass
@@ -174,7 +179,8 @@ def _run_scenario(
         handles = {a: Memory(config, tenant="bench", agent=a) for a in [*honest, "poisoner", "sleeper"]}
         user = Memory(config, tenant="bench")
         try:
-            return _simulate(handles, user, honest, scenario, facts, rng)
+            queue_rng = random.Random(f"trust-queue-{seed}")
+            return _simulate(handles, user, honest, scenario, facts, rng, queue_rng)
         finally:
             for handle in handles.values():
                 handle.close()
@@ -188,6 +194,7 @@ def _simulate(
     scenario: TrustScenario,
     facts: list[Fact],
     rng: random.Random,
+    queue_rng: random.Random,
 ) -> dict[str, Any]:
     n_true = scenario.facts
     true_facts = facts[: n_true + scenario.sleeper_honest]  # the honest agents' facts, then the sleeper's own
@@ -217,6 +224,7 @@ def _simulate(
     detect_at: int | None = None
     trust_before_poison: float | None = None
     written_facts: list[int] = []
+    queue = {"approved": 0, "rejected": 0}
     threshold = user.settings.trust_threshold
     for step, (agent, kind, text, index) in enumerate(timeline, start=1):
         if agent == "sleeper" and kind == "false":
@@ -237,6 +245,10 @@ def _simulate(
             written_facts.append(index)
         if step % scenario.review_every == 0 and written_facts:
             _review(handles, user, honest, true_facts, written_facts, false_ids, scenario, rng)
+            if scenario.quarantine_review > 0 and queue_rng.random() < scenario.quarantine_review:
+                decided = _review_quarantine(user, true_facts)
+                queue["approved"] += decided["approved"]
+                queue["rejected"] += decided["rejected"]
     trust = {a.agent: a.mean for a in user.trust_of()}
     attacked = sorted(set(poison_targets) | set(sleeper_targets))
     hit = 0
@@ -257,6 +269,8 @@ def _simulate(
             "false_writes": len(false_ids),
             "attacked_queries": len(attacked),
             "quarantined": user.stats()["quarantined"],
+            "approved_on_review": queue["approved"],
+            "rejected_on_review": queue["rejected"],
         },
         "trust": {a: round(t, 4) for a, t in sorted(trust.items())},
         "sleeper_trust_before_poison": None if trust_before_poison is None else round(trust_before_poison, 4),
@@ -286,6 +300,20 @@ def _review(
                     reviewer.feedback(result.id, "down", query=fact.query)
                 elif result.record.content == fact.true and result.record.agent_id != reviewer.agent:
                     reviewer.feedback(result.id, "up", query=fact.query)
+
+
+def _review_quarantine(user: Memory, facts: list[Fact]) -> dict[str, int]:
+    """The user goes through the quarantine list: approves held true facts, rejects held false ones."""
+    truths = {f.true for f in facts}
+    lies = {f.false for f in facts} - truths
+    held = user.quarantine()
+    approve = [int(h["id"]) for h in held if h["content"] in truths]
+    reject = [int(h["id"]) for h in held if h["content"] in lies]
+    if approve:
+        user.approve(approve)
+    if reject:
+        user.reject(reject)
+    return {"approved": len(approve), "rejected": len(reject)}
 
 
 def _ltr_dataset(

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from hopmem.bench.trust_bench import METRICS, TrustScenario, _ltr_dataset, falsify, run_trust_bench
+from hopmem.bench.trust_bench import (
+    METRICS,
+    TrustScenario,
+    _ltr_dataset,
+    _run_scenario,
+    build_facts,
+    falsify,
+    run_trust_bench,
+)
 from hopmem.memory.trust_contradiction import contradiction
 from hopmem.settings import get_settings
 
@@ -43,6 +51,22 @@ def test_the_report_has_the_issue_shape_and_the_defence_helps(shared_data: Path)
     assert on["trust_gap"] > 0.0
     assert report["machine"] and report["git_revision"] and "data" in report
     assert not (shared_data / "unused").exists()  # every store lived in a temporary folder
+
+
+def test_the_users_quarantine_review_rejects_the_poison_it_holds(shared_data: Path, tmp_path: Path) -> None:
+    small = {"facts": 24, "poison": 6, "sleeper_honest": 6, "sleeper_poison": 3, "review_every": 6, "reviews": 4}
+    facts = build_facts(shared_data, 30, random.Random("facts-0"))
+    settings = get_settings(data_dir=tmp_path / "unused")
+    runs = {
+        q: _run_scenario(settings, TrustScenario(**small, quarantine_review=q), facts, 0, defended=True)
+        for q in (0.0, 1.0)
+    }
+    without, each_round = runs[0.0]["counts"], runs[1.0]["counts"]
+    assert without["approved_on_review"] == without["rejected_on_review"] == 0
+    assert each_round["rejected_on_review"] > 0
+    assert each_round["quarantined"] < without["quarantined"]  # what was rejected is gone, not just hidden
+    attackers = {q: r["trust"]["poisoner"] + r["trust"].get("sleeper", 1.0) for q, r in runs.items()}
+    assert attackers[1.0] <= attackers[0.0]
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 from hopmem.agents.citations import attribute_citations, cited_numbers, strip_invalid_markers
 from hopmem.agents.evidence import brief, fuse_lists, passage_text
 from hopmem.agents.extractive import extractive_answer
-from hopmem.agents.planner import bridge_answer, fill_placeholders, plan_question
+from hopmem.agents.planner import CHAIN_MIN_WORDS, bridge_answer, fill_placeholders, plan_question
 from hopmem.agents.prompts import answer_messages
 from hopmem.agents.trace import timed_step
 from hopmem.memory.errors import HopmemError, LLMError
@@ -80,6 +80,7 @@ class AgentConfig:
     decompose: bool = True
     planner: str = "llm"
     max_subqueries: int = 3
+    chain_min_words: int = CHAIN_MIN_WORDS
     max_search_rounds: int = 2
     fusion: str = "rsf"
     hop_weight: float = 0.25
@@ -120,6 +121,7 @@ def build_graph(
                 state["question"],
                 history,
                 max_subqueries=config.max_subqueries,
+                chain_min_words=config.chain_min_words,
                 decompose=config.decompose,
                 decide="rules" if config.planner == "rules" else "llm",
             )
@@ -132,17 +134,25 @@ def build_graph(
         k = max(config.top_k, config.retrieve_k) * rnd
         lists = dict(state.get("lists") or {})
         queries: list[str] = []
+        searched: dict[str, list[dict[str, Any]]] = {}
+
+        def search(query: str) -> list[dict[str, Any]]:
+            # A chain's first step is often the question itself: search each text once per round.
+            if query not in searched:
+                searched[query] = [r.to_dict() for r in searcher.search(tenant, query, k=k, mode=config.search_mode)]
+            return list(searched[query])
+
         with timed_step("retrieve", round=rnd, k=k, mode=config.search_mode) as step:
             answers: list[str] = []
             subs = []
             standalone = str(planned.get("standalone") or state["question"])
             if list(planned["queries"]) != [standalone]:
                 # A split never loses the question's own retrieval: sub-queries add evidence, they do not replace it.
-                lists["q0"] = [r.to_dict() for r in searcher.search(tenant, standalone, k=k, mode=config.search_mode)]
+                lists["q0"] = search(standalone)
                 subs.append({"n": 0, "query": standalone, "results": brief(lists["q0"])})
             for n, raw in enumerate(planned["queries"], start=1):
                 query = fill_placeholders(raw, answers) if planned["mode"] == "sequential" else raw
-                found = [r.to_dict() for r in searcher.search(tenant, query, k=k, mode=config.search_mode)]
+                found = search(query)
                 lists[f"q{n}"] = found
                 queries.append(query)
                 sub: dict[str, Any] = {"n": n, "query": query, "results": brief(found)}

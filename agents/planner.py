@@ -47,6 +47,8 @@ PLAN_MAX_TOKENS = 160
 STANDALONE_MAX_TOKENS = 96
 BRIDGE_MAX_TOKENS = 40
 BRIDGE_BUDGET_TOKENS = 700
+CHAIN_MIN_WORDS = 5
+"""Default of ``Settings.chain_min_words``: the rules chain questions with at least this many content words."""
 
 
 def _wordset(words: str) -> frozenset[str]:
@@ -142,6 +144,7 @@ def plan_question(
     max_subqueries: int = 3,
     decompose: bool = True,
     decide: Literal["llm", "rules"] = "llm",
+    chain_min_words: int = CHAIN_MIN_WORDS,
 ) -> Plan:
     """Rewrite ``question`` to stand alone, then decide how to search for it. Never raises.
 
@@ -153,6 +156,7 @@ def plan_question(
         decompose: False keeps every question whole (``source="off"``); the stand-alone rewrite still runs.
         decide: ``rules`` decides and splits by the rules alone (``source="rules"``), saving the planning call; the
             stand-alone rewrite still uses the LLM.
+        chain_min_words: content words from which the rules chain a question (:func:`rule_plan`).
 
     Returns:
         The plan; ``source="fallback"`` with a ``warning`` when the LLM's answer could not be used.
@@ -167,12 +171,14 @@ def plan_question(
     elif not standalone:
         plan = Plan("whole", [standalone], standalone, "fallback", _join([*warnings, "empty question"]))
     elif decide == "rules":
-        mode, queries = rule_plan(standalone, max_subqueries=max_subqueries)
+        mode, queries = rule_plan(standalone, max_subqueries=max_subqueries, chain_min_words=chain_min_words)
         plan = Plan(mode, queries, standalone, "rules", _join(warnings))
     elif llm is None:
-        plan = _fallback(standalone, max_subqueries, [*warnings, "no LLM configured; rule-based plan"])
+        plan = _fallback(standalone, max_subqueries, chain_min_words, [*warnings, "no LLM configured; rule-based plan"])
     elif len(standalone) > MAX_PLAN_QUESTION_CHARS:
-        plan = _fallback(standalone, max_subqueries, [*warnings, "question too long to plan with the LLM"])
+        plan = _fallback(
+            standalone, max_subqueries, chain_min_words, [*warnings, "question too long to plan with the LLM"]
+        )
     else:
         try:
             reply, _ = llm.complete_json(
@@ -184,7 +190,7 @@ def plan_question(
             plan = Plan(mode, queries, standalone, "llm", _join(warnings))
         except (HopmemError, ValueError) as exc:
             log.info("planner falls back to rules: %s", exc)
-            plan = _fallback(standalone, max_subqueries, [*warnings, f"LLM plan not used: {exc}"])
+            plan = _fallback(standalone, max_subqueries, chain_min_words, [*warnings, f"LLM plan not used: {exc}"])
     plan.ms = (time.perf_counter() - started) * 1000
     return plan
 
@@ -438,12 +444,23 @@ def _pair(question: str) -> tuple[str, str, str] | None:
     return None
 
 
-def rule_plan(question: str, *, max_subqueries: int = 3) -> tuple[Mode, list[str]]:
-    """The rule-based decision: a comparison of two named things ("Which is older, A or B?", "Are A and B both ...?",
-    "Both A and B ...") becomes two parallel sub-queries "A <rest of the question>", "B <rest>"; anything else stays
-    whole. It never proposes a sequential chain: writing one needs the model."""
+def rule_plan(
+    question: str, *, max_subqueries: int = 3, chain_min_words: int = CHAIN_MIN_WORDS
+) -> tuple[Mode, list[str]]:
+    """The rule-based decision.
+
+    * A comparison of two named things ("Which is older, A or B?", "Are A and B both ...?", "Both A and B ...")
+      becomes two parallel sub-queries "A <rest of the question>", "B <rest>".
+    * Any other question with at least ``chain_min_words`` content words becomes the two-step chain
+      ``[question, "{1} question"]``: the second search carries the short answer the first one's evidence gives
+      (:func:`bridge_answer`), which is how a bridge question ("the woman who portrayed X") reaches its second
+      passage. The rules cannot write a better second query than that; the question itself stays searched too.
+    * A short question ("What is the capital of France?") stays whole: one search, no extra LLM call.
+    """
     pair = _pair(question) if max_subqueries >= 2 else None
     if pair is None:
+        if max_subqueries >= 2 and len(content_words(question)) >= chain_min_words:
+            return "sequential", [question, "{1} " + question]
         return "whole", [question]
     a, b, rest = pair
     words = [w.strip(",.?!;:") for w in rest.split()]
@@ -456,8 +473,8 @@ def rule_plan(question: str, *, max_subqueries: int = 3) -> tuple[Mode, list[str
     return "parallel", queries
 
 
-def _fallback(question: str, max_subqueries: int, warnings: list[str]) -> Plan:
-    mode, queries = rule_plan(question, max_subqueries=max_subqueries)
+def _fallback(question: str, max_subqueries: int, chain_min_words: int, warnings: list[str]) -> Plan:
+    mode, queries = rule_plan(question, max_subqueries=max_subqueries, chain_min_words=chain_min_words)
     return Plan(mode, queries, question, "fallback", _join(warnings))
 
 
@@ -476,6 +493,7 @@ def planner_benchmark(
     questions: Sequence[dict[str, Any]],
     *,
     max_subqueries: int = 3,
+    chain_min_words: int = CHAIN_MIN_WORDS,
     log_path: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -484,7 +502,7 @@ def planner_benchmark(
     Args:
         llm: the planning model (None measures the rules alone).
         questions: ``{"id", "text", "type"}`` with ``type`` ``bridge``, ``comparison`` or None (unlabelled).
-        max_subqueries: as in :func:`plan_question`.
+        max_subqueries, chain_min_words: as in :func:`plan_question`.
         log_path: where to write one JSON line per question (both plans), or None.
         progress: called with (done, total) after each question.
 
@@ -497,8 +515,10 @@ def planner_benchmark(
     out = log_path.open("w") if log_path is not None else None
     try:
         for n, item in enumerate(questions, start=1):
-            plan = plan_question(llm, item["text"], max_subqueries=max_subqueries)
-            rule_mode, rule_queries = rule_plan(item["text"], max_subqueries=max_subqueries)
+            plan = plan_question(llm, item["text"], max_subqueries=max_subqueries, chain_min_words=chain_min_words)
+            rule_mode, rule_queries = rule_plan(
+                item["text"], max_subqueries=max_subqueries, chain_min_words=chain_min_words
+            )
             row = {
                 "id": item.get("id"),
                 "type": item.get("type"),

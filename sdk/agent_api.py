@@ -97,6 +97,7 @@ class Agent:
                 decompose=s.decompose,
                 planner=s.planner,
                 max_subqueries=s.max_subqueries,
+                chain_min_words=s.chain_min_words,
                 max_search_rounds=s.max_search_rounds,
                 fusion=s.agent_fusion,
                 hop_weight=s.treehop_weight,

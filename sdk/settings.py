@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     # Agent pipeline (agents/graph.py): plan -> retrieve -> hop -> fuse -> rerank -> answer -> remember.
     decompose: bool = Field(True, description="let the planner split a question into sub-queries")
     max_subqueries: int = Field(3, ge=1, le=8, description="most sub-queries the planner may produce")
+    chain_min_words: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="the rule planner searches questions with at least this many content words as a two-step chain "
+        "(the second search carries the first one's short answer); shorter ones stay whole",
+    )
     planner: Literal["llm", "rules"] = Field(
         "llm", description="who decides whether and how to split: the LLM (JSON schema) or the rules alone"
     )

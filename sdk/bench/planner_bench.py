@@ -67,6 +67,7 @@ def run_planner_bench(
             llm,
             questions,
             max_subqueries=settings.max_subqueries,
+            chain_min_words=settings.chain_min_words,
             log_path=log_path,
             progress=(lambda done, total: bar.update(1)) if bar is not None else None,
         )

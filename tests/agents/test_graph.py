@@ -235,3 +235,35 @@ def test_a_reasoning_reranker_leaves_its_choices_and_reasoning_in_the_trace(memo
         assert entry["chosen"] == entry["window"][1] and set(entry["window"]) <= candidates
     first_place = [e["chosen"] for e in step["reasoning"] if e["place"] == 1]
     assert state["evidence"][0]["id"] == first_place[-1]  # the last selection for place 1 is the winner
+
+
+def test_a_chained_question_searches_again_with_the_first_searchs_answer(
+    memory: Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No LLM here, so the bridge answer is the extractive one; the point is the chain's plumbing: the second
+    search holds that answer (never a literal ``{1}``), and the question, which is also the chain's first step, is
+    searched once per round."""
+    settings = memory.settings.model_copy(
+        update={"llm_backend": "none", "remember_answers": False, "planner": "rules", "max_search_rounds": 1}
+    )
+    agent = Agent(memory, settings=settings)
+    searched: list[str] = []
+    search = memory.searcher.search
+
+    def counting(tenant: str, query: str, **kwargs: object) -> object:
+        searched.append(query)
+        return search(tenant, query, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(memory.searcher, "search", counting)
+    question = "What did Augustin-Jean Fresnel invent for lighthouses?"
+    answer = agent.ask(question)
+    plan = _step(answer, "plan")
+    assert plan["mode"] == "sequential" and plan["queries"] == [question, "{1} " + question]
+    subs = _step(answer, "retrieve")["subqueries"]
+    assert [s["n"] for s in subs] == [0, 1, 2]
+    bridge = subs[1]["bridge_answer"]
+    assert bridge and "{" not in subs[2]["query"]
+    assert subs[2]["query"] == f"{bridge} {question}"
+    assert searched == [question, f"{bridge} {question}"]
+    cited = [c for c in answer.citations if c["cited"]]
+    assert cited and "lighthouse" in cited[0]["title"].lower()

@@ -21,6 +21,7 @@ from hopmem.agents.planner import (
     rule_standalone,
     summarise_benchmark,
 )
+from hopmem.settings import get_settings
 
 HISTORY = [
     {"role": "user", "content": "Who wrote the novel Dracula?"},
@@ -98,20 +99,37 @@ def test_rules_split_comparisons_into_two_parallel_queries(question: str, first:
 
 @pytest.mark.parametrize(
     "question",
+    ["What is the capital of France?", "Who wrote Hamlet?", "When was the Eiffel Tower built?"],
+)
+def test_rules_keep_short_questions_whole(question: str) -> None:
+    assert rule_plan(question) == ("whole", [question])
+
+
+@pytest.mark.parametrize(
+    "question",
     [
         "What government position was held by the woman who portrayed Corliss Archer in the film Kiss and Tell?",
         "Roger O. Egeberg was Assistant Secretary for Health and Scientific Affairs during which administration?",
-        "What is the capital of France?",
         "Who did the Star and Dagger bass player marry?",
     ],
 )
-def test_rules_keep_non_comparisons_whole(question: str) -> None:
-    assert rule_plan(question) == ("whole", [question])
+def test_rules_chain_longer_questions_through_the_first_searchs_answer(question: str) -> None:
+    assert rule_plan(question) == ("sequential", [question, "{1} " + question])
+
+
+def test_the_chain_threshold_is_a_setting() -> None:
+    question = "Who did the Star and Dagger bass player marry?"  # five content words
+    assert rule_plan(question, chain_min_words=6)[0] == "whole"
+    assert rule_plan(question, chain_min_words=5)[0] == "sequential"
+    assert plan_question(None, question, chain_min_words=6).mode == "whole"
+    assert get_settings(chain_min_words=6).chain_min_words == 6
 
 
 def test_rules_respect_max_subqueries_of_one() -> None:
     question = "Who is older, Annie Morton or Terry Richardson?"
     assert rule_plan(question, max_subqueries=1) == ("whole", [question])
+    long = "Who did the Star and Dagger bass player marry?"
+    assert rule_plan(long, max_subqueries=1) == ("whole", [long])
 
 
 # --- checking an LLM plan -------------------------------------------------------------------------------------------

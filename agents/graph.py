@@ -78,7 +78,7 @@ class AgentConfig:
     temperature: float = 0.0
     history_turns: int = 4
     decompose: bool = True
-    planner: str = "llm"
+    planner: str = "rules"
     max_subqueries: int = 3
     chain_min_words: int = CHAIN_MIN_WORDS
     max_search_rounds: int = 2

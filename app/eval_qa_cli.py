@@ -19,8 +19,9 @@ def eval_qa(
         bool, typer.Option("--decompose/--no-decompose", help="let the planner split questions (AQR)")
     ] = True,
     planner: Annotated[
-        Literal["llm", "rules"], typer.Option(help="who decides whether and how to split: the LLM or the rules")
-    ] = "llm",
+        Literal["llm", "rules"] | None,
+        typer.Option(help="who decides whether and how to split: the LLM or the rules (default HOPMEM_PLANNER)"),
+    ] = None,
     fusion: Annotated[Literal["rsf", "rrf"], typer.Option(help="fusion of the sub-query and hop lists")] = "rsf",
     reranker: Annotated[
         Literal["cross-encoder", "none"] | None, typer.Option(help="reranker (default HOPMEM_RERANKER)")
@@ -52,8 +53,10 @@ def eval_qa(
     """
     from hopmem.eval_qa import PIECES, comparison_variants, evaluate_qa, variant_from_options
 
-    base = variant_from_options(decompose=decompose, planner=planner, fusion=fusion, reranker=reranker, treehop=treehop)
     config = _settings()
+    base = variant_from_options(
+        decompose=decompose, planner=planner or config.planner, fusion=fusion, reranker=reranker, treehop=treehop
+    )
     pieces = [p.strip() for p in vary.split(",") if p.strip()] if vary else list(PIECES)
     variants = comparison_variants(base, default_reranker=config.reranker, pieces=pieces) if compare else [base]
     report = evaluate_qa(

@@ -36,7 +36,7 @@ def test_extractive_agent_answers_with_a_citation_of_the_right_document(memory: 
     answer = agent.ask("What did Augustin-Jean Fresnel invent for lighthouses?")
     assert [s["step"] for s in answer.trace] == ["plan", "retrieve", "hop", "fuse", "rerank", "answer", "remember"]
     assert _step(answer, "hop")["method"] == "treehop"
-    assert _step(answer, "plan")["source"] == "fallback"  # no LLM: the rule-based plan
+    assert _step(answer, "plan")["source"] == "rules"  # the default planner
     assert all(s["ms"] >= 0 for s in answer.trace)
     cited = [c for c in answer.citations if c["cited"]]
     assert cited and "lighthouse" in cited[0]["title"].lower()

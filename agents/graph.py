@@ -1,7 +1,8 @@
 """The LangGraph agent: plan -> retrieve -> hop -> fuse -> rerank -> (search more?) -> answer -> remember.
 
 - **plan**: the question is rewritten to stand alone (using the conversation) and kept whole or split into parallel
-  sub-queries or a sequential chain (:mod:`hopmem.agents.planner`; LLM under a JSON schema, rule-based fallback).
+  sub-queries or a sequential chain (:mod:`hopmem.agents.planner`; the rules decide by default, or the LLM under a
+  JSON schema with the rules as its fallback).
 - **retrieve**: hybrid search per sub-query; in a chain, ``{k}`` in a later sub-query is filled with a short answer
   drawn from sub-query k's evidence.
 - **hop**: TreeHop (:mod:`hopmem.agents.multihop`) follows multi-hop evidence in embedding space from each

@@ -8,11 +8,13 @@ One call of :func:`plan_question` decides, per question, how retrieval should go
   woman who portrayed X" -> "what position did {1} hold"). The graph retrieves sub-query 1, asks
   :func:`bridge_answer` for its short answer, fills it in with :func:`fill_placeholders` and retrieves the next.
 
-Multi-turn questions are first rewritten to stand alone using the conversation. Both the rewrite and the plan come
-from the LLM under a JSON schema (grammar-constrained on llama.cpp, ``json_schema`` response format on servers); the
-reply is then checked (see :func:`check_plan`) and anything wrong with it - no LLM, an LLM error, malformed JSON,
-empty, duplicate, overlong or unrelated sub-queries, placeholders that point nowhere - gives the rule-based plan of
-:func:`rule_plan` instead, with ``source="fallback"`` and the reason in ``warning``. Planning never raises.
+Multi-turn questions are first rewritten to stand alone using the conversation, by the LLM under a JSON schema
+(grammar-constrained on llama.cpp, ``json_schema`` response format on servers). The plan then comes from
+:func:`rule_plan` (``decide="rules"``, the agent's default: measured to find more evidence than SmolLM2's plans) or
+from the LLM under a JSON schema (``decide="llm"``); the LLM's reply is checked (see :func:`check_plan`) and anything
+wrong with it - no LLM, an LLM error, malformed JSON, empty, duplicate, overlong or unrelated sub-queries,
+placeholders that point nowhere - gives the rule-based plan instead, with ``source="fallback"`` and the reason in
+``warning``. Planning never raises.
 
 :func:`planner_benchmark` measures the LLM's plans on labelled questions (HotpotQA's bridge/comparison types).
 """
@@ -454,7 +456,9 @@ def rule_plan(
     * Any other question with at least ``chain_min_words`` content words becomes the two-step chain
       ``[question, "{1} question"]``: the second search carries the short answer the first one's evidence gives
       (:func:`bridge_answer`), which is how a bridge question ("the woman who portrayed X") reaches its second
-      passage. The rules cannot write a better second query than that; the question itself stays searched too.
+      passage. The rules cannot write a better second query than that. The graph also searches the question on its
+      own (as it does for every split), so its list enters the fusion twice, against the bridge search's once: the
+      setting the README's measurements used.
     * A short question ("What is the capital of France?") stays whole: one search, no extra LLM call.
     """
     pair = _pair(question) if max_subqueries >= 2 else None

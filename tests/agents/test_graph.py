@@ -267,3 +267,12 @@ def test_a_chained_question_searches_again_with_the_first_searchs_answer(
     assert searched == [question, f"{bridge} {question}"]
     cited = [c for c in answer.citations if c["cited"]]
     assert cited and "lighthouse" in cited[0]["title"].lower()
+
+
+def test_the_chain_threshold_setting_reaches_the_agent(memory: Memory) -> None:
+    question = "What did Augustin-Jean Fresnel invent for lighthouses?"  # five content words
+    for words, mode in ((6, "whole"), (5, "sequential")):
+        settings = memory.settings.model_copy(
+            update={"llm_backend": "none", "remember_answers": False, "chain_min_words": words}
+        )
+        assert _step(Agent(memory, settings=settings).ask(question), "plan")["mode"] == mode

@@ -122,7 +122,14 @@ def test_the_chain_threshold_is_a_setting() -> None:
     assert rule_plan(question, chain_min_words=6)[0] == "whole"
     assert rule_plan(question, chain_min_words=5)[0] == "sequential"
     assert plan_question(None, question, chain_min_words=6).mode == "whole"
-    assert get_settings(chain_min_words=6).chain_min_words == 6
+
+
+def test_the_planners_defaults_are_the_settings_defaults() -> None:
+    from hopmem.agents.graph import AgentConfig
+
+    settings = get_settings()
+    assert planner.CHAIN_MIN_WORDS == settings.chain_min_words == AgentConfig().chain_min_words
+    assert settings.planner == AgentConfig().planner == "rules"
 
 
 def test_rules_respect_max_subqueries_of_one() -> None:

@@ -51,12 +51,17 @@ class Variant:
 def variant_from_options(
     *,
     decompose: bool = True,
-    planner: str = "llm",
+    planner: str | None = None,
     fusion: str = "rsf",
     reranker: str | None = None,
     treehop: bool = True,
 ) -> Variant:
-    """The variant the command-line options describe, named by what it switches off or changes."""
+    """The variant the command-line options describe, named by what it switches off or changes.
+
+    ``planner`` None means the settings' planner (``HOPMEM_PLANNER``, rules by default), so a Python caller gets
+    the same agent as ``hopmem eval qa`` and ``hopmem ask``.
+    """
+    planner = planner or get_settings().planner
     changes: dict[str, Any] = {"decompose": decompose, "planner": planner, "agent_fusion": fusion}
     head = "no-decompose" if not decompose else ("aqr" if planner == "llm" else "aqr-rules")
     parts = [head, fusion]

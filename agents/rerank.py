@@ -21,7 +21,9 @@ light.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RERANKERS: tuple[str, ...] = ("prorank", "prorank-base", "rank-r1", "cross-encoder", "none")
+BLEND_FILE = "hopmem_cross_encoder.json"
+"""Written beside a trained cross-encoder: the blend weight its training chose (see :func:`blend_with_order`)."""
 DEFAULT_MAX_LENGTH = 128
 """Tokens of one (query, passage) pair: MiniLM costs grow with length and a 2-core CPU scores ~20-40 pairs/s here."""
 
@@ -58,6 +62,39 @@ def rank_by_scores(scores: Sequence[float], top_k: int | None = None) -> list[tu
     order = sorted(range(len(scores)), key=lambda i: -scores[i])
     ranked = [(i, float(scores[i])) for i in order]
     return ranked if top_k is None else ranked[: max(top_k, 0)]
+
+
+def _zscores(values: Sequence[float]) -> list[float]:
+    n = len(values)
+    mean = sum(values) / n
+    std = (sum((v - mean) ** 2 for v in values) / n) ** 0.5
+    return [(v - mean) / std if std > 0 else 0.0 for v in values]
+
+
+def blend_with_order(scores: Sequence[float], weight: float) -> list[float]:
+    """Mix a reranker's scores with the order the candidates came in: ``(1 - w) * z(scores) + w * z(-log(1 + i))``.
+
+    The candidates arrive in the first stage's order (the fused hybrid ranking), so position ``i`` carries what
+    retrieval knew; z-scores put both on one scale within the call. ``weight`` 0 is the reranker alone, 1 the given
+    order. A small reranker trained on little data ranks worse than hybrid search alone but still knows things it
+    does not; the blend keeps both (the weight is chosen on held-out training queries, never on dev).
+    """
+    if not scores or weight <= 0:
+        return [float(v) for v in scores]
+    prior = _zscores([-math.log(1 + i) for i in range(len(scores))])
+    own = _zscores([float(v) for v in scores])
+    return [(1 - weight) * a + weight * b for a, b in zip(own, prior, strict=True)]
+
+
+def read_blend_weight(folder: Path) -> float:
+    """The blend weight saved beside a cross-encoder (0, the model alone, when none was saved)."""
+    path = Path(folder) / BLEND_FILE
+    if not path.is_file():
+        return 0.0
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8")).get("blend", 0.0))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path} is not valid JSON with a number 'blend'; train the cross-encoder again.") from exc
 
 
 def passage_text(title: str | None, body: str) -> str:
@@ -131,8 +168,9 @@ def _cross_encoder_class() -> type[CrossEncoder]:
 class CrossEncoderReranker:
     """A sentence-transformers ``CrossEncoder`` from a local folder, batched, float32, on the CPU.
 
-    Scores are the model's raw logit (no sigmoid), so they keep their full resolution. Pairs are scored in batches
-    sorted by length, so a batch pads little; results come back in the given order.
+    Scores are the model's raw logit (no sigmoid), so they keep their full resolution; with a blend weight above 0
+    they are mixed with the candidates' given order (:func:`blend_with_order`), so only their order means anything.
+    Pairs are scored in batches sorted by length, so a batch pads little; results come back in the given order.
 
     Args:
         folder: a folder written by ``CrossEncoder.save`` (``hopmem finetune reranker`` writes one).
@@ -141,6 +179,8 @@ class CrossEncoderReranker:
         model: an already built ``CrossEncoder`` (then ``folder`` is only recorded), e.g. from
             :func:`init_cross_encoder`.
         name: the name reported in traces and evaluations.
+        blend: weight of the candidates' given order in the score (:func:`blend_with_order`); None reads the
+            weight saved with the model (``hopmem_cross_encoder.json``; 0 when absent or when ``model`` is given).
 
     Raises:
         ConfigError: when the folder holds no cross-encoder.
@@ -154,9 +194,15 @@ class CrossEncoderReranker:
         max_length: int | None = None,
         model: CrossEncoder | None = None,
         name: str = "cross-encoder",
+        blend: float | None = None,
     ) -> None:
         self.folder = Path(folder).expanduser()
         self.name = name
+        if blend is None:
+            blend = 0.0 if model is not None else read_blend_weight(self.folder)
+        if not 0.0 <= blend <= 1.0:
+            raise ConfigError(f"The cross-encoder's blend weight must lie in [0, 1], got {blend}.")
+        self.blend = float(blend)
         self.batch_size = max(1, int(batch_size))
         if model is None:
             if not is_cross_encoder_dir(self.folder):
@@ -204,7 +250,7 @@ class CrossEncoderReranker:
         scores = [0.0] * len(docs)
         for position, value in zip(order, raw.reshape(-1).tolist(), strict=True):
             scores[position] = float(value)
-        return scores
+        return blend_with_order(scores, self.blend)
 
     def rank(self, query: str, docs: Sequence[str], top_k: int | None = None) -> list[tuple[int, float]]:
         return rank_by_scores(self.score(query, docs), top_k)

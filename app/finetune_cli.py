@@ -125,6 +125,14 @@ def finetune_reranker(
     max_length: Annotated[int, typer.Option(min=16, max=512, help="cross-encoder: tokens per pair")] = 128,
     epochs: Annotated[int, typer.Option(min=1, help="cross-encoder: passes over the pairs")] = 1,
     batch_size: Annotated[int, typer.Option(min=1, help="cross-encoder: pairs per step")] = 16,
+    title_queries: Annotated[
+        int,
+        typer.Option(min=0, help="cross-encoder: title pseudo-queries per corpus (0: none; see the model card)"),
+    ] = 600,
+    holdout: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.9, help="cross-encoder: share of training queries held out to choose the blend"),
+    ] = 0.2,
     passage_tokens: Annotated[int, typer.Option(min=8, max=1024, help="LLM recipes: tokens kept of a passage")] = 160,
     grpo_steps: Annotated[
         int | None, typer.Option(min=0, help="LLM recipes: GRPO steps (prorank stage 1; 0 skips it)")
@@ -192,13 +200,18 @@ def finetune_reranker(
             epochs=epochs,
             batch_size=batch_size,
             lr=lr if lr is not None else CrossEncoderTrainConfig.lr,
+            title_queries=title_queries,
+            holdout_fraction=holdout,
         )
         report = train_cross_encoder(ce_config, embedder, **common)
         rows: tuple[tuple[str, Any], ...] = (
             ("untrained (fresh head)", report["dev_before"]),
             ("trained", report["dev_after"]),
         )
-        summary = f"{report['train_pairs']} pairs, {report['steps']} steps, {report['seconds']['total']} s"
+        summary = (
+            f"{report['train_pairs']} pairs, {report['steps']} steps, {report['seconds']['total']} s; blend weight "
+            f"{report['blend']['weight']} (chosen on {report['blend']['chosen_on']})"
+        )
     else:
         from hopmem.finetune.grpo import GRPOSettings
 
@@ -280,8 +293,8 @@ def eval_rerank(
     reranker: Annotated[
         list[str] | None,
         typer.Option(
-            help="none, cross-encoder, cross-encoder-untrained, prorank, prorank-base or rank-r1; repeat to compare "
-            "(first = headline)"
+            help="none, cross-encoder, cross-encoder-alone (without its blend), cross-encoder-untrained, prorank, "
+            "prorank-base or rank-r1; repeat to compare (first = headline)"
         ),
     ] = None,
     candidates: Annotated[str, typer.Option(help="retrieval giving the candidates: bm25, dense or hybrid")] = "hybrid",

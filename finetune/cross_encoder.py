@@ -15,6 +15,7 @@ steps and a run started again with ``resume`` continues from the last one; batch
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -25,8 +26,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hopmem.agents.rerank import DEFAULT_MAX_LENGTH, CrossEncoderReranker, init_cross_encoder
+from hopmem.agents.rerank import (
+    BLEND_FILE,
+    DEFAULT_MAX_LENGTH,
+    CrossEncoderReranker,
+    blend_with_order,
+    init_cross_encoder,
+    rank_by_scores,
+)
 from hopmem.finetune.reranker_data import (
+    HoldoutQuery,
     PairSampling,
     build_training_data,
     data_card_lines,
@@ -34,6 +43,7 @@ from hopmem.finetune.reranker_data import (
     write_model_files,
 )
 from hopmem.memory.errors import InputError
+from hopmem.memory.metrics import ndcg_at_k
 from hopmem.memory.model_paths import resolve_embedder_path
 
 if TYPE_CHECKING:
@@ -64,6 +74,13 @@ class CrossEncoderTrainConfig:
         lr: AdamW learning rate (linear warm-up, then linear decay).
         warmup_fraction: share of the steps spent warming up.
         weight_decay: AdamW weight decay.
+        head_lr_scale: the fresh head's learning rate is ``lr`` times this (it starts from nothing, the encoder does
+            not).
+        title_queries: per data set, at most this many title pseudo-queries (:func:`title_pairs`; 0 turns them off).
+        title_min_words: titles shorter than this are not used as queries.
+        title_negatives: negatives per title pseudo-query.
+        holdout_fraction: share of each training split kept out of training to choose the blend weight on.
+        blend_grid: blend weights tried on the held-out queries (:func:`hopmem.agents.rerank.blend_with_order`).
         checkpoint_every: optimiser steps between checkpoints.
         keep_checkpoints: keep the checkpoint folder after a finished run.
         resume: continue from the last checkpoint in ``output`` when there is one.
@@ -81,9 +98,15 @@ class CrossEncoderTrainConfig:
     dev_queries: int = 25
     epochs: int = 1
     batch_size: int = 16
-    lr: float = 5e-5
+    lr: float = 1e-4
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
+    head_lr_scale: float = 10.0
+    title_queries: int = 600
+    title_min_words: int = 4
+    title_negatives: int = 3
+    holdout_fraction: float = 0.2
+    blend_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     checkpoint_every: int = 20
     keep_checkpoints: bool = False
     resume: bool = False
@@ -149,7 +172,12 @@ def train_cross_encoder(
         order += epoch
     batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
     total_steps = len(batches)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    head = [p for n, p in net.named_parameters() if n.startswith(("classifier", "bert.pooler"))]
+    body = [p for n, p in net.named_parameters() if not n.startswith(("classifier", "bert.pooler"))]
+    optimizer = torch.optim.AdamW(
+        [{"params": body, "lr": config.lr}, {"params": head, "lr": config.lr * config.head_lr_scale}],
+        weight_decay=config.weight_decay,
+    )
     warmup = max(1, int(total_steps * config.warmup_fraction))
 
     def schedule(step: int) -> float:
@@ -206,6 +234,7 @@ def train_cross_encoder(
     train_seconds = time.perf_counter() - train_started
     net.eval()
     after = dev_metrics(reranker, data.dev)
+    blend = choose_blend(reranker, data.holdout, config.blend_grid)
     n_train = len(data.train)
     report: dict[str, Any] = {
         "recipe": "cross-encoder",
@@ -223,6 +252,7 @@ def train_cross_encoder(
         "loss_history": [round(v, 4) for v in losses],
         "dev_before": before,
         "dev_after": after,
+        "blend": blend,
         "seconds": {
             "data": round(data_seconds, 1),
             "train": round(train_seconds, 1),
@@ -235,9 +265,43 @@ def train_cross_encoder(
     out.mkdir(parents=True, exist_ok=True)
     model.save(str(out))
     write_model_files(out, report, data.splits, model_card(report))
+    (out / BLEND_FILE).write_text(
+        json.dumps({"blend": blend["weight"], "chosen_on": blend["chosen_on"]}, indent=2) + "\n", encoding="utf-8"
+    )
     if not config.keep_checkpoints:
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     return report
+
+
+def choose_blend(
+    reranker: CrossEncoderReranker, holdout: list[HoldoutQuery], grid: tuple[float, ...]
+) -> dict[str, Any]:
+    """The blend weight with the best nDCG@10 on held-out training queries (ties: the smaller weight).
+
+    Each held-out query's hybrid candidates are scored once; every weight of ``grid`` reorders them. Without held-out
+    queries the weight is 0 (the model alone), and the report says so.
+    """
+    if not holdout or not grid:
+        return {"weight": 0.0, "chosen_on": "nothing held out: the model alone", "ndcg@10": {}}
+    saved, reranker.blend = reranker.blend, 0.0
+    try:
+        raw = [reranker.score(q.query, q.texts) for q in holdout]
+    finally:
+        reranker.blend = saved
+    table: dict[str, float] = {}
+    for weight in grid:
+        values = []
+        for q, scores in zip(holdout, raw, strict=True):
+            mixed = blend_with_order(scores, weight)
+            order = [q.doc_ids[i] for i, _ in rank_by_scores(mixed)]
+            values.append(ndcg_at_k(order, q.qrels, 10))
+        table[f"{weight:g}"] = round(sum(values) / len(values), 4)
+    best = max(grid, key=lambda w: (table[f"{w:g}"], -w))
+    return {
+        "weight": float(best),
+        "chosen_on": f"{len(holdout)} held-out training queries (their hybrid top {len(holdout[0].doc_ids)})",
+        "ndcg@10": table,
+    }
 
 
 def _save_checkpoint(
@@ -277,12 +341,18 @@ def model_card(report: dict[str, Any]) -> str:
     ]
     lines += data_card_lines(report)
     lines += [
-        f"- used in training: {report['train_pairs']} pairs (cap {cfg['max_train_pairs']}, whole queries sampled "
-        "with the seed); labels: grade / top grade for positives, 0 for negatives",
+        f"- used in training: {report['train_pairs']} pairs (qrels pairs capped at {cfg['max_train_pairs']}, whole "
+        "queries sampled with the seed, plus the title pseudo-queries); labels: grade / top grade for positives, 0 "
+        "for negatives",
+        f"- title pseudo-queries: up to {cfg['title_queries']} per corpus, titles of {cfg['title_min_words']}+ words "
+        f"as the query and the document's body as the positive, {cfg['title_negatives']} negatives from the title's "
+        "hybrid top ranks after the first two; titles are stripped from these passages; no query or judgement is read",
+        f"- held out of training: {cfg['holdout_fraction']:.0%} of each training split, to choose the blend weight",
         "- the query ids of every split are in `data.json`; evaluations skip the training queries",
         "",
         "## Settings",
-        f"- loss: binary cross-entropy on the logit; AdamW lr {cfg['lr']} (linear warm-up "
+        f"- loss: binary cross-entropy on the logit; AdamW lr {cfg['lr']} (head x{cfg['head_lr_scale']:g}; "
+        "linear warm-up "
         f"{cfg['warmup_fraction']:.0%}, linear decay), weight decay {cfg['weight_decay']}, batch {cfg['batch_size']}, "
         f"{cfg['epochs']} epoch(s), {report['steps']} steps, gradient norm clipped at 1.0",
         f"- pairs per query: up to {cfg['max_positives']} positives and {cfg['n_negatives']} negatives drawn from "
@@ -295,6 +365,11 @@ def model_card(report: dict[str, Any]) -> str:
     for name, row in (("untrained (fresh head)", report["dev_before"]), ("trained", report["dev_after"])):
         lines.append(f"| {name} | {row['loss']} | {row['pairwise_accuracy']} | {row['mrr']} |")
     lines += [
+        "",
+        "## Blend with the candidates' order",
+        f"Score = (1 - w) * z(logit) + w * z(-log(1 + rank)); w = {report['blend']['weight']} chosen on "
+        f"{report['blend']['chosen_on']} (nDCG@10 per w: {report['blend']['ndcg@10']}). It is saved in "
+        f"`{BLEND_FILE}` and the reranker applies it; w = 0 is the model alone, 1 the hybrid order.",
         "",
         f"Training loss: {report['loss_first']} (first 10 steps) -> {report['loss_last']} (last 10 steps). "
         "Reranking metrics (nDCG@10, recall@10, MRR@10) come from `hopmem eval rerank`.",

@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,35 @@ def corpus_texts(root: Path | str) -> dict[str, str]:
     return {d.id: passage_text(d.title, d.text) for d in iter_corpus(Path(root) / "corpus.jsonl")}
 
 
+def ranked_candidates(
+    root: Path | str,
+    queries: dict[str, str],
+    embedder: Embedder,
+    *,
+    cache_dir: Path,
+    chunk_size: int,
+    chunk_overlap: int,
+    depth: int = 30,
+    progress: bool = True,
+    desc: str = "hybrid candidates",
+) -> dict[str, list[str]]:
+    """Per query, the ids of the top ``depth`` documents of the memory's hybrid search, best first."""
+    from tqdm.auto import tqdm
+
+    store = open_indexed_corpus(
+        Path(root), embedder, cache_dir=cache_dir, chunk_size=chunk_size, chunk_overlap=chunk_overlap, progress=progress
+    )
+    try:
+        searcher = HybridSearcher(store, embedder, depth=max(depth * 2, 30))
+        ranked: dict[str, list[str]] = {}
+        for qid, text in tqdm(queries.items(), desc=desc, unit="q", disable=not progress, leave=False):
+            hits = searcher.search(BEIR_TENANT, text, k=depth * 3, mode="hybrid")
+            ranked[qid] = list(dict.fromkeys(h.record.external_id for h in hits if h.record.external_id))[:depth]
+    finally:
+        store.close()
+    return ranked
+
+
 def mine_negatives(
     root: Path | str,
     queries: dict[str, str],
@@ -63,22 +92,79 @@ def mine_negatives(
     progress: bool = True,
 ) -> dict[str, list[str]]:
     """Per query, the documents hybrid search ranks in its top ``depth`` that are not judged relevant, in rank order."""
-    from tqdm.auto import tqdm
-
-    store = open_indexed_corpus(
-        Path(root), embedder, cache_dir=cache_dir, chunk_size=chunk_size, chunk_overlap=chunk_overlap, progress=progress
+    ranked = ranked_candidates(
+        root,
+        queries,
+        embedder,
+        cache_dir=cache_dir,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        depth=depth,
+        progress=progress,
+        desc="mining negatives",
     )
-    try:
-        searcher = HybridSearcher(store, embedder, depth=max(depth * 2, 30))
-        mined: dict[str, list[str]] = {}
-        for qid, text in tqdm(queries.items(), desc="mining negatives", unit="q", disable=not progress, leave=False):
-            hits = searcher.search(BEIR_TENANT, text, k=depth * 3, mode="hybrid")
-            docs = list(dict.fromkeys(h.record.external_id for h in hits if h.record.external_id))[:depth]
-            judged = qrels.get(qid, {})
-            mined[qid] = [d for d in docs if judged.get(d, 0) <= 0]
-    finally:
-        store.close()
-    return mined
+    return {q: [d for d in docs if qrels.get(q, {}).get(d, 0) <= 0] for q, docs in ranked.items()}
+
+
+def strip_title(title: str | None, body: str) -> str:
+    """``body`` without a leading copy of ``title`` (Cranfield's abstracts begin with their title)."""
+    title = (title or "").strip()
+    body = body.strip()
+    if title and body.lower().startswith(title.lower()):
+        return body[len(title) :].strip()
+    return body
+
+
+def title_pairs(
+    root: Path | str,
+    embedder: Embedder,
+    *,
+    cache_dir: Path,
+    chunk_size: int,
+    chunk_overlap: int,
+    min_words: int = 4,
+    max_queries: int = 1500,
+    n_negatives: int = 3,
+    skip_top: int = 2,
+    depth: int = 30,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[RerankPair]:
+    """Pseudo-queries from the corpus itself: a document's title is the query, its body the positive.
+
+    Descriptive titles (``min_words`` words or more; Cranfield's read like queries) stand in for the questions a
+    small training split lacks, as in inverse-cloze and GPL-style domain adaptation; no query or judgement of any
+    split is read. Negatives are drawn from the title's hybrid-search top ``depth`` after its first ``skip_top``
+    (which may well be relevant too). Titles are stripped from every passage of these pairs, so a positive cannot be
+    told by its opening words.
+    """
+    rng = random.Random(seed)
+    docs = [d for d in iter_corpus(Path(root) / "corpus.jsonl") if len((d.title or "").split()) >= min_words]
+    docs = [d for d in docs if len(strip_title(d.title, d.text).split()) >= 20]
+    if len(docs) > max_queries:
+        docs = rng.sample(docs, max_queries)
+    if not docs:
+        return []
+    bodies = {d.id: strip_title(d.title, d.text) for d in iter_corpus(Path(root) / "corpus.jsonl")}
+    queries = {d.id: (d.title or "").strip().rstrip(" .") for d in docs}
+    ranked = ranked_candidates(
+        root,
+        queries,
+        embedder,
+        cache_dir=cache_dir,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        depth=depth,
+        progress=progress,
+        desc="title queries",
+    )
+    pairs: list[RerankPair] = []
+    for doc_id, title in queries.items():
+        pairs.append(RerankPair(f"title:{doc_id}", title, doc_id, bodies[doc_id], 1.0, "title-positive"))
+        pool = [d for d in ranked.get(doc_id, []) if d != doc_id][skip_top:]
+        for neg in rng.sample(pool, min(n_negatives, len(pool))):
+            pairs.append(RerankPair(f"title:{doc_id}", title, neg, bodies[neg], 0.0, "title-negative"))
+    return pairs
 
 
 def build_pairs(
@@ -130,11 +216,30 @@ class PairSampling:
     max_train_pairs: int
     dev_queries: int
     seed: int
+    holdout_fraction: float = 0.0
+    title_queries: int = 0
+    title_min_words: int = 4
+    title_negatives: int = 3
 
     @classmethod
     def of(cls, config: Any) -> PairSampling:
-        """The sampling fields of a recipe's config."""
-        return cls(**{f: getattr(config, f) for f in cls.__dataclass_fields__})
+        """The sampling fields of a recipe's config (fields it lacks keep their defaults: off)."""
+        fields = {f: getattr(config, f) for f in cls.__dataclass_fields__ if hasattr(config, f)}
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class HoldoutQuery:
+    """A training-split query kept out of training: its hybrid candidates, best first, and its judgements.
+
+    Recipes choose settings on these (the cross-encoder its blend weight) without touching the dev split.
+    """
+
+    query_id: str
+    query: str
+    doc_ids: list[str]
+    texts: list[str]
+    qrels: dict[str, int]
 
 
 @dataclass
@@ -145,6 +250,7 @@ class TrainingData:
     dev: list[RerankPair]
     splits: list[dict[str, Any]]
     counts: dict[str, dict[str, int]]
+    holdout: list[HoldoutQuery] = field(default_factory=list)
 
 
 def build_training_data(
@@ -156,10 +262,17 @@ def build_training_data(
     chunk_overlap: int,
     progress: bool = True,
 ) -> TrainingData:
-    """Training pairs from every data set's training split and dev pairs from its dev split (no query in both)."""
+    """Training pairs from every data set's training split and dev pairs from its dev split (no query in both).
+
+    With ``holdout_fraction`` a seeded share of each training split is kept out of the pairs and returned as
+    :class:`HoldoutQuery` lists; with ``title_queries`` each corpus adds its title pseudo-queries
+    (:func:`title_pairs`), which the ``max_train_pairs`` cap does not count.
+    """
     rng = random.Random(config.seed)
     train: list[RerankPair] = []
     dev: list[RerankPair] = []
+    holdout: list[HoldoutQuery] = []
+    titles: list[RerankPair] = []
     records: list[dict[str, Any]] = []
     counts: dict[str, dict[str, int]] = {}
     for folder in config.datasets:
@@ -167,36 +280,68 @@ def build_training_data(
         splits = query_splits(root)
         texts = corpus_texts(root)
         dev_ids = list(splits.dev)[: config.dev_queries]
-        wanted = {q: splits.texts[q] for q in [*splits.train, *dev_ids]}
+        train_ids = list(splits.train)
+        n_holdout = round(len(train_ids) * config.holdout_fraction)
+        held = sorted(random.Random(config.seed + 2).sample(train_ids, n_holdout)) if n_holdout else []
+        fit = {q: splits.train[q] for q in train_ids if q not in set(held)}
+        wanted = {q: splits.texts[q] for q in [*train_ids, *dev_ids]}
         judged = {**splits.train, **{q: splits.dev[q] for q in dev_ids}}
-        negatives = mine_negatives(
+        ranked = ranked_candidates(
             root,
             wanted,
-            judged,
             embedder,
             cache_dir=cache_dir,
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
             depth=config.mine_depth,
             progress=progress,
+            desc="mining negatives",
         )
+        negatives = {q: [d for d in docs if judged.get(q, {}).get(d, 0) <= 0] for q, docs in ranked.items()}
         top = max((g for j in (*splits.train.values(), *splits.dev.values()) for g in j.values()), default=1)
         common = {"max_positives": config.max_positives, "n_negatives": config.n_negatives, "max_grade": top}
-        tr = build_pairs(
-            {q: splits.texts[q] for q in splits.train}, splits.train, negatives, texts, seed=config.seed, **common
-        )
+        tr = build_pairs({q: splits.texts[q] for q in fit}, fit, negatives, texts, seed=config.seed, **common)
         dv = build_pairs(
             {q: splits.texts[q] for q in dev_ids}, splits.dev, negatives, texts, seed=config.seed + 1, **common
         )
+        for q in held:
+            docs = [d for d in ranked.get(q, []) if d in texts]
+            holdout.append(HoldoutQuery(q, splits.texts[q], docs, [texts[d] for d in docs], dict(splits.train[q])))
+        tp: list[RerankPair] = []
+        if config.title_queries > 0:
+            tp = title_pairs(
+                root,
+                embedder,
+                cache_dir=cache_dir,
+                chunk_size=chunk_size,
+                chunk_overlap=chunk_overlap,
+                min_words=config.title_min_words,
+                max_queries=config.title_queries,
+                n_negatives=config.title_negatives,
+                depth=config.mine_depth,
+                seed=config.seed,
+                progress=progress,
+            )
         train += tr
         dev += dv
-        records.append({**splits.to_dict(), "dev_ids_scored_in_training": dev_ids})
+        titles += tp
+        records.append(
+            {
+                **splits.to_dict(),
+                "train_ids": list(fit),
+                "holdout_ids": held,
+                "dev_ids_scored_in_training": dev_ids,
+            }
+        )
         counts[splits.dataset] = {
-            "train_queries": len(splits.train),
+            "train_queries": len(fit),
+            "holdout_queries": len(held),
             "dev_queries": len(splits.dev),
             "train_pairs": len(tr),
             "train_positives": sum(p.kind == "positive" for p in tr),
             "train_hard_negatives": sum(p.kind == "hard-negative" for p in tr),
+            "title_queries": sum(p.kind == "title-positive" for p in tp),
+            "title_pairs": len(tp),
             "dev_pairs_scored": len(dv),
         }
     if len(train) > config.max_train_pairs:
@@ -211,9 +356,10 @@ def build_training_data(
                 continue
             kept += by_query[key]
         train = kept
+    train += titles
     if not train:
         raise InputError("No training pair could be built: the training queries have no judged passage in the corpus.")
-    return TrainingData(train, dev, records, counts)
+    return TrainingData(train, dev, records, counts, holdout)
 
 
 def dev_metrics(reranker: Reranker, pairs: list[RerankPair]) -> dict[str, float]:

@@ -47,8 +47,10 @@ log = logging.getLogger(__name__)
 
 CANDIDATE_METHODS = {"bm25": "lexical", "dense": "dense", "hybrid": "hybrid"}
 UNTRAINED = "cross-encoder-untrained"
+ALONE = "cross-encoder-alone"
+"""The trained cross-encoder without its blend with the candidates' order (its own scores only)."""
 LLM_RERANKERS = ("prorank", "prorank-base", "rank-r1")
-EVAL_RERANKERS = ("none", "cross-encoder", UNTRAINED, *LLM_RERANKERS)
+EVAL_RERANKERS = ("none", "cross-encoder", ALONE, UNTRAINED, *LLM_RERANKERS)
 METRICS = ("ndcg@10", "recall@10", "mrr@10")
 
 
@@ -75,6 +77,8 @@ def _build_reranker(name: str, model_dir: Path, settings: Settings, adapters: di
         )
     if name == "cross-encoder":
         return load_reranker(name, model_dir, cache_dir=settings.cache_dir, batch_size=settings.rerank_batch_size)
+    if name == ALONE:
+        return CrossEncoderReranker(model_dir, batch_size=settings.rerank_batch_size, name=ALONE, blend=0.0)
     if name == UNTRAINED:
         base = resolve_embedder_path(settings.embedder)
         # The same start as training (seed 0, fresh head) and the same pair length as the trained model.
@@ -122,9 +126,9 @@ def evaluate_rerank(
     Args:
         dataset: BEIR folder.
         split: a qrels split, or a derived ``train``/``dev`` split.
-        rerankers: names to compare (``none``, ``cross-encoder``, ``cross-encoder-untrained``, ``prorank``,
-            ``prorank-base``, ``rank-r1``); the first is the report's headline (its top-level ``reranker``,
-            ``metrics`` and ``latency_ms``).
+        rerankers: names to compare (``none``, ``cross-encoder``, ``cross-encoder-alone``,
+            ``cross-encoder-untrained``, ``prorank``, ``prorank-base``, ``rank-r1``); the first is the report's
+            headline (its top-level ``reranker``, ``metrics`` and ``latency_ms``).
         candidates: the retrieval that gives the candidates (``bm25``, ``dense``, ``hybrid``).
         depth: candidates per query.
         baselines: add the other retrieval methods' own order as rows.
@@ -165,7 +169,7 @@ def evaluate_rerank(
         adapters["rank-r1"] = find_adapter("rank-r1", rank_r1_adapter, settings.cache_dir)
     built = {name: _build_reranker(name, folder, settings, adapters) for name in names}  # fails early when missing
     queries, qrels, split_source = load_split(root, split)
-    skip = trained_query_ids(folder, root.resolve().name) if "cross-encoder" in names else set()
+    skip = trained_query_ids(folder, root.resolve().name) if {"cross-encoder", ALONE} & set(names) else set()
     for trained in adapters.values():
         skip |= trained_query_ids(trained, root.resolve().name)
     kept = [(q, text) for q, text in queries if q not in skip]
@@ -229,12 +233,15 @@ def evaluate_rerank(
         store.close()
     headline = rows[0]
     model_info: dict[str, Any] | None = None
-    if "cross-encoder" in names or UNTRAINED in names:
+    if {"cross-encoder", ALONE, UNTRAINED} & set(names):
         metrics_path = folder / "metrics.json"
         trained = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
         model_info = {
             "folder": str(folder),
-            "max_length": getattr(built.get("cross-encoder") or built.get(UNTRAINED), "max_length", None),
+            "max_length": getattr(
+                built.get("cross-encoder") or built.get(ALONE) or built.get(UNTRAINED), "max_length", None
+            ),
+            "blend": getattr(built.get("cross-encoder"), "blend", None),
             "base_model": settings.embedder,
             "trained_on": trained.get("splits"),
             "train_pairs": trained.get("train_pairs"),

@@ -133,9 +133,11 @@ class Settings(BaseSettings):
     )
     max_search_rounds: int = Field(2, ge=1, le=5, description="hard bound on retrieval rounds per question")
     reranker: Literal["prorank", "prorank-base", "rank-r1", "cross-encoder", "none"] = Field(
-        "none",
-        description="reranker of the fused evidence: prorank (pointwise LLM + LoRA), rank-r1 (setwise reasoning), "
-        "cross-encoder, or none (keeps the fused order; the default, see the README's Reranking section)",
+        "cross-encoder",
+        description="reranker of the fused evidence: cross-encoder (the default: MiniLM trained at install, blended "
+        "with the fused order; without a trained one the fused order is kept, with a warning in the trace), prorank "
+        "(pointwise LLM + LoRA), rank-r1 (setwise reasoning) or none (keeps the fused order); see the README's "
+        "Reranking section",
     )
     reranker_model: str = Field(
         "",

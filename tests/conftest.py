@@ -33,6 +33,9 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     (home / "empty.toml").write_text("")
     monkeypatch.setenv("HOPMEM_DATA_DIR", str(home / "data"))
     monkeypatch.setenv("HOPMEM_CONFIG", str(home / "empty.toml"))
+    # The default reranker (the cross-encoder `make install` trains into the user's cache) would make results depend
+    # on the machine's install; tests that mean a reranker name it (tests/sdk/test_default_reranker.py the default).
+    monkeypatch.setenv("HOPMEM_RERANKER", "none")
     yield
 
 

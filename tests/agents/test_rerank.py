@@ -115,3 +115,37 @@ def test_importing_the_rerank_module_stays_light() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(done.stdout.split())
     assert not loaded & {"torch", "sentence_transformers", "transformers"}
+
+
+def test_blend_mixes_scores_with_the_given_order() -> None:
+    from hopmem.agents.rerank import blend_with_order, rank_by_scores
+
+    scores = [0.0, 1.0, 2.0, 3.0, 9.0]  # the model likes the last candidate best
+    assert blend_with_order(scores, 0.0) == scores
+    alone = [i for i, _ in rank_by_scores(blend_with_order(scores, 0.0))]
+    order = [i for i, _ in rank_by_scores(blend_with_order(scores, 1.0))]
+    assert alone == [4, 3, 2, 1, 0] and order == [0, 1, 2, 3, 4]
+    mixed = [i for i, _ in rank_by_scores(blend_with_order(scores, 0.5))]
+    assert mixed[0] == 4 and mixed != alone  # a strong score still wins; the order pulls the rest back
+    assert blend_with_order([5.0], 0.7) == [0.0] and blend_with_order([], 0.5) == []
+
+
+def test_cross_encoder_applies_the_blend_saved_beside_it(tmp_path: Path) -> None:
+    import json
+
+    from hopmem.agents.rerank import BLEND_FILE
+
+    base = resolve_embedder_path("all-MiniLM-L6-v2")
+    folder = tmp_path / "ce"
+    init_cross_encoder(base, seed=0, max_length=64).save(str(folder))
+    assert CrossEncoderReranker(folder).blend == 0.0  # nothing saved: the model alone
+    (folder / BLEND_FILE).write_text(json.dumps({"blend": 1.0}))
+    reranker = load_reranker("cross-encoder", folder, cache_dir=tmp_path)
+    assert isinstance(reranker, CrossEncoderReranker) and reranker.blend == 1.0
+    assert [i for i, _ in reranker.rank(QUERY, DOCS)] == list(range(len(DOCS)))  # weight 1: the given order
+    assert CrossEncoderReranker(folder, blend=0.0).blend == 0.0  # an explicit weight wins
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        CrossEncoderReranker(folder, blend=1.5)
+    (folder / BLEND_FILE).write_text("{not json")
+    with pytest.raises(ConfigError, match="train the cross-encoder again"):
+        CrossEncoderReranker(folder)

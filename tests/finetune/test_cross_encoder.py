@@ -44,18 +44,21 @@ def test_training_makes_relevant_passages_rise(tiny: Path, tmp_path: Path, embed
     )
     common = {"cache_dir": tmp_path / "cache", "chunk_size": 256, "chunk_overlap": 32, "progress": False}
     data = build_training_data(PairSampling.of(config), embedder, **common)
-    train_ids = {p.query_id for p in data.train}
+    train_ids = {p.query_id for p in data.train if not p.query_id.startswith("title:")}
     assert train_ids and not train_ids & {p.query_id for p in data.dev}  # no dev query is trained on
     groups: dict[str, list[tuple[str, float]]] = {}
     for pair in data.train:
-        groups.setdefault(pair.query, []).append((pair.text, pair.label))
+        if pair.kind in ("positive", "judged-negative", "hard-negative"):
+            groups.setdefault(pair.query, []).append((pair.text, pair.label))
 
     report = train_cross_encoder(config, embedder, **common)
     folder = tmp_path / "model"
     base = resolve_embedder_path("all-MiniLM-L6-v2")
     untrained = CrossEncoderReranker(base, model=init_cross_encoder(base, seed=0, max_length=64))
-    trained = load_reranker("cross-encoder", folder, cache_dir=tmp_path)
-    assert isinstance(trained, CrossEncoderReranker) and trained.max_length == 64
+    loaded = load_reranker("cross-encoder", folder, cache_dir=tmp_path)
+    assert isinstance(loaded, CrossEncoderReranker) and loaded.max_length == 64
+    assert loaded.blend == report["blend"]["weight"]  # the weight chosen on held-out queries travels with the model
+    trained = CrossEncoderReranker(folder, blend=0.0)  # the model's own scores (groups list positives first)
 
     # The relevant passages of the training questions move up among their hard negatives.
     before, after = _mean_positive_rank(untrained, groups), _mean_positive_rank(trained, groups)
@@ -85,7 +88,15 @@ def test_training_makes_relevant_passages_rise(tiny: Path, tmp_path: Path, embed
 
 def test_training_resumes_from_its_checkpoint(tiny: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     common = {"cache_dir": tmp_path / "cache", "chunk_size": 256, "chunk_overlap": 32, "progress": False}
-    base = {"datasets": (str(tiny),), "max_length": 32, "max_train_pairs": 12, "dev_queries": 1, "batch_size": 4}
+    base = {
+        "datasets": (str(tiny),),
+        "max_length": 32,
+        "max_train_pairs": 12,
+        "dev_queries": 1,
+        "batch_size": 4,
+        "title_queries": 0,
+        "holdout_fraction": 0.0,
+    }
     first = train_cross_encoder(
         CrossEncoderTrainConfig(output=str(tmp_path / "a"), checkpoint_every=2, keep_checkpoints=True, **base),
         embedder,
@@ -100,3 +111,31 @@ def test_training_resumes_from_its_checkpoint(tiny: Path, tmp_path: Path, embedd
     assert first["loss_history"] and all(0 < v < 5 for v in first["loss_history"])
     assert resumed["loss_history"][:2] == first["loss_history"][:2]  # the first two steps came from the checkpoint
     assert not (tmp_path / "a" / "checkpoints").exists()  # removed after a finished run unless kept
+    assert first["blend"]["weight"] == 0.0 and "nothing held out" in first["blend"]["chosen_on"]
+
+
+class _FixedScores:
+    """Stands in for the cross-encoder's network (choose_blend only needs scores): passage "d0" scores 1, others 0."""
+
+    blend = 0.3
+
+    def score(self, query: str, docs: list[str]) -> list[float]:
+        return [1.0 if d == "d0" else 0.0 for d in docs]
+
+
+def test_the_blend_weight_is_chosen_on_held_out_queries() -> None:
+    from hopmem.finetune.cross_encoder import choose_blend
+    from hopmem.finetune.reranker_data import HoldoutQuery
+
+    docs = [f"d{i}" for i in range(6)]
+    # The scores favour d0; the candidates' order ranks d0 last. Which one is right decides the weight.
+    model_right = [HoldoutQuery("q", "query", docs[::-1], docs[::-1], {"d0": 1})]
+    order_right = [HoldoutQuery("q", "query", docs[::-1], docs[::-1], {"d5": 1})]
+    grid = (0.0, 0.5, 1.0)
+    chosen = choose_blend(_FixedScores(), model_right, grid)  # type: ignore[arg-type]
+    assert chosen["weight"] == 0.0 and chosen["ndcg@10"]["0"] == 1.0 > chosen["ndcg@10"]["1"]
+    other = choose_blend(_FixedScores(), order_right, grid)  # type: ignore[arg-type]
+    assert other["ndcg@10"] == {"0": other["ndcg@10"]["0"], "0.5": 1.0, "1": 1.0} and other["ndcg@10"]["0"] < 1.0
+    assert other["weight"] == 0.5  # ties go to the smaller weight
+    assert _FixedScores.blend == 0.3  # the reranker's own weight is restored
+    assert choose_blend(_FixedScores(), [], grid)["weight"] == 0.0  # type: ignore[arg-type]

@@ -122,3 +122,38 @@ def test_negatives_are_mined_with_hybrid_search(shared_data: Path, tmp_path: Pat
             assert mined[qid] == order[: len(mined[qid])]  # the hybrid ranking itself, not a random draw
     finally:
         store.close()
+
+
+def test_title_pseudo_queries_pair_a_title_with_its_own_body(shared_data: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from hopmem.finetune.reranker_data import strip_title, title_pairs
+
+    root = make_tiny_hotpot(shared_data / "hotpotqa", tmp_path / "tiny")
+    common = {"cache_dir": tmp_path / "cache", "chunk_size": 256, "chunk_overlap": 32, "progress": False}
+    pairs = title_pairs(root, embedder, min_words=2, n_negatives=2, skip_top=1, **common)
+    corpus = {d["_id"]: d for d in map(json.loads, (root / "corpus.jsonl").read_text().splitlines())}
+    positives = [p for p in pairs if p.kind == "title-positive"]
+    assert positives and all(p.query_id.startswith("title:") for p in pairs)  # no query of any split is read
+    for p in positives:
+        doc = corpus[p.doc_id]
+        assert len(doc["title"].split()) >= 2 and p.text == strip_title(doc["title"], doc["text"])
+        negs = [n for n in pairs if n.query_id == p.query_id and n.kind == "title-negative"]
+        assert len(negs) <= 2 and all(n.doc_id != p.doc_id and n.label == 0.0 for n in negs)
+    assert title_pairs(root, embedder, min_words=2, n_negatives=2, skip_top=1, **common) == pairs  # seeded
+    assert title_pairs(root, embedder, min_words=50, **common) == []
+    assert strip_title("Wing tests", "wing tests . the wing was") == ". the wing was"
+
+
+def test_holdout_queries_stay_out_of_training(shared_data: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from hopmem.finetune.reranker_data import PairSampling, build_training_data
+
+    root = make_tiny_hotpot(shared_data / "hotpotqa", tmp_path / "tiny")
+    sampling = PairSampling((str(root),), 2, 3, 30, 1000, 2, 0, holdout_fraction=0.34)
+    common = {"cache_dir": tmp_path / "cache", "chunk_size": 256, "chunk_overlap": 32, "progress": False}
+    data = build_training_data(sampling, embedder, **common)
+    held = {q.query_id for q in data.holdout}
+    assert len(held) == 2  # a third of the six training questions
+    assert not held & {p.query_id for p in data.train} and not held & {p.query_id for p in data.dev}
+    record = data.splits[0]
+    assert set(record["holdout_ids"]) == held and not held & set(record["train_ids"])
+    for q in data.holdout:
+        assert q.doc_ids and len(q.doc_ids) == len(q.texts) and q.qrels

@@ -258,6 +258,7 @@ def _run_variant(
         "latency_ms": {k: round(v, 1) for k, v in percentiles([r["ms"] for r in answered]).items()},
         "llm_calls_per_query": round(mean([r["llm_calls"] for r in answered]), 3),
         "plan_modes": _counts(r.get("plan_mode") for r in answered),
+        "rerankers": _counts(r.get("reranker") for r in answered),
         "per_query": rows,
     }
 
@@ -287,6 +288,7 @@ def _ask(agent: Agent, question: Any, relevant: dict[str, int], counter: Countin
         "ms": ms,
         "llm_calls": (counter.calls - before) if counter is not None else 0,
         "plan_mode": steps.get("plan", {}).get("mode"),
+        "reranker": steps.get("rerank", {}).get("reranker"),
         "subqueries": steps.get("plan", {}).get("queries"),
         "rounds": sum(1 for s in result.trace if s["step"] == "retrieve"),
     }

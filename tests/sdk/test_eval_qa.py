@@ -59,6 +59,7 @@ def test_report_shape_metrics_and_logs(small_hotpot: Path, tmp_path: Path, hotpo
         assert all(0.0 <= v <= 1.0 for v in m.values())
         assert m["recall@10"] >= m["recall@5"] > 0  # the cut's supporting paragraphs are findable
         assert row["errors"] == 0 and row["latency_ms"]["p50"] > 0
+        assert row["rerankers"] == {"none": 2}  # what the rerank step ran, as the trace says
     # Without decomposition the planner makes no LLM call: only the answer does; with AQR the plan adds calls.
     assert report["variants"][0]["llm_calls_per_query"] == 1.0
     assert report["variants"][1]["llm_calls_per_query"] > 1.0

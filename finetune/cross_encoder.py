@@ -3,14 +3,20 @@
 The model starts from the packaged all-MiniLM-L6-v2 encoder with a fresh, seeded 1-logit head
 (:func:`hopmem.agents.rerank.init_cross_encoder`) and learns pointwise relevance: binary cross-entropy between its
 logit and the pair's label (a positive's grade divided by the data set's top grade, 0 for a negative). Pairs come
-from the training splits only (:mod:`hopmem.finetune.reranker_data`): qrels positives and negatives mined with the
-memory's hybrid search. Before and after training, the same dev pairs (dev-split queries, never trained on) are
-scored, and the model card reports both.
+from the training splits (:mod:`hopmem.finetune.reranker_data`: qrels positives and negatives mined with the memory's
+hybrid search) and from title pseudo-queries of each corpus (a descriptive title is the query, its document's body
+the positive), which read no query or judgement. On qrels pairs alone (a few hundred queries) the fresh head barely
+learns; the title pairs are what make it rank (README, Reranking).
 
-Cost is what bounds this recipe on a laptop: one training pair of 128 tokens costs MiniLM-L6 about a third of a
-second of a 2-core CPU, so the defaults cap the pairs per query, the pairs in all (``max_train_pairs``), the epochs
-and the length of a pair. Checkpoints (model, optimiser, scheduler, step) are written every ``checkpoint_every``
-steps and a run started again with ``resume`` continues from the last one; batch order is fixed by the seed.
+A share of each training split is held out; after training, the weight of the blend with the candidates' order
+(:func:`hopmem.agents.rerank.blend_with_order`) is chosen on those queries' hybrid candidates and saved beside the
+model, so the reranker adds what it knows to the hybrid order instead of replacing it. Before and after training
+the same dev pairs (dev-split queries, never trained on) are scored, and the model card reports both.
+
+Cost bounds this recipe on a laptop: a 2-core CPU trains about 13 pairs of 128 tokens per second, so the defaults
+cap the title queries per corpus, the qrels pairs (``max_train_pairs``), the epochs and the length of a pair.
+Checkpoints (model, optimiser, scheduler, step) are written every ``checkpoint_every`` steps and a run started again
+with ``resume`` continues from the last one; batch order is fixed by the seed.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def check_reranker(settings: Settings) -> str:
     ``make install`` trains the default cross-encoder only where the training data is present, so its absence is a
     state to report (with the command that fixes it), not a failed installation.
     """
-    from hopmem.agents.rerank import default_cross_encoder_dir, load_reranker
+    from hopmem.agents.rerank import CrossEncoderReranker, default_cross_encoder_dir, load_reranker
     from hopmem.memory.errors import ConfigError
 
     start = time.perf_counter()
@@ -97,6 +97,8 @@ def check_reranker(settings: Settings) -> str:
         return "reranker: none (the fused order is kept)"
     query = "how do honeybees tell each other where flowers are"
     docs = ["Rain is expected over the weekend.", "Honeybees dance to show the direction of flowers."]
+    if isinstance(reranker, CrossEncoderReranker):
+        reranker.blend = 0.0  # judge the model itself: with two passages the blend would follow their order
     ranked = reranker.rank(query, docs)
     verdict = "relevant passage first" if ranked[0][0] == 1 else "relevant passage NOT first"
     where = getattr(reranker, "adapter", None) or folder

@@ -163,6 +163,8 @@ def finetune_reranker(
     if if_missing and _has_model(recipe, folder):
         typer.echo(f"{recipe} already trained: {folder}")
         return
+    if if_missing and recipe == "cross-encoder" and _has_model_without_blend(folder):
+        typer.echo(f"{folder} holds a cross-encoder of an earlier recipe (no blend weight); training it again")
     datasets = list(dataset) if dataset else default_reranker_datasets()
     if not datasets:
         raise InputError(
@@ -281,10 +283,20 @@ def default_model_dir(recipe: str, cache_dir: Path) -> Path:
 
 
 def _has_model(recipe: str, folder: Path) -> bool:
-    from hopmem.agents.rerank import is_cross_encoder_dir
+    """A trained model of ``recipe`` in ``folder``; a cross-encoder counts only with its blend weight (the earlier
+    recipe trained without title pairs or blend and ranked far worse, so ``--if-missing`` replaces it)."""
+    from hopmem.agents.rerank import BLEND_FILE, is_cross_encoder_dir
     from hopmem.agents.rerank_pointwise import is_adapter_dir
 
-    return is_cross_encoder_dir(folder) if recipe == "cross-encoder" else is_adapter_dir(folder)
+    if recipe == "cross-encoder":
+        return is_cross_encoder_dir(folder) and (folder / BLEND_FILE).is_file()
+    return is_adapter_dir(folder)
+
+
+def _has_model_without_blend(folder: Path) -> bool:
+    from hopmem.agents.rerank import BLEND_FILE, is_cross_encoder_dir
+
+    return is_cross_encoder_dir(folder) and not (folder / BLEND_FILE).is_file()
 
 
 def eval_rerank(

@@ -88,6 +88,10 @@ def test_finetune_then_eval_as_processes(tiny: Path, tmp_path: Path, cache: Path
     assert "saved to" in done.stdout and (model / "README.md").is_file()
     again = run_hopmem("finetune", "reranker", "--recipe", "cross-encoder", *args, "--if-missing", env=env)
     assert again.returncode == 0 and "already trained" in again.stdout
+    (model / "hopmem_cross_encoder.json").unlink()  # as a model of the earlier recipe: replaced, not kept
+    again = run_hopmem("finetune", "reranker", "--recipe", "cross-encoder", *args, "--if-missing", env=env)
+    assert again.returncode == 0 and "earlier recipe" in again.stdout and "saved to" in again.stdout
+    assert (model / "hopmem_cross_encoder.json").is_file()
     out = tmp_path / "r.json"
     done = run_hopmem(
         "eval", "rerank", "--dataset", str(tiny), "--split", "dev", "--reranker", "cross-encoder",
@@ -97,3 +101,15 @@ def test_finetune_then_eval_as_processes(tiny: Path, tmp_path: Path, cache: Path
     report = json.loads(out.read_text())
     assert report["reranker"] == "cross-encoder" and report["model"]["folder"] == str(model)
     assert report["excluded_trained_queries"] == 0  # dev queries were never trained on
+
+
+def test_if_missing_counts_a_cross_encoder_only_with_its_blend_weight(tmp_path: Path) -> None:
+    from hopmem.app.finetune_cli import _has_model
+
+    folder = tmp_path / "ce"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"")
+    assert not _has_model("cross-encoder", folder)  # an earlier recipe's model: --if-missing trains it again
+    (folder / "hopmem_cross_encoder.json").write_text('{"blend": 0.7}')
+    assert _has_model("cross-encoder", folder)

@@ -115,7 +115,9 @@ def finetune_reranker(
     max_positives: Annotated[int, typer.Option(min=1, help="qrels positives per training query")] = 3,
     negatives: Annotated[int | None, typer.Option(min=0, help="hard negatives per training query")] = None,
     mine_depth: Annotated[int, typer.Option(min=1, help="hybrid-search documents negatives are drawn from")] = 30,
-    max_train_pairs: Annotated[int | None, typer.Option(min=1, help="cap on training pairs (whole queries)")] = None,
+    max_train_pairs: Annotated[
+        int | None, typer.Option(min=1, help="cap on qrels training pairs (whole queries; title pairs not counted)")
+    ] = None,
     dev_queries: Annotated[int | None, typer.Option(min=0, help="dev queries per data set scored before/after")] = None,
     lr: Annotated[float | None, typer.Option(min=0.0, help="learning rate (stage 2 for prorank)")] = None,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="steps between checkpoints")] = 20,

@@ -50,7 +50,7 @@ from hopmem.finetune.reranker_data import (
 )
 from hopmem.memory.errors import InputError
 from hopmem.memory.metrics import ndcg_at_k
-from hopmem.memory.model_paths import resolve_embedder_path
+from hopmem.memory.model_paths import display_path, resolve_embedder_path
 
 if TYPE_CHECKING:
     from hopmem.memory.embeddings import Embedder
@@ -245,7 +245,7 @@ def train_cross_encoder(
     report: dict[str, Any] = {
         "recipe": "cross-encoder",
         "config": {**asdict(config), "datasets": list(config.datasets)},
-        "base_model": {"name": config.base_model, "path": str(base)},
+        "base_model": {"name": config.base_model, "path": display_path(base)},
         "parameters": sum(p.numel() for p in net.parameters()),
         "data": data.counts,
         "splits": [{"dataset": s["dataset"], "rule": s["rule"]} for s in data.splits],

@@ -103,6 +103,11 @@ def mine_negatives(
         progress=progress,
         desc="mining negatives",
     )
+    return _unjudged(ranked, qrels)
+
+
+def _unjudged(ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, list[str]]:
+    """Each query's ranked documents that are not judged relevant (its negative candidates), in rank order."""
     return {q: [d for d in docs if qrels.get(q, {}).get(d, 0) <= 0] for q, docs in ranked.items()}
 
 
@@ -297,7 +302,7 @@ def build_training_data(
             progress=progress,
             desc="mining negatives",
         )
-        negatives = {q: [d for d in docs if judged.get(q, {}).get(d, 0) <= 0] for q, docs in ranked.items()}
+        negatives = _unjudged(ranked, judged)
         top = max((g for j in (*splits.train.values(), *splits.dev.values()) for g in j.values()), default=1)
         common = {"max_positives": config.max_positives, "n_negatives": config.n_negatives, "max_grade": top}
         tr = build_pairs({q: splits.texts[q] for q in fit}, fit, negatives, texts, seed=config.seed, **common)

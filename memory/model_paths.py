@@ -94,3 +94,30 @@ def resolve_gguf_path(name: str) -> Path:
     if not ggufs:
         raise ModelNotAvailableError(f"No .gguf file in {folder}: pass the path of a GGUF model file.")
     return ggufs[0]
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` as a report records it: no machine-specific prefix where one can be avoided.
+
+    Inside a ``site-packages`` folder it becomes ``<site-packages>/...`` (a packaged model); under the working
+    directory, relative to it; under the home folder, ``~/...``; elsewhere relative when that is shorter
+    (``../shared/data/...``), else as given. Reports are committed and read on other machines.
+    """
+    import os
+
+    p = Path(path).expanduser()
+    parts = p.parts
+    if "site-packages" in parts:
+        return str(Path("<site-packages>", *parts[parts.index("site-packages") + 1 :]))
+    absolute = p.resolve()
+    for base, shown in ((Path.cwd(), ""), (Path.home(), "~")):
+        try:
+            rel = absolute.relative_to(base.resolve())
+        except ValueError:
+            continue
+        return str(Path(shown) / rel) if shown else str(rel)
+    try:
+        relative = os.path.relpath(absolute)
+    except ValueError:
+        return str(path)
+    return relative if len(relative) < len(str(absolute)) else str(path)

@@ -39,7 +39,7 @@ from hopmem.memory.errors import InputError
 from hopmem.memory.hybrid import HybridSearcher
 from hopmem.memory.indexes import open_index
 from hopmem.memory.metrics import mean, percentiles, recall_at_k, retrieval_metrics
-from hopmem.memory.model_paths import resolve_embedder_path
+from hopmem.memory.model_paths import display_path, resolve_embedder_path
 from hopmem.memory.query_splits import load_split, query_splits
 from hopmem.settings import Settings, get_settings
 
@@ -237,7 +237,7 @@ def evaluate_rerank(
         metrics_path = folder / "metrics.json"
         trained = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
         model_info = {
-            "folder": str(folder),
+            "folder": display_path(folder),
             "max_length": getattr(
                 built.get("cross-encoder") or built.get(ALONE) or built.get(UNTRAINED), "max_length", None
             ),
@@ -290,7 +290,7 @@ def _adapter_info(folder: Path, reranker: Reranker | None) -> dict[str, Any]:
     metrics_path = folder / "metrics.json"
     trained = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
     return {
-        "folder": str(folder),
+        "folder": display_path(folder),
         **read_reranker_record(folder),
         "batch_size": getattr(reranker, "batch_size", None),
         "train_seconds": (trained.get("seconds") or {}).get("total"),

@@ -29,6 +29,7 @@ from typing import Any
 
 from hopmem.memory.errors import InputError
 from hopmem.memory.fts import STOPWORDS
+from hopmem.memory.model_paths import display_path
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class BenchCorpus:
     def describe(self) -> dict[str, Any]:
         """JSON-ready description for reports: the root, each corpus file's sha256 and counts."""
         return {
-            "root": _portable(self.root),
+            "root": display_path(self.root),
             "corpora": self.info,
             "passages": len(self.passages),
             "sentences": self.sentence_count,
@@ -274,14 +275,3 @@ def fingerprint(texts: Iterable[str | dict[str, str]]) -> str:
             digest.update(item.encode("utf-8"))
         digest.update(b"\x1e")
     return digest.hexdigest()
-
-
-def _portable(path: Path) -> str:
-    """``path`` relative to the working directory when that is shorter (reports must not name this machine)."""
-    import os
-
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:
-        return str(path)
-    return relative if len(relative) < len(str(path)) else str(path)

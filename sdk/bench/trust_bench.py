@@ -58,12 +58,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from hopmem.bench.corpus import CORPORA, _portable, load_corpus, resolve_data_root
+from hopmem.bench.corpus import CORPORA, load_corpus, resolve_data_root
 from hopmem.bench.system import CpuMeter
 from hopmem.evaluate import git_revision, machine_info
 from hopmem.memory.beir import load_dataset
 from hopmem.memory.errors import InputError
 from hopmem.memory.metrics import mean, ndcg_at_k
+from hopmem.memory.model_paths import display_path
 from hopmem.memory.trust_contradiction import NEGATIONS
 from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
@@ -367,7 +368,7 @@ def _ltr_dataset(
         finally:
             memory.close()
     return {
-        "dataset": _portable(root),
+        "dataset": display_path(root),
         "split": split,
         "documents": report.added,
         "chunks": report.chunks,
@@ -459,7 +460,7 @@ def run_trust_bench(
             "poisoned_top5_rate": "<= 0.05 (defended)",
             "false_quarantine_rate": "<= 0.02",
         },
-        "data": {"root": _portable(root), "corpora": list(CORPORA)},
+        "data": {"root": display_path(root), "corpora": list(CORPORA)},
         "embedder": settings.embedder,
         "settings": {k: v for k, v in settings.effective().items() if k.startswith(("trust_", "ltr_", "fusion"))},
         "git_revision": git_revision(),

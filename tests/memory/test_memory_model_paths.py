@@ -84,3 +84,18 @@ def test_the_packaged_embedder_makes_unit_vectors(embedder: SentenceTransformerE
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
     np.testing.assert_allclose(embedder.embed(["A cat sits on the mat."])[0], vectors[0], atol=1e-5)
     assert embedder.embed([]).shape == (0, 384)
+
+
+def test_display_path_drops_this_machines_prefixes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hopmem.memory.model_paths import display_path
+
+    home, work = tmp_path / "home", tmp_path / "home" / "proj"
+    work.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    venv_model = work / ".venv" / "lib" / "python3.11" / "site-packages" / "gt_pkg" / "model"
+    assert display_path(venv_model) == "<site-packages>/gt_pkg/model"
+    assert display_path(work / "runs" / "ce") == "runs/ce"  # under the working directory: relative
+    assert display_path(home / ".cache" / "hopmem" / "m") == "~/.cache/hopmem/m"
+    assert display_path(tmp_path / "shared" / "data") == "../../shared/data"  # shorter than the absolute path
+    assert display_path("/nowhere/else") == "/nowhere/else"

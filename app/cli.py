@@ -299,6 +299,13 @@ def _eval_treehop(
             f"{row['method']:<18} {row['hops']:>4} {row['top_n']:>5} {row['recall']:>7.4f} {row['avg_chunks']:>7.2f} "
             f"{row['p50_ms']:>8.2f} {row['p95_ms']:>8.2f}"
         )
+    hop = report["hop_from_supporting_passage"]
+    if hop["questions"]:
+        typer.echo(
+            f"second hop from a supporting passage ({hop['questions']} questions, {hop['missing_documents']} missing "
+            f"documents) found: treehop {hop['found_share']['treehop']:.4f}, "
+            f"question again {hop['found_share']['question']:.4f}"
+        )
     if report["llm_baseline_note"]:
         typer.echo(report["llm_baseline_note"])
     if json_out is None:

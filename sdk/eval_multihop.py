@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,8 @@ from hopmem.memory.metrics import mean, percentiles
 from hopmem.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
     from hopmem.agents.llm.base import ChatLLM
 
 log = logging.getLogger(__name__)
@@ -160,6 +162,9 @@ def evaluate_multihop(
                     score = {"recall": recall(question.id, tree.ids), "chunks": len(tree.ids), "ms": embed_ms + tree.ms}
                     results.setdefault(key, []).append(score)
                     entry[key] = {**score, "tree": tree.to_dict()}
+            entry["from_supporting"] = _hop_from_supporting(
+                model, vector, backend, docs, {d for d, g in data.qrels.get(question.id, {}).items() if g > 0}, top_n
+            )
             entry["_vector"] = vector
             logs.append(entry)
         avg = mean([r["chunks"] for r in results[f"treehop:{hops}"]])
@@ -220,6 +225,7 @@ def evaluate_multihop(
         "treehop": {"recall": asked["recall"], "avg_chunks": asked["avg_chunks"], "p50_ms": asked["p50_ms"]},
         "direct_at_equal_chunks": {"k": k_equal, "recall": equal["recall"]},
         "recall_gain_over_direct": round(asked["recall"] - equal["recall"], 4),
+        "hop_from_supporting_passage": _summarise_from_supporting([e["from_supporting"] for e in logs]),
         "latency_share_of_llm_rewrite": round(asked["p50_ms"] / baseline["p50_ms"], 5) if baseline else None,
         "llm_calls": llm_calls,
         "llm_baseline_note": baseline_note,
@@ -236,6 +242,46 @@ def evaluate_multihop(
         "command": cli_command(),
     }
     return write_report(report, logs, json_out, default=_json_default)
+
+
+def _hop_from_supporting(
+    model: TreeHopModel,
+    vector: NDArray[np.float32],
+    backend: MemoryHopSearch,
+    docs: Callable[[Sequence[int]], list[str]],
+    relevant: set[str],
+    top_n: int,
+) -> dict[str, Any] | None:
+    """The second hop on its own, started from the right passage.
+
+    When the first hop (``top_n`` passages) found some but not all relevant documents, each relevant passage it found
+    is turned into a next query, by the model and, for comparison, by asking the question again (the untrained
+    model); a missing document counts as found by a method when one of these next queries retrieves it among its
+    ``top_n`` new passages. This separates the learned next query from the tree's pruning, which must also pick the
+    right parents. None for questions the diagnostic does not apply to.
+    """
+    first = [i for i, _ in backend.search(vector.reshape(1, -1), top_n)[0]]
+    parents = [i for i in first if docs([i])[0] in relevant]
+    missing = relevant - set(docs(first))
+    if not parents or not missing:
+        return None
+    seen = set(first)
+    queries = {"question": np.repeat(vector.reshape(1, -1), len(parents), axis=0)}
+    queries["treehop"] = model.next_queries(queries["question"], backend.vectors(parents))
+    found: dict[str, int] = {}
+    for name, batch in queries.items():
+        hits = backend.search(batch, top_n + len(seen))
+        fresh = {i for row in hits for i in [i for i, _ in row if i not in seen][:top_n]}
+        found[name] = len(missing & set(docs(sorted(fresh))))
+    return {"missing": len(missing), **found}
+
+
+def _summarise_from_supporting(entries: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+    """Share of missing documents each next query found, over the questions the diagnostic applies to."""
+    used = [e for e in entries if e]
+    total = sum(e["missing"] for e in used)
+    shares = {name: round(sum(e[name] for e in used) / total, 4) if total else None for name in ("question", "treehop")}
+    return {"questions": len(used), "missing_documents": total, "found_share": shares}
 
 
 def _json_default(value: object) -> Any:

@@ -48,7 +48,12 @@ def test_rows_side_by_side_with_the_llm_baseline(
     assert report["latency_share_of_llm_rewrite"] == pytest.approx(
         rows[("treehop", 2, 3)]["p50_ms"] / rows[("llm-rewrite", 2, 3)]["p50_ms"], abs=1e-5
     )
+    hop = report["hop_from_supporting_passage"]
     log = [json.loads(x) for x in (tmp_path / "report.queries.jsonl").read_text().splitlines()]
+    applies = [e["from_supporting"] for e in log if e["from_supporting"]]
+    assert 1 <= hop["questions"] == len(applies) and hop["missing_documents"] == sum(e["missing"] for e in applies)
+    # The fixture's model is untrained, so its next query is the question itself: both rows must agree exactly.
+    assert hop["found_share"]["treehop"] == hop["found_share"]["question"]
     assert len(log) == 3 and all(entry["llm-rewrite:2"]["calls"][0]["query"] for entry in log)
     assert all(len(set(e["treehop:2"]["tree"]["hops"][0][0].keys())) == 4 for e in log)
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hopmem.agents.multihop import HopResult, MemoryHopSearch, hop_tree
+from hopmem.agents.multihop import HopResult, MemoryHopSearch, SearchFn, VectorsFn, hop_tree
 from hopmem.agents.rewrite import llm_rewrite_retrieve
 from hopmem.agents.treehop_model import TreeHopModel, load_treehop, packaged_model_dir
 from hopmem.evaluate import cli_command, git_revision, indexed_corpus, machine_info, write_report
@@ -162,8 +162,14 @@ def evaluate_multihop(
                     score = {"recall": recall(question.id, tree.ids), "chunks": len(tree.ids), "ms": embed_ms + tree.ms}
                     results.setdefault(key, []).append(score)
                     entry[key] = {**score, "tree": tree.to_dict()}
-            entry["from_supporting"] = _hop_from_supporting(
-                model, vector, backend, docs, {d for d, g in data.qrels.get(question.id, {}).items() if g > 0}, top_n
+            entry["from_supporting"] = second_hop_from_supporting(
+                model,
+                vector,
+                backend.search,
+                backend.vectors,
+                docs,
+                {d for d, g in data.qrels.get(question.id, {}).items() if g > 0},
+                top_n,
             )
             entry["_vector"] = vector
             logs.append(entry)
@@ -244,10 +250,11 @@ def evaluate_multihop(
     return write_report(report, logs, json_out, default=_json_default)
 
 
-def _hop_from_supporting(
+def second_hop_from_supporting(
     model: TreeHopModel,
     vector: NDArray[np.float32],
-    backend: MemoryHopSearch,
+    search: SearchFn,
+    vectors: VectorsFn,
     docs: Callable[[Sequence[int]], list[str]],
     relevant: set[str],
     top_n: int,
@@ -258,19 +265,20 @@ def _hop_from_supporting(
     is turned into a next query, by the model and, for comparison, by asking the question again (the untrained
     model); a missing document counts as found by a method when one of these next queries retrieves it among its
     ``top_n`` new passages. This separates the learned next query from the tree's pruning, which must also pick the
-    right parents. None for questions the diagnostic does not apply to.
+    right parents. ``docs`` maps passage ids to their documents. Returns None for questions the diagnostic does not
+    apply to, else the number of missing documents and how many of them each method found.
     """
-    first = [i for i, _ in backend.search(vector.reshape(1, -1), top_n)[0]]
+    first = [i for i, _ in search(vector.reshape(1, -1), top_n)[0]]
     parents = [i for i in first if docs([i])[0] in relevant]
     missing = relevant - set(docs(first))
     if not parents or not missing:
         return None
     seen = set(first)
     queries = {"question": np.repeat(vector.reshape(1, -1), len(parents), axis=0)}
-    queries["treehop"] = model.next_queries(queries["question"], backend.vectors(parents))
+    queries["treehop"] = model.next_queries(queries["question"], vectors(parents))
     found: dict[str, int] = {}
     for name, batch in queries.items():
-        hits = backend.search(batch, top_n + len(seen))
+        hits = search(batch, top_n + len(seen))
         fresh = {i for row in hits for i in [i for i, _ in row if i not in seen][:top_n]}
         found[name] = len(missing & set(docs(sorted(fresh))))
     return {"missing": len(missing), **found}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from hopmem.agents.multihop import MatrixSearch
 from hopmem.agents.treehop_model import TreeHopConfig, TreeHopModel
-from hopmem.eval_multihop import evaluate_multihop
+from hopmem.eval_multihop import evaluate_multihop, second_hop_from_supporting
 from hopmem.memory.errors import InputError
 from hopmem.settings import get_settings
 from tests.conftest import run_hopmem
@@ -83,3 +85,45 @@ def test_all_questions_trained_on_is_a_clear_error(small_hotpot: Path, tmp_path:
     (folder / "data.json").write_text(json.dumps({"train_ids": ids}))
     with pytest.raises(InputError, match="No question"):
         evaluate_multihop(small_hotpot, "dev", model_dir=folder, llm_baseline=False, progress=False)
+
+
+class _PointsAt:
+    """Stands in for a trained model: its next query is a fixed vector (a real model cannot be made to do this)."""
+
+    def __init__(self, target: np.ndarray) -> None:
+        self.target = target
+
+    def next_queries(self, q: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return np.repeat(self.target.reshape(1, -1), len(c), axis=0)
+
+
+def test_second_hop_counts_what_each_next_query_finds() -> None:
+    # Five passages on orthogonal axes; the question is near passages 0 and 1, far from 4, its second document.
+    matrix = np.eye(5, dtype=np.float32)
+    question = np.array([0.8, 0.6, 0.0, 0.0, 0.0], dtype=np.float32)
+    search = MatrixSearch(np.arange(5), matrix)
+    doc = {0: "a", 1: "x", 2: "y", 3: "z", 4: "b"}
+
+    def docs(ids: list[int]) -> list[str]:
+        return list(dict.fromkeys(doc[int(i)] for i in ids))
+
+    found = second_hop_from_supporting(
+        _PointsAt(matrix[4]),
+        question,
+        search.search,
+        search.vectors,
+        docs,
+        {"a", "b"},
+        1,  # type: ignore[arg-type]
+    )
+    assert found == {"missing": 1, "question": 0, "treehop": 1}
+    both_found = second_hop_from_supporting(
+        _PointsAt(matrix[4]),
+        question,
+        search.search,
+        search.vectors,
+        docs,
+        {"a", "x"},
+        2,  # type: ignore[arg-type]
+    )
+    assert both_found is None

@@ -128,9 +128,13 @@ def finetune_reranker(
     epochs: Annotated[int, typer.Option(min=1, help="cross-encoder: passes over the pairs")] = 1,
     batch_size: Annotated[int, typer.Option(min=1, help="cross-encoder: pairs per step")] = 16,
     title_queries: Annotated[
-        int,
-        typer.Option(min=0, help="cross-encoder: title pseudo-queries per corpus (0: none; see the model card)"),
-    ] = 600,
+        int | None,
+        typer.Option(
+            min=0,
+            help="title pseudo-queries per corpus (0: none; default 600 for the cross-encoder, 0 for prorank; "
+            "see the model card)",
+        ),
+    ] = None,
     holdout: Annotated[
         float,
         typer.Option(min=0.0, max=0.9, help="cross-encoder: share of training queries held out to choose the blend"),
@@ -204,7 +208,7 @@ def finetune_reranker(
             epochs=epochs,
             batch_size=batch_size,
             lr=lr if lr is not None else CrossEncoderTrainConfig.lr,
-            title_queries=title_queries,
+            title_queries=600 if title_queries is None else title_queries,
             holdout_fraction=holdout,
         )
         report = train_cross_encoder(ce_config, embedder, **common)
@@ -244,6 +248,7 @@ def finetune_reranker(
                 stage2_epochs=stage2_epochs,
                 stage2_loss=cast(Literal["listwise", "pairwise"], stage2_loss),
                 max_stage2_groups=stage2_groups,
+                title_queries=title_queries or 0,
                 stage2_lr=lr if lr is not None else ProRankConfig.stage2_lr,
             )
             report = train_prorank(pr_config, embedder, **common)

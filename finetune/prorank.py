@@ -72,6 +72,8 @@ class ProRankConfig:
         lora_r, lora_alpha, lora_dropout, lora_targets: the LoRA adapter.
         max_positives, n_negatives, mine_depth, max_train_pairs, dev_queries: pair sampling
             (:class:`hopmem.finetune.reranker_data.PairSampling`).
+        title_queries: title pseudo-queries per corpus added to stage 2 (0: none; they made the cross-encoder learn
+            but did not help SmolLM2 here, see the README).
         stage1: GRPO prompt warm-up settings; ``stage1.steps = 0`` skips the stage.
         stage2_epochs: passes over the stage-2 groups (0 skips the stage).
         stage2_negatives: negatives in each stage-2 group (with one positive).
@@ -98,6 +100,7 @@ class ProRankConfig:
     mine_depth: int = 30
     max_train_pairs: int = 2000
     dev_queries: int = 10
+    title_queries: int = 0
     stage1: GRPOSettings = field(default_factory=GRPOSettings)
     stage2_epochs: int = 1
     stage2_negatives: int = 3
@@ -447,6 +450,13 @@ def model_card(report: dict[str, Any]) -> str:
         "## Data",
     ]
     lines += data_card_lines(report)
+    titles = sum(int(c.get("title_pairs", 0)) for c in report["data"].values())
+    if cfg.get("title_queries"):
+        lines.append(
+            f"- title pseudo-queries: up to {cfg['title_queries']} per corpus ({titles} pairs): a title of 4+ words "
+            "as the query, the document's body as the positive, 3 negatives from the title's hybrid top ranks; "
+            "stage-2 groups are drawn from qrels and title groups alike"
+        )
     lines += [
         "- the query ids of every split are in `data.json`; evaluations skip the training queries",
         "",

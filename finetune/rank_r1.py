@@ -44,6 +44,7 @@ from hopmem.finetune.reranker_data import (
     build_training_data,
     data_card_lines,
     dev_metrics,
+    portable_adapter_config,
     write_model_files,
 )
 from hopmem.finetune.rewards import FORMAT_BONUS, NO_ANSWER, RewardLog, setwise_reward_func
@@ -291,6 +292,7 @@ def train_rank_r1(
         "reply": "<think>...</think> <answer>[k]</answer>",
     }
     (out / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    portable_adapter_config(out, config.base_model)
     del llm, model, trained
 
     t0 = time.perf_counter()

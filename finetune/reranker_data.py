@@ -409,9 +409,21 @@ def write_model_files(
     out.mkdir(parents=True, exist_ok=True)
     if record is not None:
         (out / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        portable_adapter_config(out, str(record.get("base_model") or ""))
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (out / "data.json").write_text(json.dumps({"datasets": splits}, indent=1) + "\n", encoding="utf-8")
     (out / "README.md").write_text(card, encoding="utf-8")
+
+
+def portable_adapter_config(folder: Path, base_model: str) -> None:
+    """Record the base model in ``adapter_config.json`` as it was named (``SmolLM2-135M-Instruct``), not as the
+    machine path peft writes; hopmem loads the base from ``hopmem_reranker.json``, so only the record changes."""
+    path = folder / "adapter_config.json"
+    if not base_model or not path.is_file():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base_model
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def data_card_lines(report: dict[str, Any]) -> list[str]:

@@ -17,6 +17,7 @@ import os
 import shutil
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,7 +220,9 @@ class TransformersLLM:
         except ImportError as exc:
             raise ModelNotAvailableError(f"LoRA adapters need peft: run {_INSTALL_HINT}.") from exc
         try:
-            return PeftModel.from_pretrained(model, str(folder), is_trainable=False)
+            with warnings.catch_warnings():  # peft reads a property transformers deprecated; nothing a user can do
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                return PeftModel.from_pretrained(model, str(folder), is_trainable=False)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelNotAvailableError(f"The adapter {folder} does not fit this model: {exc}.") from exc
 

@@ -13,9 +13,12 @@ from hopmem.agents.rerank import (
     PassThroughReranker,
     Reranker,
     default_cross_encoder_dir,
+    default_llm_reranker_dir,
+    find_adapter,
     init_cross_encoder,
     load_reranker,
     passage_text,
+    shipped_adapter_dir,
 )
 from hopmem.memory.errors import ConfigError
 from hopmem.memory.model_paths import resolve_embedder_path
@@ -95,8 +98,13 @@ def test_loader_names_and_missing_model_error(tmp_path: Path) -> None:
     assert message.count(". ") == 0 and message.endswith(".")  # one sentence
     with pytest.raises(ConfigError, match="Unknown reranker"):
         load_reranker("monot5", None, cache_dir=tmp_path)
-    with pytest.raises(ConfigError, match=r"No prorank adapter is installed; train one with `hopmem finetune reranker"):
-        load_reranker("prorank", None, cache_dir=tmp_path)  # none in the cache, none shipped
+    with pytest.raises(ConfigError, match=r"No rank-r1 adapter is installed; train one with `hopmem finetune reranker"):
+        load_reranker("rank-r1", None, cache_dir=tmp_path)  # none in the cache, none shipped
+    assert find_adapter("prorank", None, tmp_path) == shipped_adapter_dir("prorank")  # none in the cache: shipped
+    (default_llm_reranker_dir("prorank", tmp_path)).mkdir(parents=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (default_llm_reranker_dir("prorank", tmp_path) / name).write_text("{}")
+    assert find_adapter("prorank", None, tmp_path) == default_llm_reranker_dir("prorank", tmp_path)  # yours first
     with pytest.raises(ConfigError, match="No LoRA adapter in"):
         load_reranker("rank-r1", tmp_path, cache_dir=tmp_path)
     (tmp_path / "empty").mkdir()

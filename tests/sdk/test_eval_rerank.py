@@ -74,8 +74,8 @@ def test_missing_cross_encoder_and_unknown_recipe_fail_in_one_sentence(tiny: Pat
     assert "Traceback" not in done.stderr
     done = run_hopmem("finetune", "reranker", "--recipe", "magic", "--dataset", str(tiny), env=env)
     assert done.returncode == 2 and "prorank, rank-r1, cross-encoder" in done.stderr and "Traceback" not in done.stderr
-    done = run_hopmem("eval", "rerank", "--dataset", str(tiny), "--reranker", "prorank", env=env)
-    assert done.returncode == 2 and "--recipe prorank" in done.stderr and "Traceback" not in done.stderr
+    done = run_hopmem("eval", "rerank", "--dataset", str(tiny), "--reranker", "rank-r1", env=env)  # none shipped
+    assert done.returncode == 2 and "--recipe rank-r1" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.mark.slow

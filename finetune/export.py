@@ -1,0 +1,105 @@
+"""Copy a trained LoRA reranker adapter into the package (``hopmem/agents/reranker_weights/<recipe>``).
+
+The copy stores the weights in float16: a rank-16 adapter on every projection of SmolLM2-135M is 19.6 MB in float32
+and 9.8 MB in half precision, and peft casts half-precision adapter weights back to float32 when it loads them, so
+scoring still runs in float32. The copy's scores differ from the original's by float16 rounding only; the shipped
+copy is the one ``hopmem eval rerank`` measures, so a report describes the file that ships.
+
+Usage: ``python -m hopmem.finetune.export runs/prorank-cranfield --recipe prorank``, then ``hopmem eval rerank`` on
+the exported copy, then the same export with ``--eval-report REPORT`` to put its results into the card (the weights
+are cast the same way again, so the file is unchanged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from hopmem.memory.errors import InputError
+
+CARRIED_FILES = ("hopmem_reranker.json", "README.md", "metrics.json", "data.json")
+WEIGHTS_FILE = "adapter_model.safetensors"
+
+
+def evaluation_section(report: dict[str, Any]) -> str:
+    """The model card's section on how the shipped file ranked: every row of a ``hopmem eval rerank`` report."""
+    lines = [
+        "",
+        f"## Evaluation of this file ({report['dataset']} {report['split']}, {report['n_queries']} queries, "
+        f"{report['candidates']} top {report['depth']} candidates)",
+        "| candidates | reranker | nDCG@10 | recall@10 | MRR@10 | p50 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in report["results"]:
+        m = row["metrics"]
+        lines.append(
+            f"| {row['candidates']} | {row['reranker']} | {m['ndcg@10']:.4f} | {m['recall@10']:.4f} | "
+            f"{m['mrr@10']:.4f} | {row['latency_ms']['p50']:.0f} |"
+        )
+    lines += ["", f"Command: `{report.get('command') or 'hopmem eval rerank'}` (revision {report.get('git_revision')})"]
+    return "\n".join(lines) + "\n"
+
+
+def export_adapter(
+    src: Path | str, dst: Path | str, *, half: bool = True, evaluation: dict[str, Any] | None = None
+) -> Path:
+    """Write the adapter of ``src`` to ``dst`` (replaced): weights (float16 when ``half``), ``adapter_config.json``
+    with the base model as named in ``hopmem_reranker.json``, the record, card, metrics and query splits; with
+    ``evaluation`` (a ``hopmem eval rerank`` report of the exported file) the card gets its results.
+
+    Raises:
+        InputError: when ``src`` holds no adapter in safetensors or no ``hopmem_reranker.json``.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from hopmem.agents.rerank_pointwise import RECORD_FILE, read_reranker_record
+    from hopmem.finetune.reranker_data import portable_adapter_config
+
+    src, dst = Path(src), Path(dst)
+    if not (src / WEIGHTS_FILE).is_file() or not (src / "adapter_config.json").is_file():
+        raise InputError(f"{src} holds no peft adapter ({WEIGHTS_FILE} and adapter_config.json); train one first.")
+    record = read_reranker_record(src)
+    if not record:
+        raise InputError(f"{src} has no {RECORD_FILE}; only adapters trained by `hopmem finetune reranker` ship.")
+    tensors = load_file(str(src / WEIGHTS_FILE))
+    if half:
+        tensors = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in tensors.items()}
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    save_file(tensors, str(dst / WEIGHTS_FILE), metadata={"format": "pt"})
+    shutil.copy2(src / "adapter_config.json", dst / "adapter_config.json")
+    portable_adapter_config(dst, str(record.get("base_model") or ""))
+    for name in CARRIED_FILES:
+        if (src / name).is_file():
+            shutil.copy2(src / name, dst / name)
+    if evaluation is not None:
+        card = dst / "README.md"
+        text = card.read_text(encoding="utf-8") if card.is_file() else ""
+        card.write_text(text.rstrip("\n") + "\n" + evaluation_section(evaluation), encoding="utf-8")
+    return dst
+
+
+def main(argv: list[str] | None = None) -> None:
+    from hopmem.agents.rerank import shipped_adapter_dir
+
+    parser = argparse.ArgumentParser(description="Copy a trained reranker adapter into the package (float16).")
+    parser.add_argument("src", type=Path, help="adapter folder written by `hopmem finetune reranker`")
+    parser.add_argument("--recipe", default="prorank", help="prorank or rank-r1 (names the shipped folder)")
+    parser.add_argument("--dst", type=Path, default=None, help="target folder (default: the package's)")
+    parser.add_argument("--float32", action="store_true", help="keep the weights in float32")
+    parser.add_argument("--eval-report", type=Path, default=None, help="`hopmem eval rerank` JSON of the exported file")
+    args = parser.parse_args(argv)
+    evaluation = json.loads(args.eval_report.read_text(encoding="utf-8")) if args.eval_report else None
+    dst = args.dst or shipped_adapter_dir(args.recipe)
+    out = export_adapter(args.src, dst, half=not args.float32, evaluation=evaluation)
+    size = (out / WEIGHTS_FILE).stat().st_size / 1e6
+    print(f"{args.src} -> {out} ({size:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

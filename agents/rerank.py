@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from hopmem.memory.embeddings import quiet_transformers
 from hopmem.memory.errors import ConfigError, ModelNotAvailableError
 
 if TYPE_CHECKING:
@@ -121,17 +122,6 @@ class PassThroughReranker:
         return rank_by_scores(self.score(query, docs), top_k)
 
 
-def _quiet_transformers() -> None:
-    """Keep transformers' load reports and progress bars out of a user's terminal."""
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover - comes with sentence-transformers
-        pass
-
-
 def init_cross_encoder(base: str | Path, *, seed: int = 0, max_length: int = DEFAULT_MAX_LENGTH) -> CrossEncoder:
     """A cross-encoder whose encoder is read from ``base`` and whose 1-logit head is fresh (seeded).
 
@@ -145,7 +135,7 @@ def init_cross_encoder(base: str | Path, *, seed: int = 0, max_length: int = DEF
     import torch
 
     CrossEncoder = _cross_encoder_class()
-    _quiet_transformers()
+    quiet_transformers()
     torch.manual_seed(seed)
     try:
         model = CrossEncoder(str(base), num_labels=1, device="cpu", local_files_only=True, max_length=max_length)
@@ -211,7 +201,7 @@ class CrossEncoderReranker:
                     "`hopmem finetune reranker --recipe cross-encoder` or set HOPMEM_RERANKER=none."
                 )
             CrossEncoder = _cross_encoder_class()
-            _quiet_transformers()
+            quiet_transformers()
             log.info("loading cross-encoder from %s", self.folder)
             try:
                 model = CrossEncoder(str(self.folder), device="cpu", local_files_only=True, max_length=max_length)

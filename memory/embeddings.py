@@ -53,7 +53,7 @@ class SentenceTransformerEmbedder:
                 "sentence-transformers is not installed: run `make install` or pip install sentence-transformers."
             ) from exc
         log.info("loading embedder %s from %s", name, path)
-        _quiet_transformers()
+        quiet_transformers()
         try:
             self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         except (OSError, ValueError) as exc:
@@ -140,7 +140,8 @@ def _mean_pooled_stack(model: object) -> bool:
         return False
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
+    """Keep transformers' load reports and progress bars out of a user's terminal (hopmem shows its own progress)."""
     try:
         from transformers.utils import logging as hf_logging
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from hopmem.agents.llm.base import Completion, Message
 from hopmem.agents.llm.schema import parse_json_reply
+from hopmem.memory.embeddings import quiet_transformers
 from hopmem.memory.errors import LLMError, ModelNotAvailableError
 from hopmem.memory.model_paths import resolve_gguf_path
 
@@ -93,6 +94,7 @@ class TransformersLLM:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         started = time.perf_counter()
         source, label = self._checkpoint(model)
+        quiet_transformers()
         try:
             self._tokenizer: Any = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
             self._model: Any = transformers.AutoModelForCausalLM.from_pretrained(

@@ -5,8 +5,9 @@ list (here ``label`` for pointwise prompts, ``labels`` for setwise ones); it ret
 Completions come in groups of ``num_generations`` consecutive samples of the same prompt, and GRPO learns only from
 the differences inside a group, so the rewards are shaped to differ: a correct answer earns more than a wrong one,
 an exactly formatted one a little more than a loose one, and a reply with no answer at all earns least. A reply that
-is not exactly the answer also loses a little for its length, so even a model that has not yet learned the format
-(a group of replies none of which answers) gets rewards that differ, and learns to be brief first.
+is not exactly the answer also loses a little for its length (a setwise reply with no answer: on a longer scale, and
+it earns a little for the format's tags it has), so even a model that has not yet learned the format (a group of
+replies none of which answers) gets rewards that differ, and learns to be brief and to use the format first.
 
 :class:`RewardLog` keeps what each call saw, so training reports (and tests) can show that the groups' rewards had
 variance, i.e. that GRPO had a signal to learn from.
@@ -27,6 +28,10 @@ NO_ANSWER = -0.5
 LENGTH_PENALTY = 0.2
 """Most a reply loses for its length beyond the answer (reached at :data:`LONG_REPLY` characters)."""
 LONG_REPLY = 40
+SETWISE_LONG_REPLY = 800
+"""Characters at which a setwise reply without an answer has lost all of :data:`LENGTH_PENALTY` (about the 192-token
+completion budget of the rank-r1 recipe: reasoning replies are long, so the pointwise scale would saturate)."""
+SETWISE_TAGS = ("<think>", "</think>", "<answer>")
 
 
 def completion_text(completion: Any) -> str:
@@ -95,7 +100,7 @@ def setwise_reward(text: str, labels: Sequence[float], *, ndcg: bool = False) ->
     """
     choice, _, well_formed = parse_setwise(text, len(labels))
     if choice is None:
-        return NO_ANSWER - (0.0 if well_formed else LENGTH_PENALTY * min(len(text.strip()), LONG_REPLY) / LONG_REPLY)
+        return NO_ANSWER + setwise_partial_format(text)
     best = max(labels) if labels else 0.0
     if best <= 0:
         correct = 0.0
@@ -104,6 +109,21 @@ def setwise_reward(text: str, labels: Sequence[float], *, ndcg: bool = False) ->
     else:
         correct = labels[choice] / best
     return correct + (FORMAT_BONUS if well_formed else 0.0)
+
+
+def setwise_partial_format(text: str) -> float:
+    """What a setwise reply that names no valid passage earns beside :data:`NO_ANSWER`: up to half the format bonus
+    for the tags it has (of ``<think>``, ``</think>``, ``<answer>``), minus up to :data:`LENGTH_PENALTY` for its
+    length on the :data:`SETWISE_LONG_REPLY` scale.
+
+    An untuned small model (SmolLM2-135M) answers none of its first setwise prompts in the format; with a flat
+    penalty every reply of a group earned the same, so GRPO had nothing to learn from. These terms make such a group's
+    rewards differ, towards the format and brevity, while any valid answer still earns more (at least 0).
+    """
+    lower = text.lower()
+    tags = sum(tag in lower for tag in SETWISE_TAGS) / len(SETWISE_TAGS)
+    length = min(len(text.strip()), SETWISE_LONG_REPLY) / SETWISE_LONG_REPLY
+    return 0.5 * FORMAT_BONUS * tags - LENGTH_PENALTY * length
 
 
 def pointwise_reward_func(log: RewardLog | None = None) -> Callable[..., list[float]]:

@@ -95,6 +95,13 @@ def test_setwise_reward_grades_choices_plain_and_ndcg() -> None:
     assert setwise_reward("<think>x</think><answer>[9]</answer>", labels) < 0  # out of range
     assert setwise_reward("", labels) == NO_ANSWER
     assert setwise_reward("the first one, surely, without any tags at all", labels) < NO_ANSWER  # long and no answer
+    # Replies without an answer still differ (SmolLM2's first replies all lack one): tags earn, length costs.
+    rambling = "I think passage one is about wings. " * 30
+    started = "<think>" + rambling
+    closed = "<think>wings</think> <answer>passage one</answer>"
+    rewards = [setwise_reward(t, labels) for t in (rambling, rambling[:200], started, closed)]
+    assert rewards[0] < rewards[1] and rewards[0] < rewards[2] < rewards[3] < 0.0
+    assert max(rewards) < setwise_reward("<answer>[3]</answer>", labels)  # any valid answer earns more
     log = RewardLog(group_size=2)
     func = setwise_reward_func(log, ndcg=True)
     completions = [[{"role": "assistant", "content": t}] for t in (good, partial, good, good)]

@@ -77,10 +77,16 @@ def export_adapter(
     for name in CARRIED_FILES:
         if (src / name).is_file():
             shutil.copy2(src / name, dst / name)
+    card = dst / "README.md"
+    text = card.read_text(encoding="utf-8").rstrip("\n") + "\n" if card.is_file() else ""
+    if half:
+        text += (
+            "\nThis copy stores the weights in float16 (`python -m hopmem.finetune.export`); peft casts them to "
+            "float32 when it loads them, so scoring runs in float32.\n"
+        )
     if evaluation is not None:
-        card = dst / "README.md"
-        text = card.read_text(encoding="utf-8") if card.is_file() else ""
-        card.write_text(text.rstrip("\n") + "\n" + evaluation_section(evaluation), encoding="utf-8")
+        text += evaluation_section(evaluation)
+    card.write_text(text, encoding="utf-8")
     return dst
 
 

@@ -465,7 +465,8 @@ def model_card(report: dict[str, Any]) -> str:
         f"{s1['prompts_per_step']} prompts x {s1['num_generations']} generations per step, temperature "
         f"{s1['temperature']}, lr {s1['lr']}; reward = correct label (graded), -0.5 with no digit, + 0.2 for an "
         f"exact digit, else minus up to 0.2 for length; mean reward {rewards.get('mean_reward', 'n/a')}, groups "
-        f"with reward variance {rewards.get('groups_with_variance', 'n/a')}",
+        f"with reward variance {rewards.get('groups_with_variance', 'n/a')}, replies with a readable answer "
+        f"{rewards.get('answered', 'n/a')}",
         f"- stage 2 (score learning on the logit difference): {cfg['stage2_loss']} loss, "
         f"{report['stage2'].get('groups', 0)} groups of 1 positive + {cfg['stage2_negatives']} negatives, "
         f"{cfg['stage2_epochs']} epoch(s), lr {cfg['stage2_lr']}",

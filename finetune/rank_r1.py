@@ -360,9 +360,10 @@ def model_card(report: dict[str, Any]) -> str:
         f"generations per step, up to {g['max_completion_length']} tokens per reply, temperature {g['temperature']}, "
         f"lr {g['lr']}, vLLM generation: {'yes' if g['use_vllm'] else 'no'}",
         f"- reward = {reward_rule}, + {FORMAT_BONUS} for a well-formed `<think>`/`<answer>` reply; {NO_ANSWER} "
-        "(minus a little for length) when no valid passage is named",
-        f"- mean reward {rewards.get('mean_reward', 'n/a')}, groups with reward variance "
-        f"{rewards.get('groups_with_variance', 'n/a')}, over {rewards.get('completions', 0)} completions",
+        "(plus a little per format tag, minus a little for length) when no valid passage is named",
+        f"- mean reward {rewards.get('mean_reward', 'n/a')} (best {rewards.get('max_reward', 'n/a')}), groups with "
+        f"reward variance {rewards.get('groups_with_variance', 'n/a')}, completions naming a valid passage "
+        f"{rewards.get('answered', 'n/a')}, over {rewards.get('completions', 0)} completions",
         f"- prompt budget: {cfg['passage_tokens']} passage tokens, {cfg['query_tokens']} query tokens",
         "",
         f"## Dev pairs (dev-split queries, {report['dev_after']['pairs']} pairs, never trained on)",

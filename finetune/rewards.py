@@ -50,25 +50,33 @@ class RewardLog:
     group_size: int
     rewards: list[float] = field(default_factory=list)
     group_stds: list[float] = field(default_factory=list)
+    answered: list[bool] = field(default_factory=list)
 
-    def add(self, values: Sequence[float]) -> None:
+    def add(self, values: Sequence[float], answered: Sequence[bool] = ()) -> None:
+        """Record one call's rewards and, when given, which completions held a readable answer."""
         self.rewards += list(values)
+        self.answered += list(answered)
         size = max(1, self.group_size)
         for start in range(0, len(values) - size + 1, size):
             group = values[start : start + size]
             self.group_stds.append(statistics.pstdev(group) if len(group) > 1 else 0.0)
 
     def summary(self) -> dict[str, float | int]:
-        """Mean reward, share of groups whose rewards varied, mean group std, and how many completions were seen."""
+        """Mean and best reward, share of groups whose rewards varied, mean group std, how many completions were
+        seen and the share of them that held a readable answer (whether the model has found the format at all)."""
         if not self.rewards:
             return {"completions": 0, "mean_reward": float("nan"), "groups_with_variance": 0.0, "mean_group_std": 0.0}
         varied = sum(s > 1e-9 for s in self.group_stds)
-        return {
+        summary: dict[str, float | int] = {
             "completions": len(self.rewards),
             "mean_reward": round(statistics.fmean(self.rewards), 4),
+            "max_reward": round(max(self.rewards), 4),
             "groups_with_variance": round(varied / max(1, len(self.group_stds)), 4),
             "mean_group_std": round(statistics.fmean(self.group_stds), 4) if self.group_stds else 0.0,
         }
+        if self.answered:
+            summary["answered"] = round(sum(self.answered) / len(self.answered), 4)
+        return summary
 
 
 def pointwise_reward(text: str, label: float) -> float:
@@ -130,9 +138,10 @@ def pointwise_reward_func(log: RewardLog | None = None) -> Callable[..., list[fl
     """A TRL reward function for pointwise prompts whose dataset has a ``label`` column."""
 
     def relevance_reward(prompts: list[Any], completions: list[Any], label: list[float], **_: Any) -> list[float]:
-        values = [pointwise_reward(completion_text(c), float(y)) for c, y in zip(completions, label, strict=True)]
+        texts = [completion_text(c) for c in completions]
+        values = [pointwise_reward(t, float(y)) for t, y in zip(texts, label, strict=True)]
         if log is not None:
-            log.add(values)
+            log.add(values, [parse_pointwise(t)[0] is not None for t in texts])
         return values
 
     return relevance_reward
@@ -144,12 +153,10 @@ def setwise_reward_func(log: RewardLog | None = None, *, ndcg: bool = False) -> 
     def selection_reward(
         prompts: list[Any], completions: list[Any], labels: list[list[float]], **_: Any
     ) -> list[float]:
-        values = [
-            setwise_reward(completion_text(c), [float(v) for v in y], ndcg=ndcg)
-            for c, y in zip(completions, labels, strict=True)
-        ]
+        texts = [completion_text(c) for c in completions]
+        values = [setwise_reward(t, [float(v) for v in y], ndcg=ndcg) for t, y in zip(texts, labels, strict=True)]
         if log is not None:
-            log.add(values)
+            log.add(values, [parse_setwise(t, len(y))[0] is not None for t, y in zip(texts, labels, strict=True)])
         return values
 
     return selection_reward

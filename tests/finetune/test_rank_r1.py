@@ -107,6 +107,12 @@ def test_setwise_reward_grades_choices_plain_and_ndcg() -> None:
     completions = [[{"role": "assistant", "content": t}] for t in (good, partial, good, good)]
     values = func(prompts=[None] * 4, completions=completions, labels=[labels] * 4)
     assert values[0] > values[1] and log.summary()["groups_with_variance"] == 0.5
+    func(prompts=[None] * 2, completions=[[{"role": "assistant", "content": t}] for t in (rambling, closed)],
+         labels=[labels] * 2)  # fmt: skip
+    summary = log.summary()
+    assert summary["answered"] == pytest.approx(4 / 6, abs=1e-4) and summary["max_reward"] == pytest.approx(
+        max(values), abs=1e-4
+    )
 
 
 def test_two_grpo_steps_change_the_adapter_and_see_rewards_that_vary(tiny_causal_lm: Path, tmp_path: Path) -> None:

@@ -67,6 +67,9 @@ def test_the_exported_adapter_is_half_precision_and_scores_like_the_original(
     assert "| hybrid | prorank | 0.2500 | 0.2500 | 0.2500 | 12 |" in card
     assert "`hopmem eval rerank --dataset tiny` (revision abc)" in card
 
+    loaded = TransformersLLM(str(tiny_causal_lm), adapter=str(out)).model
+    assert {str(p.dtype) for n, p in loaded.named_parameters() if "lora_" in n} == {"torch.float32"}  # peft upcasts
+
     original = PointwiseLLMReranker(adapter=src).score(QUERY, DOCS)
     exported = PointwiseLLMReranker(adapter=out).score(QUERY, DOCS)
     base = PointwiseLLMReranker(str(tiny_causal_lm)).score(QUERY, DOCS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -107,23 +108,9 @@ def test_second_hop_counts_what_each_next_query_finds() -> None:
     def docs(ids: list[int]) -> list[str]:
         return list(dict.fromkeys(doc[int(i)] for i in ids))
 
-    found = second_hop_from_supporting(
-        _PointsAt(matrix[4]),
-        question,
-        search.search,
-        search.vectors,
-        docs,
-        {"a", "b"},
-        1,  # type: ignore[arg-type]
-    )
-    assert found == {"missing": 1, "question": 0, "treehop": 1}
-    both_found = second_hop_from_supporting(
-        _PointsAt(matrix[4]),
-        question,
-        search.search,
-        search.vectors,
-        docs,
-        {"a", "x"},
-        2,  # type: ignore[arg-type]
-    )
-    assert both_found is None
+    def second_hop(relevant: set[str], top_n: int) -> dict[str, Any] | None:
+        model: Any = _PointsAt(matrix[4])
+        return second_hop_from_supporting(model, question, search.search, search.vectors, docs, relevant, top_n)
+
+    assert second_hop({"a", "b"}, 1) == {"missing": 1, "question": 0, "treehop": 1}
+    assert second_hop({"a", "x"}, 2) is None  # the first hop found every document

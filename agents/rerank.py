@@ -9,7 +9,9 @@ Backends here:
 - :class:`PassThroughReranker` (``none``): keeps the order it was given (the fused order);
 - :class:`CrossEncoderReranker` (``cross-encoder``): a sentence-transformers ``CrossEncoder`` read from a local
   folder, run batched in float32 on the CPU. The product's default is trained from the packaged MiniLM weights by
-  ``hopmem finetune reranker --recipe cross-encoder`` and lives in :func:`default_cross_encoder_dir`.
+  ``hopmem finetune reranker --recipe cross-encoder`` and ships in the package, packed
+  (:mod:`hopmem.agents.cross_encoder_pack`); a user's own training goes to :func:`default_cross_encoder_dir` and is
+  found first (:func:`find_cross_encoder`).
 
 The LLM rerankers have a module each: :mod:`hopmem.agents.rerank_pointwise` (``prorank``, ``prorank-base``),
 :mod:`hopmem.agents.rerank_setwise` (``rank-r1``) and :mod:`hopmem.agents.rerank_served` (``prorank`` through vLLM);
@@ -28,8 +30,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from hopmem.agents.cross_encoder_pack import apply_packed_weights, is_packed_cross_encoder, read_pack_record
 from hopmem.memory.embeddings import quiet_transformers
 from hopmem.memory.errors import ConfigError, ModelNotAvailableError
+from hopmem.memory.model_paths import resolve_embedder_path
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -163,7 +167,8 @@ class CrossEncoderReranker:
     Pairs are scored in batches sorted by length, so a batch pads little; results come back in the given order.
 
     Args:
-        folder: a folder written by ``CrossEncoder.save`` (``hopmem finetune reranker`` writes one).
+        folder: a folder written by ``CrossEncoder.save`` (``hopmem finetune reranker`` writes one), or a packed
+            one (:mod:`hopmem.agents.cross_encoder_pack`; the shipped default).
         batch_size: pairs per forward pass.
         max_length: tokens per pair (default: what the folder was saved with, else 128).
         model: an already built ``CrossEncoder`` (then ``folder`` is only recorded), e.g. from
@@ -200,16 +205,7 @@ class CrossEncoderReranker:
                     f"No cross-encoder in {self.folder} (config.json and weights expected); train one with "
                     "`hopmem finetune reranker --recipe cross-encoder` or set HOPMEM_RERANKER=none."
                 )
-            CrossEncoder = _cross_encoder_class()
-            quiet_transformers()
-            log.info("loading cross-encoder from %s", self.folder)
-            try:
-                model = CrossEncoder(str(self.folder), device="cpu", local_files_only=True, max_length=max_length)
-            except (OSError, ValueError) as exc:
-                raise ConfigError(
-                    f"The cross-encoder in {self.folder} cannot be loaded ({exc}); train it again with "
-                    "`hopmem finetune reranker --recipe cross-encoder`."
-                ) from exc
+            model = _load_cross_encoder(self.folder, max_length)
         elif max_length is not None:
             model.max_seq_length = max_length
         if not model.max_seq_length:
@@ -246,16 +242,65 @@ class CrossEncoderReranker:
         return rank_by_scores(self.score(query, docs), top_k)
 
 
+def _load_cross_encoder(folder: Path, max_length: int | None) -> CrossEncoder:
+    """A cross-encoder from a folder saved by sentence-transformers or a packed one, in float32 on the CPU."""
+    if is_packed_cross_encoder(folder):
+        record = read_pack_record(folder)
+        base = resolve_embedder_path(str(record.get("base_model") or "all-MiniLM-L6-v2"))
+        length = max_length or int(record.get("max_length") or DEFAULT_MAX_LENGTH)
+        return apply_packed_weights(init_cross_encoder(base, seed=0, max_length=length), folder)
+    CrossEncoder = _cross_encoder_class()
+    quiet_transformers()
+    log.info("loading cross-encoder from %s", folder)
+    try:
+        return CrossEncoder(str(folder), device="cpu", local_files_only=True, max_length=max_length)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"The cross-encoder in {folder} cannot be loaded ({exc}); train it again with "
+            "`hopmem finetune reranker --recipe cross-encoder`."
+        ) from exc
+
+
 def is_cross_encoder_dir(folder: Path) -> bool:
-    """True when ``folder`` looks like a saved cross-encoder (a config and a weights file)."""
+    """True when ``folder`` looks like a saved cross-encoder (a config and a weights file) or a packed one."""
     folder = Path(folder)
     has_weights = any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
-    return (folder / "config.json").is_file() and has_weights
+    return ((folder / "config.json").is_file() and has_weights) or is_packed_cross_encoder(folder)
 
 
 def default_cross_encoder_dir(cache_dir: Path) -> Path:
-    """Where the default cross-encoder (trained from the packaged MiniLM on the training splits) lives."""
+    """Where a user's own cross-encoder (``hopmem finetune reranker --recipe cross-encoder``) is saved by default."""
     return Path(cache_dir).expanduser() / "models" / "cross-encoder-minilm-l6"
+
+
+def shipped_cross_encoder_dir() -> Path:
+    """The default cross-encoder shipped inside the package, packed (:mod:`hopmem.agents.cross_encoder_pack`)."""
+    return Path(__file__).resolve().parent / "reranker_weights" / "cross-encoder"
+
+
+def find_cross_encoder(location: str | Path | None, cache_dir: Path) -> Path:
+    """The cross-encoder folder: ``location`` when given, else the user's own (trained into the cache), else the
+    shipped one.
+
+    Raises:
+        ConfigError: when ``location`` holds no cross-encoder, or no folder of the lookup does (the message says
+            how to train one).
+    """
+    if location:
+        folder = Path(location).expanduser()
+        if is_cross_encoder_dir(folder):
+            return folder
+        raise ConfigError(
+            f"No cross-encoder in {folder} (config.json and weights expected); train one with "
+            "`hopmem finetune reranker --recipe cross-encoder` or set HOPMEM_RERANKER=none."
+        )
+    for folder in (default_cross_encoder_dir(cache_dir), shipped_cross_encoder_dir()):
+        if is_cross_encoder_dir(folder):
+            return folder
+    raise ConfigError(
+        f"No cross-encoder in {default_cross_encoder_dir(cache_dir)} nor in the package; train one with "
+        "`make finetune-cross-encoder` or set HOPMEM_RERANKER=none."
+    )
 
 
 def default_llm_reranker_dir(recipe: str, cache_dir: Path) -> Path:
@@ -302,7 +347,8 @@ def load_reranker(
 ) -> Reranker:
     """The reranker called ``name``.
 
-    - ``none``: pass-through; ``cross-encoder``: the MiniLM cross-encoder (``location`` or the one in the cache);
+    - ``none``: pass-through; ``cross-encoder``: the MiniLM cross-encoder (``location``, else the user's trained one
+      in the cache, else the shipped one);
     - ``prorank``: the pointwise LLM reranker with its LoRA adapter (``location``, else the user's trained one in the
       cache, else the shipped one); ``prorank-base``: that adapter's base model (and prompt budget) without it;
     - ``rank-r1``: the setwise reasoning reranker with its adapter (found like ``prorank``).
@@ -331,8 +377,7 @@ def load_reranker(
     if key == "none":
         return PassThroughReranker()
     if key == "cross-encoder":
-        folder = Path(location).expanduser() if location else default_cross_encoder_dir(cache_dir)
-        return CrossEncoderReranker(folder, batch_size=batch_size)
+        return CrossEncoderReranker(find_cross_encoder(location, cache_dir), batch_size=batch_size)
     if key in ("prorank", "prorank-base"):
         from hopmem.agents.rerank_pointwise import PointwiseLLMReranker, read_reranker_record
 

@@ -195,11 +195,11 @@ def config_show(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 
 @models_app.command("check")
 def models_check() -> None:
-    """Load the configured embedder and LLM offline and run each once."""
+    """Load every configured model offline and run it once on a realistic input (a chat of 500+ tokens, a batch of
+    passages), in a child process, so that a crash of a native library is reported in one sentence."""
     from hopmem.models_check import check_models
 
-    for line in check_models(_settings()):
-        typer.echo(line)
+    check_models(_settings(), echo=typer.echo)
 
 
 @eval_app.command("retrieval")

@@ -139,6 +139,12 @@ def finetune_reranker(
         float,
         typer.Option(min=0.0, max=0.9, help="cross-encoder: share of training queries held out to choose the blend"),
     ] = 0.2,
+    freeze_embeddings: Annotated[
+        bool,
+        typer.Option(
+            help="cross-encoder: keep the base encoder's word embeddings (the shipped model stores only the rest)"
+        ),
+    ] = True,
     passage_tokens: Annotated[int, typer.Option(min=8, max=1024, help="LLM recipes: tokens kept of a passage")] = 160,
     grpo_steps: Annotated[
         int | None, typer.Option(min=0, help="LLM recipes: GRPO steps (prorank stage 1; 0 skips it)")
@@ -210,6 +216,7 @@ def finetune_reranker(
             lr=lr if lr is not None else CrossEncoderTrainConfig.lr,
             title_queries=600 if title_queries is None else title_queries,
             holdout_fraction=holdout,
+            freeze_word_embeddings=freeze_embeddings,
         )
         report = train_cross_encoder(ce_config, embedder, **common)
         rows: tuple[tuple[str, Any], ...] = (

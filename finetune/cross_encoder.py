@@ -86,6 +86,9 @@ class CrossEncoderTrainConfig:
         title_min_words: titles shorter than this are not used as queries.
         title_negatives: negatives per title pseudo-query.
         holdout_fraction: share of each training split kept out of training to choose the blend weight on.
+        freeze_word_embeddings: keep the base encoder's word embeddings as they are (half of MiniLM's parameters).
+            The shipped model then stores only the other half and takes the embeddings from the packaged MiniLM
+            (:mod:`hopmem.agents.cross_encoder_pack`), which keeps it under 25 MB at the trained model's quality.
         blend_grid: blend weights tried on the held-out queries (:func:`hopmem.agents.rerank.blend_with_order`).
         checkpoint_every: optimiser steps between checkpoints.
         keep_checkpoints: keep the checkpoint folder after a finished run.
@@ -112,6 +115,7 @@ class CrossEncoderTrainConfig:
     title_min_words: int = 4
     title_negatives: int = 3
     holdout_fraction: float = 0.2
+    freeze_word_embeddings: bool = True
     blend_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     checkpoint_every: int = 20
     keep_checkpoints: bool = False
@@ -178,8 +182,11 @@ def train_cross_encoder(
         order += epoch
     batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
     total_steps = len(batches)
-    head = [p for n, p in net.named_parameters() if n.startswith(("classifier", "bert.pooler"))]
-    body = [p for n, p in net.named_parameters() if not n.startswith(("classifier", "bert.pooler"))]
+    if config.freeze_word_embeddings:
+        net.get_input_embeddings().weight.requires_grad_(False)
+    trainable = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+    head = [p for n, p in trainable if n.startswith(("classifier", "bert.pooler"))]
+    body = [p for n, p in trainable if not n.startswith(("classifier", "bert.pooler"))]
     optimizer = torch.optim.AdamW(
         [{"params": body, "lr": config.lr}, {"params": head, "lr": config.lr * config.head_lr_scale}],
         weight_decay=config.weight_decay,
@@ -247,6 +254,7 @@ def train_cross_encoder(
         "config": {**asdict(config), "datasets": list(config.datasets)},
         "base_model": {"name": config.base_model, "path": display_path(base)},
         "parameters": sum(p.numel() for p in net.parameters()),
+        "trained_parameters": sum(p.numel() for _, p in trainable),
         "data": data.counts,
         "splits": [{"dataset": s["dataset"], "rule": s["rule"]} for s in data.splits],
         "train_pairs": n_train,

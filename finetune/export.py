@@ -1,4 +1,8 @@
-"""Copy a trained LoRA reranker adapter into the package (``hopmem/agents/reranker_weights/<recipe>``).
+"""Copy a trained reranker into the package (``hopmem/agents/reranker_weights/<recipe>``).
+
+Two kinds ship: LoRA adapters of the LLM rerankers (:func:`export_adapter`) and the default cross-encoder, packed
+(:func:`export_cross_encoder`: only the tensors it trained, in float16, over the packaged MiniLM; see
+:mod:`hopmem.agents.cross_encoder_pack`).
 
 The copy stores the weights in float16: a rank-16 adapter on every projection of SmolLM2-135M is 19.6 MB in float32
 and 9.8 MB in half precision, and peft casts half-precision adapter weights back to float32 when it loads them, so
@@ -6,8 +10,8 @@ scoring still runs in float32. The copy's scores differ from the original's by f
 copy is the one ``hopmem eval rerank`` measures, so a report describes the file that ships.
 
 Usage: ``python -m hopmem.finetune.export runs/prorank-cranfield --recipe prorank``, then ``hopmem eval rerank`` on
-the exported copy, then the same export with ``--eval-report REPORT`` to put its results into the card (the weights
-are cast the same way again, so the file is unchanged).
+the exported copy, then the same export with ``--eval-report REPORT`` (repeatable) to put its results into the card
+(the weights are cast the same way again, so the file is unchanged).
 """
 
 from __future__ import annotations
@@ -90,20 +94,100 @@ def export_adapter(
     return dst
 
 
-def main(argv: list[str] | None = None) -> None:
-    from hopmem.agents.rerank import shipped_adapter_dir
+def export_cross_encoder(src: Path | str, dst: Path | str, *, evaluations: list[dict[str, Any]] | None = None) -> Path:
+    """Pack the cross-encoder trained in ``src`` into ``dst`` (replaced): the tensors that differ from its base
+    encoder in float16, the hashes of those that do not (the word embeddings, when they were frozen), the blend
+    weight, card, metrics and query splits; each of ``evaluations`` (``hopmem eval rerank`` reports of the packed
+    copy) adds a section to the card.
 
-    parser = argparse.ArgumentParser(description="Copy a trained reranker adapter into the package (float16).")
-    parser.add_argument("src", type=Path, help="adapter folder written by `hopmem finetune reranker`")
-    parser.add_argument("--recipe", default="prorank", help="prorank or rank-r1 (names the shipped folder)")
+    Raises:
+        InputError: when ``src`` holds no trained cross-encoder with its blend weight, or when nothing of it equals
+            its base (trained with ``--no-freeze-embeddings``: the packed copy would be as large as the model).
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from hopmem.agents.cross_encoder_pack import PACK_RECORD, PACK_WEIGHTS, tensor_sha256
+    from hopmem.agents.rerank import BLEND_FILE, CrossEncoderReranker, init_cross_encoder
+    from hopmem.memory.model_paths import resolve_embedder_path
+
+    src, dst = Path(src), Path(dst)
+    if not (src / "model.safetensors").is_file() or not (src / BLEND_FILE).is_file():
+        raise InputError(f"{src} holds no trained cross-encoder (model.safetensors, {BLEND_FILE}); train one first.")
+    metrics = json.loads((src / "metrics.json").read_text(encoding="utf-8")) if (src / "metrics.json").is_file() else {}
+    base_name = str((metrics.get("base_model") or {}).get("name") or "all-MiniLM-L6-v2")
+    max_length = CrossEncoderReranker(src).max_length
+    base_state = init_cross_encoder(resolve_embedder_path(base_name), seed=0, max_length=max_length).model.state_dict()
+    trained = load_file(str(src / "model.safetensors"))
+    omitted = {
+        key: tensor_sha256(value)
+        for key, value in trained.items()
+        if value.is_floating_point() and key in base_state and torch.equal(value, base_state[key].to(value.dtype))
+    }
+    if not omitted:
+        raise InputError(
+            f"Every tensor of {src} differs from {base_name}; train it with frozen word embeddings (the default) to "
+            "pack it."
+        )
+    kept = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in trained.items() if k not in omitted}
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    save_file(kept, str(dst / PACK_WEIGHTS), metadata={"format": "pt"})
+    record = json.loads((src / BLEND_FILE).read_text(encoding="utf-8"))
+    record["packed"] = {
+        "base_model": base_name,
+        "omitted": omitted,
+        "dtype": "float16",
+        "max_length": max_length,
+    }
+    (dst / PACK_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    for name in CARRIED_FILES:
+        if name != "hopmem_reranker.json" and (src / name).is_file():
+            shutil.copy2(src / name, dst / name)
+    card = dst / "README.md"
+    text = card.read_text(encoding="utf-8").rstrip("\n") + "\n" if card.is_file() else ""
+    size = (dst / PACK_WEIGHTS).stat().st_size / 1e6
+    text += (
+        f"\nThis copy is packed (`python -m hopmem.finetune.export --recipe cross-encoder`, {size:.1f} MB): the "
+        f"tensors training changed, in float16, over the packaged {base_name}, whose unchanged tensors "
+        f"({', '.join(sorted(omitted))}) are checked by hash at load; scoring runs in float32.\n"
+    )
+    for evaluation in evaluations or []:
+        text += evaluation_section(evaluation)
+    card.write_text(text, encoding="utf-8")
+    return dst
+
+
+def main(argv: list[str] | None = None) -> None:
+    from hopmem.agents.cross_encoder_pack import PACK_WEIGHTS
+    from hopmem.agents.rerank import shipped_adapter_dir, shipped_cross_encoder_dir
+
+    parser = argparse.ArgumentParser(description="Copy a trained reranker into the package (float16).")
+    parser.add_argument("src", type=Path, help="model or adapter folder written by `hopmem finetune reranker`")
+    parser.add_argument(
+        "--recipe", default="prorank", help="prorank, rank-r1 or cross-encoder (names the shipped folder)"
+    )
     parser.add_argument("--dst", type=Path, default=None, help="target folder (default: the package's)")
-    parser.add_argument("--float32", action="store_true", help="keep the weights in float32")
-    parser.add_argument("--eval-report", type=Path, default=None, help="`hopmem eval rerank` JSON of the exported file")
+    parser.add_argument("--float32", action="store_true", help="adapters: keep the weights in float32")
+    parser.add_argument(
+        "--eval-report",
+        type=Path,
+        action="append",
+        default=[],
+        help="`hopmem eval rerank` JSON of the exported file (repeat for several data sets)",
+    )
     args = parser.parse_args(argv)
-    evaluation = json.loads(args.eval_report.read_text(encoding="utf-8")) if args.eval_report else None
-    dst = args.dst or shipped_adapter_dir(args.recipe)
-    out = export_adapter(args.src, dst, half=not args.float32, evaluation=evaluation)
-    size = (out / WEIGHTS_FILE).stat().st_size / 1e6
+    evaluations = [json.loads(path.read_text(encoding="utf-8")) for path in args.eval_report]
+    if args.recipe == "cross-encoder":
+        out = export_cross_encoder(args.src, args.dst or shipped_cross_encoder_dir(), evaluations=evaluations)
+        size = (out / PACK_WEIGHTS).stat().st_size / 1e6
+    else:
+        if len(evaluations) > 1:
+            raise InputError("An adapter's card takes one --eval-report.")
+        dst = args.dst or shipped_adapter_dir(args.recipe)
+        out = export_adapter(args.src, dst, half=not args.float32, evaluation=evaluations[0] if evaluations else None)
+        size = (out / WEIGHTS_FILE).stat().st_size / 1e6
     print(f"{args.src} -> {out} ({size:.1f} MB)")
 
 

@@ -27,7 +27,9 @@ from hopmem.agents.rerank import (
     Reranker,
     default_cross_encoder_dir,
     find_adapter,
+    find_cross_encoder,
     init_cross_encoder,
+    is_cross_encoder_dir,
     load_reranker,
     passage_text,
 )
@@ -35,7 +37,7 @@ from hopmem.evaluate import cli_command, git_revision, indexed_corpus, machine_i
 from hopmem.memory.beir import dataset_hash
 from hopmem.memory.beir_store import BEIR_TENANT
 from hopmem.memory.embeddings import load_embedder
-from hopmem.memory.errors import InputError
+from hopmem.memory.errors import ConfigError, InputError
 from hopmem.memory.hybrid import HybridSearcher
 from hopmem.memory.indexes import open_index
 from hopmem.memory.metrics import mean, percentiles, recall_at_k, retrieval_metrics
@@ -63,6 +65,15 @@ def trained_query_ids(model_dir: Path, dataset_name: str) -> set[str]:
     return {q for d in record.get("datasets", []) if d.get("dataset") == dataset_name for q in d.get("train_ids", [])}
 
 
+def _cross_encoder_folder(location: str | Path | None, cache_dir: Path) -> Path:
+    """The cross-encoder the evaluation means (``find_cross_encoder``'s lookup); a missing one is reported when a
+    row needs it, by the reranker's own error."""
+    try:
+        return find_cross_encoder(location, cache_dir)
+    except ConfigError:
+        return Path(location).expanduser() if location else default_cross_encoder_dir(cache_dir)
+
+
 def _build_reranker(name: str, model_dir: Path, settings: Settings, adapters: dict[str, Path]) -> Reranker:
     if name == "none":
         return PassThroughReranker()
@@ -82,7 +93,7 @@ def _build_reranker(name: str, model_dir: Path, settings: Settings, adapters: di
     if name == UNTRAINED:
         base = resolve_embedder_path(settings.embedder)
         # The same start as training (seed 0, fresh head) and the same pair length as the trained model.
-        length = CrossEncoderReranker(model_dir).max_length if (model_dir / "config.json").is_file() else None
+        length = CrossEncoderReranker(model_dir).max_length if is_cross_encoder_dir(model_dir) else None
         model = init_cross_encoder(base, seed=0, **({"max_length": length} if length else {}))
         return CrossEncoderReranker(base, model=model, batch_size=settings.rerank_batch_size, name=UNTRAINED)
     raise InputError(f"Unknown reranker {name!r}; use one of {', '.join(EVAL_RERANKERS)}.")
@@ -161,7 +172,7 @@ def evaluate_rerank(
         raise InputError("--depth must be at least 1.")
     settings = settings or get_settings()
     root = Path(dataset)
-    folder = Path(model_dir or settings.reranker_model or default_cross_encoder_dir(settings.cache_dir)).expanduser()
+    folder = _cross_encoder_folder(model_dir or settings.reranker_model, settings.cache_dir)
     adapters: dict[str, Path] = {}
     if "prorank" in names or ("prorank-base" in names and adapter):
         adapters["prorank"] = find_adapter("prorank", adapter, settings.cache_dir)

@@ -160,3 +160,54 @@ class LlamaCppLLM:
             raise LLMError(
                 f"llama.cpp failed to generate ({exc}); shorten the input or raise HOPMEM_LLM_CONTEXT."
             ) from exc
+
+
+BASELINE_FEATURES = ("AVX", "AVX2", "FMA", "F16C")
+"""CPU features the portable build (tools/build_llama_cpp.sh) compiles in: x86-64-v3."""
+BEYOND_BASELINE_TAGS = ("AVX512", "AVX_VNNI", "AMX", "VNNI", "BF16")
+"""A compiled-in feature whose name holds one of these is beyond the portable baseline: a CPU may report it and the
+kernel still refuse it (AMX tiles), or an older CPU lack it."""
+
+
+def parse_system_info(text: str) -> dict[str, bool]:
+    """The features of a ggml system-info line (``CPU : AVX = 1 | AVX2 = 1 | ... |``), name -> compiled in."""
+    features: dict[str, bool] = {}
+    for part in text.split("|"):
+        name, sep, value = part.rpartition("=")
+        name = name.split(":")[-1].strip()
+        if sep and name and value.strip().isdigit():
+            features[name] = features.get(name, False) or value.strip() != "0"
+    return features
+
+
+def beyond_baseline(features: dict[str, bool]) -> list[str]:
+    """The compiled-in features of ``features`` that lie beyond the portable x86-64-v3 baseline."""
+    return [name for name, on in features.items() if on and any(tag in name for tag in BEYOND_BASELINE_TAGS)]
+
+
+def llama_cpp_build_features() -> dict[str, bool]:
+    """The CPU features the installed llama.cpp library was compiled with, read from its system-info line.
+
+    ggml lists what was compiled in (a kernel that is not listed, or listed as 0, does not exist in the library,
+    whatever the CPU reports), so this shows from the build itself which kernels can run.
+
+    Raises:
+        ModelNotAvailableError: when llama-cpp-python is not installed.
+    """
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ModelNotAvailableError(
+            "llama-cpp-python is not installed: run `make install` or pip install 'hopmem[llamacpp]'."
+        ) from exc
+    info = llama_cpp.llama_print_system_info()
+    return parse_system_info(info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info))
+
+
+def describe_build(features: dict[str, bool]) -> str:
+    """A short account of a llama.cpp build: its baseline features, and any beyond the portable baseline."""
+    on = [f for f in BASELINE_FEATURES if features.get(f)]
+    beyond = beyond_baseline(features)
+    return f"llama.cpp build: {'+'.join(on) or 'no AVX'}, " + (
+        f"also {'+'.join(beyond)} (not portable)" if beyond else "no AVX-512/VNNI/AMX"
+    )

@@ -90,10 +90,11 @@ def test_saved_cross_encoder_loads_through_the_loader(cross_encoder: CrossEncode
 def test_loader_names_and_missing_model_error(tmp_path: Path) -> None:
     assert isinstance(load_reranker("none", None, cache_dir=tmp_path), PassThroughReranker)
     assert default_cross_encoder_dir(tmp_path) == tmp_path / "models" / "cross-encoder-minilm-l6"
+    (tmp_path / "no-model").mkdir()
     with pytest.raises(ConfigError) as missing:
-        load_reranker("cross-encoder", None, cache_dir=tmp_path)
+        load_reranker("cross-encoder", tmp_path / "no-model", cache_dir=tmp_path)
     message = str(missing.value)
-    assert str(default_cross_encoder_dir(tmp_path)) in message
+    assert str(tmp_path / "no-model") in message
     assert "hopmem finetune reranker --recipe cross-encoder" in message
     assert message.count(". ") == 0 and message.endswith(".")  # one sentence
     with pytest.raises(ConfigError, match="Unknown reranker"):

@@ -35,11 +35,26 @@ def test_the_default_is_the_cross_encoder(monkeypatch: pytest.MonkeyPatch) -> No
     assert get_settings().reranker == Settings.model_fields["reranker"].default == "cross-encoder"
 
 
-def test_without_a_trained_cross_encoder_the_fused_order_is_kept_with_a_warning(
+def test_without_a_trained_cross_encoder_the_shipped_one_reranks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("HOPMEM_RERANKER")
     settings = get_settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", llm_backend="none")
+    step = _ask(settings)
+    assert step["reranker"] == "cross-encoder" and "warning" not in step
+
+
+def test_a_reranker_that_cannot_load_keeps_the_fused_order_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HOPMEM_RERANKER")
+    (tmp_path / "empty").mkdir()
+    settings = get_settings(
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+        llm_backend="none",
+        reranker_model=str(tmp_path / "empty"),
+    )
     step = _ask(settings)
     assert step["reranker"] == "none"
     assert "No cross-encoder" in str(step["warning"]) and "fused order is kept" in str(step["warning"])

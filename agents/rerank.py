@@ -141,10 +141,15 @@ def init_cross_encoder(base: str | Path, *, seed: int = 0, max_length: int = DEF
     CrossEncoder = _cross_encoder_class()
     quiet_transformers()
     torch.manual_seed(seed)
+    st_log = logging.getLogger("sentence_transformers")
+    level = st_log.level
+    st_log.setLevel(logging.ERROR)  # "Converting SentenceTransformer model ... to CrossEncoder" is what we ask for
     try:
         model = CrossEncoder(str(base), num_labels=1, device="cpu", local_files_only=True, max_length=max_length)
     except (OSError, ValueError) as exc:
         raise ModelNotAvailableError(f"Could not read the encoder in {base} for a cross-encoder: {exc}.") from exc
+    finally:
+        st_log.setLevel(level)
     model.float()
     return model
 

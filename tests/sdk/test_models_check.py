@@ -110,3 +110,13 @@ def test_a_native_build_is_told_apart_from_the_portable_one() -> None:
         "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | AVX512 = 0 | AMX_INT8 = 0 |"
     )
     assert beyond_baseline(portable) == [] and describe_build(portable).endswith("no AVX-512/VNNI/AMX")
+
+
+def test_make_install_built_llama_cpp_with_the_portable_options() -> None:
+    import importlib.metadata as md
+    import json as json_
+
+    marker = Path(str(md.distribution("llama_cpp_python").locate_file("llama_cpp"))) / "hopmem-build.json"
+    assert marker.is_file(), "llama-cpp-python was not installed by tools/build_llama_cpp.sh"
+    options = json_.loads(marker.read_text())["cmake_args"].split()
+    assert "-DGGML_NATIVE=OFF" in options and "-DGGML_AMX_INT8=OFF" in options and "-DGGML_AVX512=OFF" in options

@@ -125,11 +125,23 @@ def bench_concurrency(
     typer.echo(f"{'op':<8} {'count':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     for op, row in report["per_op"].items():
         typer.echo(f"{op:<8} {row['count']:>6} {row['p50']:>8.2f} {row['p95']:>8.2f} {row['p99']:>8.2f}")
-    _write(report, json_out)
     checks = report["verification"]
+    typer.echo(
+        f"visible rows={checks['visible_rows']}  without a vector={checks['rows_without_vector']}  "
+        f"quarantined={checks['quarantined_rows']}  integrity problems={len(checks['integrity_problems'])}"
+    )
+    _write(report, json_out)
     failed = report["errors"] or report["lost"] or report["duplicated"] or checks["not_erased"]
     if failed or report["missing_ops"] or any(code != 0 for code in report["exit_codes"]):
         typer.echo("error: the store does not match the workers' logs; see the report's verification.", err=True)
+        raise typer.Exit(1)
+    unsound = checks["rows_without_vector"] or checks["hidden_rows_with_vector"] or checks["integrity_problems"]
+    if unsound or checks["quarantined_rows"] or checks["held_writes"]:
+        typer.echo(
+            "error: the store matches the logs, but a visible row lacks its vector, a held row leaked into the index,"
+            " the integrity check failed or the trust gate held an honest write; see the report's verification.",
+            err=True,
+        )
         raise typer.Exit(1)
 
 

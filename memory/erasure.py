@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from hopmem.memory.db import connect, scrub_files, write_transaction
 from hopmem.memory.records import EraseReport
-from hopmem.memory.store import MemoryStore, require_tenant
+from hopmem.memory.store import EraseHook, MemoryStore, require_tenant
 
 if TYPE_CHECKING:
     from hopmem.memory.behaviour import BehaviourStore
@@ -55,17 +55,21 @@ class Eraser:
         self.checkpoint_path = checkpoint_path
         self.busy_timeout_ms = busy_timeout_ms
 
-    def erase_ids(self, tenant: str, ids: Sequence[int], *, reason: str = "ids") -> EraseReport:
+    def erase_ids(
+        self, tenant: str, ids: Sequence[int], *, reason: str = "ids", hook: EraseHook | None = None
+    ) -> EraseReport:
         """Erase these memories of ``tenant`` (ids of other tenants or unknown ids are ignored, not errors).
 
         Copies are removed before the rows, so that an erase interrupted half-way (a locked file) can simply be
-        run again: until the rows go, the ids and texts to look for are still known.
+        run again: until the rows go, the ids and texts to look for are still known. ``hook`` runs inside the rows'
+        transaction (the trust signals an erase gives, :data:`hopmem.memory.store.EraseHook`): if it fails, the rows
+        stay and the erase can be run again.
         """
         require_tenant(tenant)
         targets = self.store.contents_of(tenant, ids)
         threads = self._erase_conversations(tenant, list(targets.values()), whole_tenant=False)
         feedback = self.behaviour.erase_memories(tenant, list(targets)) if self.behaviour is not None else 0
-        report, _ = self.store.erase_rows(tenant, list(targets), reason=reason)
+        report, _ = self.store.erase_rows(tenant, list(targets), reason=reason, hook=hook)
         return self._finish(tenant, report, threads, feedback)
 
     def erase_tenant(self, tenant: str) -> EraseReport:

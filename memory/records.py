@@ -112,6 +112,9 @@ class MemoryInput:
     source: str | None = None
     derived_from: tuple[int, ...] = ()
     parent_trust: float | None = None
+    on_behalf: bool = False
+    """The user's own handle wrote it, labelled with ``agent_id`` (an import on the agent's behalf): the text is the
+    agent's for the gate and for memory trust, but the write is the user's (provenance ``"via": "user"``)."""
 
 
 @dataclass

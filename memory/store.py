@@ -47,6 +47,14 @@ WriteHook = Callable[[sqlite3.Connection, list[AddResult], float], None]
 """Called inside the write transaction of :meth:`MemoryStore.add_memories` with its results and time: bookkeeping
 that must commit with the write or not at all (the trust signals). An exception rolls the whole write back."""
 
+UpdateHook = Callable[[sqlite3.Connection, MemoryRecord, float], None]
+"""Called inside the transaction of :meth:`MemoryStore.update_memory` with the memory as it was before the change and
+the time: bookkeeping that must commit with the change or not at all. An exception rolls the change back."""
+
+EraseHook = Callable[[sqlite3.Connection, list[MemoryRecord], float], None]
+"""Called inside the transaction of :meth:`MemoryStore.erase_rows`, before the rows go, with the memories about to be
+erased and the time: bookkeeping that must commit with the erase or not at all. An exception rolls the erase back."""
+
 
 def require_tenant(tenant: object) -> str:
     """Validate a tenant id: a non-empty string. There is no wildcard tenant."""
@@ -272,6 +280,8 @@ class MemoryStore:
                     "agent": item.agent_id,
                     "source_class": item.source_class,
                 }
+                if item.on_behalf and item.agent_id is not None:
+                    event["via"] = "user"  # the user's handle wrote it on the agent's behalf
                 if item.source:
                     event["source"] = item.source
                 if item.derived_from:
@@ -347,11 +357,19 @@ class MemoryStore:
         embedder: tuple[str, int] | None,
         agent_id: str | None,
         reason: str | None = None,
+        on_behalf: bool = False,
+        hook: UpdateHook | None = None,
     ) -> MemoryRecord:
         """Change fields of one memory and append the change to its provenance chain, in one transaction.
 
         ``changes`` holds validated values for any of: content, title, tags, metadata, importance. A change of the
-        embedded text (content or title) comes with its new ``vector`` when the store keeps vectors.
+        embedded text (content or title) comes with its new ``vector`` when the store keeps vectors; the vector of a
+        quarantined memory stays in the quarantine table, out of every vector index.
+
+        Args:
+            agent_id: who made the change (None: the user).
+            on_behalf: the user's handle made the change, labelled with ``agent_id`` (provenance ``"via": "user"``).
+            hook: bookkeeping run inside the same transaction (see :data:`UpdateHook`).
 
         Raises:
             InputError: when ``memory_id`` is not a memory of ``tenant``.
@@ -363,11 +381,15 @@ class MemoryStore:
         now = time.time()
         with write_transaction(self.conn) as conn:
             row = conn.execute(
-                "SELECT provenance, content_hash FROM memories WHERE tenant = ? AND id = ?", (tenant, memory_id)
+                "SELECT m.*, d.source AS source, d.external_id AS external_id FROM memories m"
+                " LEFT JOIN documents d ON d.id = m.document_id WHERE m.tenant = ? AND m.id = ?",
+                (tenant, memory_id),
             ).fetchone()
             if row is None:
                 raise InputError(f"There is no memory {memory_id} in tenant {tenant!r}; check the id.")
             event: dict[str, Any] = {"at": now, "action": "update", "agent": agent_id, "fields": sorted(changes)}
+            if on_behalf and agent_id is not None:
+                event["via"] = "user"
             if reason:
                 event["reason"] = reason
             columns: dict[str, Any] = {}
@@ -390,20 +412,34 @@ class MemoryStore:
             )
             if vector is not None and embedder is not None:
                 self._check_embedder(*embedder)
-                conn.execute(
-                    "INSERT INTO embeddings (memory_id, tenant, model, dim, vector) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT (memory_id) DO UPDATE SET vector = excluded.vector, model = excluded.model,"
-                    " dim = excluded.dim",
-                    (memory_id, tenant, embedder[0], embedder[1], np.asarray(vector, np.float32).tobytes()),
-                )
+                blob = np.asarray(vector, np.float32).tobytes()
+                if row["quarantined"]:
+                    conn.execute(
+                        "UPDATE quarantine SET model = ?, dim = ?, vector = ? WHERE tenant = ? AND memory_id = ?",
+                        (embedder[0], embedder[1], blob, tenant, memory_id),
+                    )
+                else:
+                    conn.execute(
+                        "INSERT INTO embeddings (memory_id, tenant, model, dim, vector) VALUES (?, ?, ?, ?, ?)"
+                        " ON CONFLICT (memory_id) DO UPDATE SET vector = excluded.vector, model = excluded.model,"
+                        " dim = excluded.dim",
+                        (memory_id, tenant, embedder[0], embedder[1], blob),
+                    )
             self._audit(conn, tenant, "memory.update", {"id": memory_id, "fields": sorted(changes)}, now)
-        return self.get(tenant, [memory_id])[0]
+            if hook is not None:
+                hook(conn, _record(row), now)
+        return self.get(tenant, [memory_id], include_quarantined=True)[0]
 
-    def erase_rows(self, tenant: str, ids: Sequence[int], *, reason: str) -> tuple[EraseReport, list[str]]:
+    def erase_rows(
+        self, tenant: str, ids: Sequence[int], *, reason: str, hook: EraseHook | None = None
+    ) -> tuple[EraseReport, list[str]]:
         """Delete memories of ``tenant`` (with their FTS rows and vectors) and documents left without chunks.
 
         Returns the counts and the erased contents. The contents are returned, never stored, so that the caller can
         find copies in other files (conversation checkpoints). The audit log records the ids and counts only.
+
+        Args:
+            hook: bookkeeping run inside the same transaction, before the rows go (see :data:`EraseHook`).
         """
         require_tenant(tenant)
         wanted = sorted({int(i) for i in ids})
@@ -413,6 +449,21 @@ class MemoryStore:
         vectors = 0
         with write_transaction(self.conn) as conn:
             touched_docs: set[int] = set()
+            if hook is not None:
+                now = time.time()
+                before: list[MemoryRecord] = []
+                for start in range(0, len(wanted), 500):
+                    part = wanted[start : start + 500]
+                    marks = ",".join("?" * len(part))
+                    before.extend(
+                        _record(row)
+                        for row in conn.execute(
+                            "SELECT m.*, d.source AS source, d.external_id AS external_id FROM memories m"
+                            f" LEFT JOIN documents d ON d.id = m.document_id WHERE m.tenant = ? AND m.id IN ({marks})",
+                            (tenant, *part),
+                        )
+                    )
+                hook(conn, before, now)
             for start in range(0, len(wanted), 500):
                 part = wanted[start : start + 500]
                 marks = ",".join("?" * len(part))

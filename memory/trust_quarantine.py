@@ -5,19 +5,23 @@ A quarantined memory has its row in ``memories`` with ``quarantined = 1`` (every
 held, and its embedding, kept out of the ``embeddings`` table so that no vector index (exact or Qdrant) can return
 it. Approval moves the vector into ``embeddings`` and moves the store's vector epoch, so that every derived index
 picks it up (its id is older than the newest vector, so an append-only refresh would miss it). Rejection is an
-erasure through the one erase path (``hopmem.Memory.reject``), so nothing of the text is left.
+erasure through the one erase path (``hopmem.Memory.reject``), so nothing of the text is left. The review's trust
+signals (``approved``, ``rejected`` for the writer) commit in the approval's or the erase's own transaction.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hopmem.memory.db import write_transaction
 from hopmem.memory.errors import InputError
-from hopmem.memory.store import MemoryStore, require_tenant
+from hopmem.memory.records import MemoryRecord
+from hopmem.memory.store import EraseHook, MemoryStore, require_tenant
+from hopmem.memory.trust import TrustModel
 
 
 def list_quarantine(store: MemoryStore, tenant: str, *, limit: int = 1000) -> list[dict[str, Any]]:
@@ -62,12 +66,20 @@ def held_writers(store: MemoryStore, tenant: str, ids: Sequence[int]) -> dict[in
     return found
 
 
-def approve(store: MemoryStore, tenant: str, ids: Sequence[int], *, note: str | None = None) -> list[int]:
+def approve(
+    store: MemoryStore,
+    tenant: str,
+    ids: Sequence[int],
+    *,
+    note: str | None = None,
+    model: TrustModel | None = None,
+) -> list[int]:
     """Make these quarantined memories visible, in one transaction; returns their ids.
 
-    The approval is appended to each memory's provenance chain as an ``approve`` event by the user.
+    The approval is appended to each memory's provenance chain as an ``approve`` event by the user. With ``model``,
+    each writer gets an ``approved`` signal in the same transaction.
     """
-    held_writers(store, tenant, ids)
+    writers = held_writers(store, tenant, ids)
     now = time.time()
     with write_transaction(store.conn) as conn:
         for mid in ids:
@@ -96,4 +108,21 @@ def approve(store: MemoryStore, tenant: str, ids: Sequence[int], *, note: str | 
             "INSERT INTO audit_log (at, tenant, action, detail) VALUES (?, ?, ?, ?)",
             (now, tenant, "quarantine.approve", json.dumps({"ids": [int(i) for i in ids]})),
         )
+        if model is not None:
+            for mid, writer in writers.items():
+                if writer is not None:
+                    model.record(conn, tenant, writer, "approved", memory_id=mid, now=now)
     return [int(i) for i in ids]
+
+
+def rejection_hook(model: TrustModel, tenant: str, writers: Mapping[int, str | None]) -> EraseHook:
+    """The bookkeeping of rejecting held memories (``writers``: id -> writer, from :func:`held_writers`): a
+    ``rejected`` signal to the writer of each one the erase removes, inside the erase's transaction."""
+
+    def book(conn: sqlite3.Connection, erased: list[MemoryRecord], now: float) -> None:
+        gone = {record.id for record in erased}
+        for mid, writer in writers.items():
+            if writer is not None and mid in gone:
+                model.record(conn, tenant, writer, "rejected", memory_id=mid, now=now)
+
+    return book

@@ -7,14 +7,16 @@ begins, so a bad call changes nothing.
 Identity: a ``Memory`` opened with ``agent="planner"`` acts as that agent: every write, update and feedback is that
 agent's, and naming another agent in a call is refused. Trust (``hopmem.memory.trust``) only ever reads identity
 from here, never from a memory's metadata. A ``Memory`` opened without an agent is the user's own handle: its writes,
-feedback and reviews are the user's, and it may label writes with an agent id (importing on an agent's behalf).
+feedback and reviews are the user's, and it may label writes with an agent id (importing on an agent's behalf): the
+text then counts as the agent's for the write gate and for memory trust, while provenance records that the user's
+handle wrote it (``"via": "user"``), so that the user changing or erasing it later is no correction of the agent
+(``hopmem.memory.trust_corrections``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,9 +36,10 @@ from hopmem.memory.ltr import LearnedRanker
 from hopmem.memory.records import AddResult, EraseReport, MemoryInput, MemoryRecord, SearchFilter, SearchResult
 from hopmem.memory.store import MemoryStore, require_tenant
 from hopmem.memory.trust import AgentTrust, TrustModel
+from hopmem.memory.trust_corrections import delete_hook, overwrite_hook
 from hopmem.memory.trust_gate import WriteBlockedError, WriteGate
 from hopmem.memory.trust_quarantine import approve as approve_held
-from hopmem.memory.trust_quarantine import held_writers, list_quarantine
+from hopmem.memory.trust_quarantine import held_writers, list_quarantine, rejection_hook
 from hopmem.memory.vector_base import VectorIndex
 from hopmem.settings import Settings, get_settings
 
@@ -320,6 +323,8 @@ class Memory:
         )
         if item.source_class == "document":
             raise InputError("Source class 'document' is for ingested files; use Memory.ingest, or another class.")
+        if self.agent is None and item.agent_id is not None:
+            item = dataclasses.replace(item, on_behalf=True)
         return item
 
     def _write(self, items: list[MemoryInput]) -> list[AddResult]:
@@ -363,7 +368,11 @@ class Memory:
         agent: str | None = None,
         reason: str | None = None,
     ) -> MemoryRecord:
-        """Change a memory; the change (who, when, which fields, why) is appended to its provenance chain."""
+        """Change a memory; the change (who, when, which fields, why) is appended to its provenance chain.
+
+        The user's change of the content of an agent's fresh memory counts against that agent
+        (:mod:`hopmem.memory.trust_corrections`); the signal commits with the change.
+        """
         mid = check.memory_id(memory_id)
         current = self.get(mid)
         changes: dict[str, Any] = {}
@@ -397,14 +406,22 @@ class Memory:
                     f"Agent {who!r} has trust {trust:.2f}, below {self.settings.trust_threshold:.2f}, so it may not "
                     "change memories; the user can make the change."
                 )
-        updated = self.store.update_memory(
-            self.tenant, mid, changes, vector, embedder=embedder, agent_id=who, reason=reason
+        hook = (
+            overwrite_hook(self.trust, self.tenant, changes["content"])
+            if who is None and "content" in changes
+            else None
         )
-        overwrote = "content" in changes and changes["content"] != current.content
-        fresh = time.time() - current.created_at <= self.settings.trust_overwrite_window_s
-        if who is None and overwrote and current.agent_id is not None and fresh:
-            self.trust.signal(self.tenant, current.agent_id, "user_overwrite", memory_id=mid)
-        return updated
+        return self.store.update_memory(
+            self.tenant,
+            mid,
+            changes,
+            vector,
+            embedder=embedder,
+            agent_id=who,
+            reason=reason,
+            on_behalf=self.agent is None and who is not None,
+            hook=hook,
+        )
 
     def feedback(self, memory_id: int, kind: str = "up", *, query: str | None = None, agent: str | None = None) -> int:
         """Record feedback (``up``, ``down`` or ``click``) on a memory, in the behavioural file.
@@ -448,7 +465,9 @@ class Memory:
         """Erase memories for good: by id, by filter (agent, tags, source class, time range), or the whole tenant.
 
         Selectors combine: ids and a filter erase the listed ids that pass the filter. ``everything=True`` erases
-        the tenant (memories, documents, agents, feedback, conversations) and takes no other selector.
+        the tenant (memories, documents, agents, feedback, conversations) and takes no other selector. The user's
+        erase of agents' fresh memories counts against them (:mod:`hopmem.memory.trust_corrections`); the signal
+        commits with the erase.
         """
         eraser = self._eraser()
         try:
@@ -469,24 +488,16 @@ class Memory:
             if ids is not None:
                 wanted = [check.memory_id(i) for i in ([ids] if isinstance(ids, int | str) else ids)]
                 chosen = wanted if chosen is None else sorted(set(wanted) & set(chosen))
-            fresh = self._fresh_agent_writes(chosen or []) if self.agent is None else {}
-            report = eraser.erase_ids(self.tenant, chosen or [], reason="ids" if filters.empty else "filter")
-            for writer, erased in sorted(fresh.items()):
-                self.trust.signal(self.tenant, writer, "user_delete", scale=len(erased), detail={"ids": erased[:100]})
-            return report
+            return eraser.erase_ids(
+                self.tenant,
+                chosen or [],
+                reason="ids" if filters.empty else "filter",
+                hook=delete_hook(self.trust, self.tenant) if self.agent is None else None,
+            )
         finally:
             for extra in eraser.indexes:
                 if extra is not self._index:
                     extra.close()
-
-    def _fresh_agent_writes(self, ids: Sequence[int]) -> dict[str, list[int]]:
-        """The visible memories among ``ids`` that an agent wrote within the overwrite window, by agent."""
-        since = time.time() - self.settings.trust_overwrite_window_s
-        out: dict[str, list[int]] = {}
-        for record in self.store.get(self.tenant, list(ids)):
-            if record.agent_id is not None and record.created_at >= since:
-                out.setdefault(record.agent_id, []).append(record.id)
-        return out
 
     # ---- trust and quarantine -------------------------------------------------------------------------------
 
@@ -520,12 +531,7 @@ class Memory:
         """
         self._require_user("approve")
         wanted = [check.memory_id(i) for i in ([ids] if isinstance(ids, int | str) else ids)]
-        writers = held_writers(self.store, self.tenant, wanted)
-        done = approve_held(self.store, self.tenant, wanted, note=note)
-        for mid, writer in writers.items():
-            if writer is not None:
-                self.trust.signal(self.tenant, writer, "approved", memory_id=mid)
-        return done
+        return approve_held(self.store, self.tenant, wanted, note=note, model=self.trust)
 
     def reject(self, ids: int | Sequence[int]) -> EraseReport:
         """Erase quarantined memories for good (the one erase path), with a ``rejected`` signal to their writers.
@@ -538,15 +544,13 @@ class Memory:
         writers = held_writers(self.store, self.tenant, wanted)
         eraser = self._eraser()
         try:
-            report = eraser.erase_ids(self.tenant, wanted, reason="quarantine.reject")
+            return eraser.erase_ids(
+                self.tenant, wanted, reason="quarantine.reject", hook=rejection_hook(self.trust, self.tenant, writers)
+            )
         finally:
             for extra in eraser.indexes:
                 if extra is not self._index:
                     extra.close()
-        for mid, writer in writers.items():
-            if writer is not None:
-                self.trust.signal(self.tenant, writer, "rejected", memory_id=mid)
-        return report
 
     def _eraser(self) -> Eraser:
         indexes: list[VectorIndex] = [self.index]

@@ -15,6 +15,12 @@ Verification, after every worker has exited, compares the store with the logs al
 
 A failed operation leaves its memory in either state, so the verifier accepts both for it, and a row written by an
 add that then raised is counted apart (``orphans_of_errors``), not as a duplicate.
+
+The store's own checks (:func:`store_checks`): ``rows_without_vector`` counts visible memories that have no stored
+vector or that the vector index (rebuilt from SQLite) does not hold, ``quarantined_rows`` the writes the trust gate
+held (invisible; the workers are honest, so a held write is a false alarm of the gate), ``held_writes`` the adds
+the workers' logs say were held, ``hidden_rows_with_vector`` quarantined memories whose vector reached the index
+tables, and ``integrity_problems`` what SQLite's and FTS5's integrity checks report. The trust gate stays on.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from hopmem.memory.metrics import percentiles
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
+    from hopmem.memory.store import MemoryStore
     from hopmem.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -185,6 +192,31 @@ def read_logs(log_dir: Path) -> list[dict[str, Any]]:
     return entries
 
 
+def store_checks(store: MemoryStore, tenant: str) -> dict[str, Any]:
+    """Whether every visible memory of ``tenant`` is indexed and nothing held leaked (see the module docstring)."""
+    from hopmem.memory.vector_index import ExactVectorIndex
+
+    visible = {
+        int(r[0]) for r in store.conn.execute("SELECT id FROM memories WHERE tenant = ? AND quarantined = 0", (tenant,))
+    }
+    held = {
+        int(r[0]) for r in store.conn.execute("SELECT id FROM memories WHERE tenant = ? AND quarantined = 1", (tenant,))
+    }
+    vectors = store.vector_ids(tenant)
+    index = ExactVectorIndex(store)
+    try:
+        indexed = index.ids(tenant)
+    finally:
+        index.close()
+    return {
+        "visible_rows": len(visible),
+        "quarantined_rows": len(held),
+        "rows_without_vector": len(visible - (vectors & indexed)),
+        "hidden_rows_with_vector": len(held & (vectors | indexed)),
+        "integrity_problems": store.integrity_problems(),
+    }
+
+
 def verify_workdir(workdir: Path, tenant: str) -> tuple[Verification, list[dict[str, Any]], dict[str, Any]]:
     """Verify the store and logs left in ``workdir`` by a run; returns the verification, the entries, store checks."""
     from hopmem.memory.store import MemoryStore
@@ -196,9 +228,8 @@ def verify_workdir(workdir: Path, tenant: str) -> tuple[Verification, list[dict[
             int(r[0]): str(r[1])
             for r in store.conn.execute("SELECT id, content FROM memories WHERE tenant = ?", (tenant,))
         }
-        vectors = store.vector_ids(tenant)
-        problems = store.integrity_problems()
-    checks = {"rows_without_vector": len(rows.keys() - vectors), "integrity_problems": problems}
+        checks = store_checks(store, tenant)
+    checks["held_writes"] = sum(1 for e in entries if e.get("held"))
     return verify(entries, rows, seed_ids), entries, checks
 
 

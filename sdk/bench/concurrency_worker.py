@@ -1,10 +1,15 @@
 """One worker process of the concurrency benchmark: its own :class:`Memory` on the shared store, a seeded op mix.
 
 The worker logs every operation to its own JSONL file (one line per op, flushed at once, so that a crash leaves the
-log up to the op that crashed) with: ``w`` (worker), ``seq``, ``op``, ``id``, ``marker``, ``ok``, ``error``, ``ms``.
-It updates and erases only memories it added itself, so that its log alone predicts what the store must hold for it;
-searches read anything. Each content carries a marker unique to (worker, op), ``[bench:wWW:SSSS]``, by which the
-verifier recognises rows.
+log up to the op that crashed) with: ``w`` (worker), ``seq``, ``op``, ``id``, ``marker``, ``ok``, ``error``, ``ms``,
+and for adds ``held`` (the trust gate quarantined the write). It updates and erases only memories it added itself,
+so that its log alone predicts what the store must hold for it; searches read anything. Each content carries a
+marker unique to (worker, op), ``[bench:wWW:SSSS]``, by which the verifier recognises rows.
+
+Identity: the worker writes through the user's handle (a ``Memory`` without an agent), labelling each add and update
+with its agent id ``bench-wNN`` (an import on the agent's behalf), and erases through the same handle. The trust gate
+stays on: the labelled writes are gated as that agent's, and erasing or rewriting its own writes is no correction
+of the agent (:mod:`hopmem.memory.trust_corrections`).
 
 It is started by :func:`hopmem.bench.concurrency_bench.run_concurrency_bench` through ``multiprocessing``'s spawn
 context, loads the embedder, reports ready, and waits for the common start signal so that load time is not timed.
@@ -101,6 +106,7 @@ def run_ops(memory: Any, config: WorkerConfig) -> None:
                     entry["marker"] = marker(config.worker, seq)
                     record = memory.add(f"{text} {entry['marker']}", title=title, agent=agent_id(config.worker))
                     entry["id"] = record.id
+                    entry["held"] = record.quarantined
                     live.append(record.id)
                 elif op == "update":
                     target = live[rng.randrange(len(live))]

@@ -79,18 +79,30 @@ def test_verify_accepts_either_state_after_a_failed_op_and_counts_orphans_apart(
     assert (result.errors, result.lost, result.duplicated, result.orphans_of_errors) == (2, 0, 0, 1)
 
 
-def test_small_real_run_is_clean_and_a_doctored_store_is_caught(shared_data: Path, tmp_path: Path) -> None:
+def test_honest_concurrent_workers_pass_the_trust_gate_and_a_doctored_store_is_caught(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    # Seed 5, 30 ops: each worker erases two or three of its own fresh memories, which once counted as the user
+    # deleting the agent's writes (trust 0.4 after two), so that its later adds were held and its updates failed.
+    settings = get_settings(trust_gate=True)
     report = run_concurrency_bench(
-        2, 20, settings=get_settings(), seed=3, progress=False, data_root=shared_data, workdir=tmp_path
+        2, 30, settings=settings, seed=5, progress=False, data_root=shared_data, workdir=tmp_path
     )
+    assert report["op_counts"]["erase"] >= 4
     assert set(report) >= REQUIRED | {"per_op", "wall_s", "machine", "command"}
-    assert (report["procs"], report["ops"], report["logged_ops"]) == (2, 20, 40)
+    assert (report["procs"], report["ops"], report["logged_ops"]) == (2, 30, 60)
     assert (report["errors"], report["lost"], report["duplicated"]) == (0, 0, 0), report["verification"]
-    assert report["verification"]["rows_without_vector"] == 0
-    assert report["verification"]["integrity_problems"] == []
+    checks = report["verification"]
+    assert checks["quarantined_rows"] == 0 and checks["held_writes"] == 0, checks
+    assert checks["visible_rows"] == checks["stored_rows"] == checks["expected_rows"] > 0
+    assert checks["rows_without_vector"] == 0 and checks["hidden_rows_with_vector"] == 0
+    assert checks["integrity_problems"] == []
     assert report["exit_codes"] == [0, 0]
     assert report["p95_ms"] > 0 and report["per_op"]["add"]["count"] > 0
     assert json.loads(json.dumps(report)) == report
+    with MemoryStore(tmp_path / "data" / "hopmem.sqlite") as store:
+        signals = [r[0] for r in store.conn.execute("SELECT kind FROM trust_signals")]
+    assert signals == []  # honest work gives no signal: no burst, no contradiction, no correction
 
     # doctor the store: drop one logged memory, store a copy of another
     with MemoryStore(tmp_path / "data" / "hopmem.sqlite") as store:

@@ -51,8 +51,15 @@ def test_add_returns_the_stored_record_with_an_add_event(memory: Memory) -> None
     assert (record.agent_id, record.source_class, record.importance) == ("scribe", "agent", 0.8)
     assert record.content_hash == hashlib.sha256(record.content.encode()).hexdigest()
     assert start <= record.created_at == record.updated_at <= time.time()
-    assert record.provenance == [
-        {"at": record.created_at, "action": "add", "agent": "scribe", "source_class": "agent", "source": "chat-42"}
+    assert record.provenance == [  # the user's handle wrote it for "scribe"
+        {
+            "at": record.created_at,
+            "action": "add",
+            "agent": "scribe",
+            "via": "user",
+            "source_class": "agent",
+            "source": "chat-42",
+        }
     ]
     assert memory.get(record.id) == record
     stats = memory.stats()
@@ -144,6 +151,7 @@ def test_update_appends_provenance_and_re_embeds(memory: Memory) -> None:
         "at": updated.updated_at,
         "action": "update",
         "agent": "chef",
+        "via": "user",
         "fields": ["content", "importance", "tags"],
         "reason": "wrong note",
         "previous_hash": old_hash,

@@ -141,3 +141,19 @@ def test_a_derived_index_rebuilt_from_sqlite_leaves_quarantined_vectors_out(sett
     if settings.vector_backend == "exact":
         fresh = open_index(user.store, "exact")
         assert mid not in fresh.ids("t")
+
+
+def test_a_held_memory_changed_in_the_store_keeps_its_vector_out_of_the_indexes(
+    settings: Settings, user: Memory
+) -> None:
+    mid = _held(settings, user)
+    text = HELD.replace("Tuesday", "Thursday")
+    vector = user.embedder.embed([text])[0]
+    changed = user.store.update_memory(
+        "t", mid, {"content": text}, vector, embedder=(user.embedder.name, user.embedder.dim), agent_id=None
+    )
+    assert changed.quarantined and changed.content == text
+    assert mid not in user.store.vector_ids("t") and mid not in user.index.ids("t")
+    user.approve(mid)  # approval releases the changed text's vector, not the old one
+    assert mid in user.index.ids("t")
+    assert [h.memory_id for h in user.index.search("t", vector, 1)] == [mid]

@@ -4,19 +4,28 @@ The write gate (:mod:`hopmem.memory.trust_gate`) calls it only for pairs whose e
 at least ``trust_contradiction_similarity``): two texts that say nearly the same thing. They *contradict* when,
 with most of their other words shared, they disagree on what a poisoner changes to turn a fact into a falsehood:
 
-* a number (``1921`` vs ``1912``, ``3.5`` vs ``35``),
+* a number: each text states a value the other lacks (``1921`` vs ``1912``, ``3.5`` vs ``35``; counted with
+  repeats, so ``from 1959 to 1962`` vs ``from 1959 to 1959`` is a change too),
 * a negation (one says ``not``/``never``/``no``, the other does not),
-* a name (a capitalised word inside the sentence that the other lacks, as when one city or person is swapped
-  for another).
+* a name: each text has a capitalised word inside a sentence that the other lacks, as when one city or person is
+  swapped for another.
+
+Numbers and names must be *swapped*, not merely present on one side: a text that says more (a longer window of the
+same passage, an added detail with a date or a count) or less than another does not contradict it. When a number on
+one side only counted, the numbers rule flagged 70 of the 388 pairs of close neighbours (cosine >= 0.8) among 3,000
+honest texts of the concurrency benchmark's corpus, nearly all such overlaps; now it flags 2 (the names and negation
+rules flag 4 more, as before), and every false version in the trust benchmark's fact sets (seeds 0-4) gets the same
+verdict as before.
 
 This is a heuristic, not natural-language inference: it misses contradictions phrased in other words, and it can
-flag two true statements that differ only in a number (two measurements of different things). The benchmark
-(``hopmem bench trust``) reports its false-quarantine rate on real text.
+flag two true statements that differ only in a number (two measurements of different things, or two records that
+differ in an identifier). The benchmark (``hopmem bench trust``) reports its false-quarantine rate on real text.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from hopmem.memory.fts import STOPWORDS
 
@@ -28,8 +37,9 @@ MIN_SHARED = 0.5
 one thing: one changed number in a sentence of eight content words leaves 7/9 shared."""
 
 
-def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+def _numbers(text: str) -> Counter[str]:
+    """The numbers of ``text`` with how often each occurs (thousands separators dropped)."""
+    return Counter(n.replace(",", "") for n in _NUMBER.findall(text))
 
 
 def _words(text: str) -> list[str]:
@@ -60,15 +70,15 @@ def contradiction(new: str, old: str) -> str | None:
     new_words, old_words = _words(new), _words(old)
     new_names, old_names = _names(new), _names(old)
     new_numbers, old_numbers = _numbers(new), _numbers(old)
-    new_content = _content(new_words) | new_numbers
-    old_content = _content(old_words) | old_numbers
+    new_content = _content(new_words) | set(new_numbers)
+    old_content = _content(old_words) | set(old_numbers)
     union = new_content | old_content
     if not union or len(new_content & old_content) / len(union) < MIN_SHARED:
         return None
-    if (new_numbers or old_numbers) and new_numbers != old_numbers:
-        return "numbers"
+    if (new_numbers - old_numbers) and (old_numbers - new_numbers):
+        return "numbers"  # a value swapped for another, not one text stating more than the other
     if _negated(new_words) != _negated(old_words):
         return "negation"
-    if new_names and old_names and new_names != old_names and (new_names - old_names) and (old_names - new_names):
+    if (new_names - old_names) and (old_names - new_names):
         return "names"
     return None

@@ -1,0 +1,61 @@
+"""The contradiction test of the write gate: a poisoned edit of a fact (a value swapped, a negation, a name swapped)
+is caught; honest texts that say more or less about the same thing are not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hopmem.memory.trust_contradiction import contradiction
+from hopmem.memory_api import Memory
+from hopmem.settings import get_settings
+
+FACT = "The Cranfield wind tunnel reached Mach 3.5 in its first supersonic test run in 1952."
+# Sentences of the concurrency benchmark's corpus (hotpotqa, 2wiki): an honest memory and a longer window of it.
+SHORT = (
+    "Richmond Valley Council (RVC) is a local government area on the Northern Rivers region of north-eastern New South"
+    " Wales, Australia."
+)
+LONG = SHORT + " RVC services an area of 3051 km2 and draws its name from the Richmond River."
+
+
+@pytest.mark.parametrize(
+    ("edited", "why"),
+    [
+        (FACT.replace("3.5", "1.5"), "numbers"),
+        (FACT.replace("1952", "1925"), "numbers"),
+        (FACT.replace("reached", "never reached"), "negation"),
+        (FACT.replace("Cranfield", "Farnborough"), "names"),
+    ],
+)
+def test_a_poisoned_edit_of_a_fact_is_a_contradiction(edited: str, why: str) -> None:
+    assert contradiction(edited, FACT) == why
+    assert contradiction(FACT, edited) == why
+
+
+def test_a_repeated_number_swapped_for_another_is_a_change() -> None:
+    married = "From 1959 to 1962, he was married to Sandra Burns, daughter of George Burns and Gracie Allen."
+    assert contradiction(married.replace("1962", "1959"), married) == "numbers"
+
+
+def test_saying_more_or_less_about_the_same_thing_is_no_contradiction() -> None:
+    # A number (or a name) on one side only is an added or a missing detail, not a value changed.
+    assert contradiction(LONG, SHORT) is None
+    assert contradiction(SHORT, LONG) is None
+    assert contradiction(FACT.replace(" in 1952", ""), FACT) is None
+    assert contradiction(FACT + " It ran for 40 seconds.", FACT) is None
+    assert contradiction(FACT, FACT) is None
+
+
+def test_a_trusted_fact_still_holds_back_its_poisoned_edit_but_not_its_elaboration(tmp_path: Path) -> None:
+    settings = get_settings(data_dir=tmp_path / "data", trust_gate=True)
+    with Memory(settings, tenant="t") as user:
+        user.add(SHORT)  # the user's own memory: trust 1.0, a reference for the gate
+        user.add(FACT)
+        with Memory(settings, tenant="t", agent="honest") as honest:
+            assert not honest.add(LONG).quarantined
+        with Memory(settings, tenant="t", agent="poisoner") as poisoner:
+            assert poisoner.add(FACT.replace("3.5", "1.5")).quarantined
+        assert user.trust_history("honest") == []
+        assert [e["kind"] for e in user.trust_history("poisoner")] == ["contradiction"]

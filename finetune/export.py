@@ -117,7 +117,8 @@ def export_cross_encoder(src: Path | str, dst: Path | str, *, evaluations: list[
     metrics = json.loads((src / "metrics.json").read_text(encoding="utf-8")) if (src / "metrics.json").is_file() else {}
     base_name = str((metrics.get("base_model") or {}).get("name") or "all-MiniLM-L6-v2")
     max_length = CrossEncoderReranker(src).max_length
-    base_state = init_cross_encoder(resolve_embedder_path(base_name), seed=0, max_length=max_length).model.state_dict()
+    base_net: Any = init_cross_encoder(resolve_embedder_path(base_name), seed=0, max_length=max_length).model
+    base_state = base_net.state_dict()
     trained = load_file(str(src / "model.safetensors"))
     omitted = {
         key: tensor_sha256(value)

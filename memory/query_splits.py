@@ -1,7 +1,8 @@
 """Query splits of a BEIR folder without leakage, shared by reranker training and evaluation.
 
 - a folder whose qrels have a ``train`` split trains on it and evaluates on ``dev`` (else ``test``); a query judged
-  in both is kept out of training;
+  in both is kept out of training; a folder with only a ``train`` split (training data such as hotpotqa-extra)
+  trains on all of it and has no dev queries;
 - a folder with one split (Cranfield: ``test`` only) is divided in query-id order (numeric ids numerically): the
   first two thirds train, the rest dev (Cranfield: queries 1-100 train, 101-150 dev).
 
@@ -66,14 +67,20 @@ def query_splits(root: Path | str, *, train_fraction: float = TRAIN_FRACTION) ->
     file_order = {q.id: n for n, q in enumerate(queries)}
     splits = {p.stem: load_qrels(p) for p in files}
     if "train" in splits:
-        eval_name = "dev" if "dev" in splits else next((s for s in ("test", *sorted(splits)) if s != "train"), "")
+        eval_name = (
+            "dev"
+            if "dev" in splits
+            else next((s for s in ("test", *sorted(splits)) if s in splits and s != "train"), "")
+        )
         train = {q: j for q, j in splits["train"].items() if q in texts}
         dev = {q: j for q, j in splits.get(eval_name, {}).items() if q in texts}
         overlap = set(train) & set(dev)
         for qid in overlap:  # evaluation wins: a query judged in both is never trained on
             del train[qid]
-        rule = f"train: qrels split 'train'; dev: qrels split {eval_name!r}" + (
-            f" ({len(overlap)} queries judged in both kept out of training)" if overlap else ""
+        rule = (
+            "train: qrels split 'train'; dev: "
+            + (f"qrels split {eval_name!r}" if eval_name else "none")
+            + (f" ({len(overlap)} queries judged in both kept out of training)" if overlap else "")
         )
         source = {"train": "train", "dev": eval_name}
     else:
@@ -89,7 +96,7 @@ def query_splits(root: Path | str, *, train_fraction: float = TRAIN_FRACTION) ->
             f"({first}..{last}) train, the other {len(ordered) - cut} dev"
         )
         source = {"train": name, "dev": name}
-    if not train or not dev:
+    if not train or (not dev and source["dev"]):
         raise InputError(f"{root} leaves no judged query for training or for dev; it needs more judged queries.")
     return QuerySplits(root.resolve().name, rule, train, dev, texts, source)
 

@@ -74,6 +74,19 @@ def test_a_train_split_is_used_and_a_query_judged_in_both_is_not_trained_on(tmp_
     assert "kept out of training" in splits.rule
 
 
+def test_a_folder_with_only_a_train_split_trains_on_all_of_it(tmp_path: Path) -> None:
+    # Training data such as hotpotqa-extra: every judged query trains, none is held for dev, nothing is an error.
+    root = _write_beir(tmp_path / "data", ["a", "b", "c"], {"train": [("a", "d1", 1), ("b", "d1", 1), ("c", "d1", 1)]})
+    splits = query_splits(root)
+    assert set(splits.train) == {"a", "b", "c"} and splits.dev == {}
+    assert splits.rule == "train: qrels split 'train'; dev: none"
+    queries, qrels, _ = load_split(root, "dev")
+    assert queries == [] and qrels == {}
+    empty = _write_beir(tmp_path / "empty", ["a"], {"train": []})
+    with pytest.raises(InputError, match="no judged query"):
+        query_splits(empty)
+
+
 def test_one_split_with_text_ids_is_divided_in_file_order(tmp_path: Path) -> None:
     ids = ["q9", "q1", "q5", "q3", "q7", "q2"]
     root = _write_beir(tmp_path / "data", ids, {"test": [(q, "d1", 1) for q in reversed(ids)]})

@@ -9,6 +9,7 @@ import pytest
 
 from hopmem.agent_api import Agent
 from hopmem.agents.rerank import BLEND_FILE, default_cross_encoder_dir, init_cross_encoder
+from hopmem.memory.errors import ConfigError
 from hopmem.memory.model_paths import resolve_embedder_path
 from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
@@ -44,20 +45,25 @@ def test_without_a_trained_cross_encoder_the_shipped_one_reranks(
     assert step["reranker"] == "cross-encoder" and "warning" not in step
 
 
-def test_a_reranker_that_cannot_load_keeps_the_fused_order_with_a_warning(
+def test_without_any_cross_encoder_the_fused_order_is_kept_with_a_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # An install whose package lacks the shipped weights (a stripped copy): the agent still answers.
     monkeypatch.delenv("HOPMEM_RERANKER")
     (tmp_path / "empty").mkdir()
-    settings = get_settings(
-        data_dir=tmp_path / "data",
-        cache_dir=tmp_path / "cache",
-        llm_backend="none",
-        reranker_model=str(tmp_path / "empty"),
-    )
-    step = _ask(settings)
+    monkeypatch.setattr("hopmem.agents.rerank.shipped_cross_encoder_dir", lambda: tmp_path / "empty")
+    step = _ask(get_settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", llm_backend="none"))
     assert step["reranker"] == "none"
     assert "No cross-encoder" in str(step["warning"]) and "fused order is kept" in str(step["warning"])
+
+
+def test_a_configured_model_that_is_missing_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOPMEM_RERANKER")
+    (tmp_path / "empty").mkdir()
+    settings = get_settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", llm_backend="none")
+    settings.reranker_model = str(tmp_path / "empty")
+    with pytest.raises(ConfigError, match="No cross-encoder in"):
+        _ask(settings)
 
 
 def test_a_cross_encoder_in_the_cache_reranks_with_its_saved_blend(

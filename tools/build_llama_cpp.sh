@@ -46,7 +46,8 @@ fi
 
 wheel="$(ls "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl 2>/dev/null | head -n 1 || true)"
 if [[ -z "$wheel" ]]; then
-    echo "llama-cpp-python $VERSION: compiling for the portable x86-64-v3 baseline (about 4-6 minutes on 2 cores)"
+    if [[ "$OPTIONS" == "$BASELINE" ]]; then what="for the portable x86-64-v3 baseline"; else what="with $OPTIONS"; fi
+    echo "llama-cpp-python $VERSION: compiling $what (about 4 minutes on 2 cores)"
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' EXIT
     CMAKE_ARGS="$OPTIONS" "$PY" -m pip wheel -q --no-cache-dir --no-deps --no-binary llama-cpp-python \

@@ -110,6 +110,7 @@ def bench_concurrency(
 ) -> None:
     """Run PROCS processes of OPS mixed operations on one store and check it against their logs."""
     from hopmem.bench.concurrency_bench import run_concurrency_bench
+    from hopmem.memory.trust import NEGATIVE_SIGNALS
 
     report = run_concurrency_bench(
         procs, ops, settings=settings(), seed=seed, progress=not quiet, data_root=data, command=_command()
@@ -136,10 +137,12 @@ def bench_concurrency(
         typer.echo("error: the store does not match the workers' logs; see the report's verification.", err=True)
         raise typer.Exit(1)
     unsound = checks["rows_without_vector"] or checks["hidden_rows_with_vector"] or checks["integrity_problems"]
-    if unsound or checks["quarantined_rows"] or checks["held_writes"]:
+    misjudged = checks["quarantined_rows"] or checks["held_writes"] or set(checks["trust_signals"]) & NEGATIVE_SIGNALS
+    if unsound or misjudged:
         typer.echo(
             "error: the store matches the logs, but a visible row lacks its vector, a held row leaked into the index,"
-            " the integrity check failed or the trust gate held an honest write; see the report's verification.",
+            " the integrity check failed or the trust model held or marked down an honest worker; see the report's"
+            " verification.",
             err=True,
         )
         raise typer.Exit(1)

@@ -20,7 +20,8 @@ The store's own checks (:func:`store_checks`): ``rows_without_vector`` counts vi
 vector or that the vector index (rebuilt from SQLite) does not hold, ``quarantined_rows`` the writes the trust gate
 held (invisible; the workers are honest, so a held write is a false alarm of the gate), ``held_writes`` the adds
 the workers' logs say were held, ``hidden_rows_with_vector`` quarantined memories whose vector reached the index
-tables, and ``integrity_problems`` what SQLite's and FTS5's integrity checks report. The trust gate stays on.
+tables, ``trust_signals`` the signals recorded, by kind (honest workers earn none of the negative ones), and
+``integrity_problems`` what SQLite's and FTS5's integrity checks report. The trust gate stays on.
 """
 
 from __future__ import annotations
@@ -208,11 +209,15 @@ def store_checks(store: MemoryStore, tenant: str) -> dict[str, Any]:
         indexed = index.ids(tenant)
     finally:
         index.close()
+    signals = store.conn.execute(
+        "SELECT kind, count(*) FROM trust_signals WHERE tenant = ? GROUP BY kind ORDER BY kind", (tenant,)
+    )
     return {
         "visible_rows": len(visible),
         "quarantined_rows": len(held),
         "rows_without_vector": len(visible - (vectors & indexed)),
         "hidden_rows_with_vector": len(held & (vectors | indexed)),
+        "trust_signals": {str(kind): int(count) for kind, count in signals},
         "integrity_problems": store.integrity_problems(),
     }
 

@@ -100,9 +100,7 @@ def test_honest_concurrent_workers_pass_the_trust_gate_and_a_doctored_store_is_c
     assert report["exit_codes"] == [0, 0]
     assert report["p95_ms"] > 0 and report["per_op"]["add"]["count"] > 0
     assert json.loads(json.dumps(report)) == report
-    with MemoryStore(tmp_path / "data" / "hopmem.sqlite") as store:
-        signals = [r[0] for r in store.conn.execute("SELECT kind FROM trust_signals")]
-    assert signals == []  # honest work gives no signal: no burst, no contradiction, no correction
+    assert checks["trust_signals"] == {}  # honest work gives no signal: no burst, no contradiction, no correction
 
     # doctor the store: drop one logged memory, store a copy of another
     with MemoryStore(tmp_path / "data" / "hopmem.sqlite") as store:

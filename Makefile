@@ -60,14 +60,15 @@ finetune-reranker: $(STAMP) ## train the prorank reranker (RERANKER_DATA, RERANK
 		--adapter $(RERANKER_OUT) --json $(RERANKER_OUT)/eval.json --plot $(RERANKER_OUT)/eval.png
 
 # The agent's default reranker is a cross-encoder trained from the packaged MiniLM (word embeddings frozen) on the
-# training splits of cranfield and hotpotqa and on title pseudo-queries of both corpora; it ships in the package,
+# training queries of cranfield, hotpotqa and hotpotqa-extra and title pseudo-queries of their corpora; it ships in the package,
 # packed (agents/reranker_weights/cross-encoder). This retrains it into HOPMEM_CACHE_DIR (or CROSS_ENCODER_OUT), where
 # the agent finds it before the shipped one, and evaluates it on cranfield dev (about 15 minutes on 2 cores).
 CROSS_ENCODER_DATA ?= ../shared/data
 CROSS_ENCODER_OUT ?=
 finetune-cross-encoder: ## (re)train the cross-encoder reranker (CROSS_ENCODER_DATA, CROSS_ENCODER_OUT) and evaluate it on cranfield dev
 	$(BIN)/hopmem finetune reranker --recipe cross-encoder $(if $(CROSS_ENCODER_OUT),--output $(CROSS_ENCODER_OUT)) \
-		--dataset $(CROSS_ENCODER_DATA)/cranfield --dataset $(CROSS_ENCODER_DATA)/hotpotqa
+		--dataset $(CROSS_ENCODER_DATA)/cranfield --dataset $(CROSS_ENCODER_DATA)/hotpotqa \
+		--dataset $(CROSS_ENCODER_DATA)/hotpotqa-extra
 	$(BIN)/hopmem eval rerank --dataset $(CROSS_ENCODER_DATA)/cranfield --split dev --candidates hybrid --depth 30 \
 		--reranker cross-encoder --reranker cross-encoder-alone --reranker none --reranker cross-encoder-untrained --baselines \
 		$(if $(CROSS_ENCODER_OUT),--model $(CROSS_ENCODER_OUT)) --json reports/rerank-cranfield.json

@@ -78,7 +78,7 @@ RERANKER_RECIPES = ("prorank", "rank-r1", "cross-encoder")
 
 
 def default_reranker_datasets() -> list[Path]:
-    """The product's default training data: the shared cranfield and hotpotqa folders, those that are present."""
+    """The product's default training data: the shared cranfield, hotpotqa and hotpotqa-extra folders that exist."""
     from hopmem.finetune.cross_encoder import default_training_datasets
 
     return default_training_datasets()
@@ -96,7 +96,8 @@ def finetune_reranker(
     dataset: Annotated[
         list[Path] | None,
         typer.Option(
-            help="BEIR folder to train on (repeat for several); default ../shared/data/cranfield and hotpotqa"
+            help="BEIR folder to train on (repeat for several); default ../shared/data/cranfield, hotpotqa, "
+            "hotpotqa-extra"
         ),
     ] = None,
     output: Annotated[

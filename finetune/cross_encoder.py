@@ -398,13 +398,13 @@ def model_card(report: dict[str, Any]) -> str:
 
 
 def default_training_datasets() -> list[Path]:
-    """The default cross-encoder's training data: ``../shared/data/cranfield`` and ``../shared/data/hotpotqa``.
+    """The default reranker training data: ``cranfield``, ``hotpotqa`` and ``hotpotqa-extra`` of ``../shared/data``.
 
     Looked up beside the working directory and beside the hopmem checkout; only folders that exist are returned.
     """
     roots = [Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[1].parent / "shared" / "data"]
     found: list[Path] = []
-    for name in ("cranfield", "hotpotqa"):
+    for name in ("cranfield", "hotpotqa", "hotpotqa-extra"):
         for root in roots:
             candidate = root / name
             if (candidate / "corpus.jsonl").is_file() and candidate.resolve() not in [f.resolve() for f in found]:

@@ -162,7 +162,7 @@ def finetune_reranker(
     set_size: Annotated[int, typer.Option(min=2, max=10, help="rank-r1: passages per setwise prompt")] = 4,
     ndcg_reward: Annotated[bool, typer.Option(help="rank-r1: NDCG-style graded reward (GroupRank)")] = False,
     if_missing: Annotated[
-        bool, typer.Option("--if-missing", help="do nothing when --output already holds a model (for make install)")
+        bool, typer.Option("--if-missing", help="do nothing when --output already holds a model")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:

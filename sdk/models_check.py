@@ -97,6 +97,13 @@ def sample_passages() -> list[str]:
     return texts
 
 
+def sample_sentences(*, skip: str = "") -> list[str]:
+    """The sentences (8 words or more) of the bundled sample's paragraphs that do not mention ``skip``."""
+    paragraphs = [p.replace("\n", " ") for p in sample_passages() if not skip or skip not in p.lower()]
+    sentences = [s.strip().rstrip(".") + "." for p in paragraphs for s in p.split(". ")]
+    return [s for s in sentences if len(s.split()) >= 8]
+
+
 def check_llm(settings: Settings) -> str:
     """Answer one chat of at least :data:`MIN_CHAT_TOKENS` prompt tokens with the configured LLM."""
     from hopmem.agents.llm import load_llm
@@ -181,15 +188,18 @@ def check_reranker(settings: Settings) -> str:
     if reranker.name == "none":
         return "reranker: none (the fused order is kept)"
     query = "how do honeybees tell each other where flowers are"
-    relevant = "Honeybees dance to show the direction of flowers."
-    docs = [*sample_passages()[: RERANK_BATCH - 2], "Rain is expected over the weekend.", relevant]
+    docs = [
+        *sample_sentences(skip="bee")[: RERANK_BATCH - 2],
+        "Rain is expected over the weekend.",
+        "Honeybees dance to show the direction of flowers.",
+    ]
     if isinstance(reranker, CrossEncoderReranker):
         reranker.blend = 0.0  # judge the model itself: the blend would follow the given order
     ranked = reranker.rank(query, docs)
     place = [i for i, _ in ranked].index(len(docs) - 1) + 1
     where = getattr(reranker, "adapter", None) or getattr(reranker, "folder", "")
     return (
-        f"reranker ok: {reranker.name} from {where} ({len(docs)} passages, the bee passage ranked {place} of "
+        f"reranker ok: {reranker.name} from {where} ({len(docs)} passages, the one about bees ranked {place} of "
         f"{len(docs)}, {time.perf_counter() - start:.1f} s)"
     )
 

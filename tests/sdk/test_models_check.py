@@ -39,8 +39,8 @@ def test_the_llm_check_answers_a_chat_of_at_least_500_tokens_and_names_the_build
 def test_the_reranker_check_scores_a_batch_with_the_shipped_model(tmp_path: Path) -> None:
     line = check_reranker(get_settings(reranker="cross-encoder", cache_dir=tmp_path))
     assert line.startswith("reranker ok: cross-encoder") and "16 passages" in line
-    assert "the bee passage ranked 1 of 16" in line or "ranked 2 of 16" in line  # the honeybee sample competes
-    assert len(sample_passages()) >= 14
+    assert "the one about bees ranked 1 of 16" in line  # 14 sample sentences on other topics and one on rain below it
+    assert len(sample_passages()) >= 10
 
 
 def test_an_unloadable_model_fails_the_check_in_one_sentence(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ if [[ -z "$wheel" ]]; then
     printf '%s\n' "$OPTIONS" >"$WHEELS/cmake-args.txt"
     wheel="$(ls "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl | head -n 1)"
 else
-    echo "llama-cpp-python $VERSION: reusing the portable build $wheel"
+    echo "llama-cpp-python $VERSION: reusing the build $wheel"
 fi
 
 "$PY" -m pip install -q --no-cache-dir --force-reinstall --no-deps "$wheel" 2>&1 | "${QUIET_PIP[@]}"

@@ -68,8 +68,19 @@ def test_none_keeps_the_retrieval_order(tiny: Path, cache: Path) -> None:
 
 def test_missing_cross_encoder_and_unknown_recipe_fail_in_one_sentence(tiny: Path, tmp_path: Path) -> None:
     env = {"HOPMEM_CACHE_DIR": str(tmp_path / "empty-cache")}
-    done = run_hopmem("eval", "rerank", "--dataset", str(tiny), "--reranker", "cross-encoder", env=env)
-    assert done.returncode == 2
+    (tmp_path / "no-model").mkdir()  # the default one ships in the package, so only a named folder can lack it
+    done = run_hopmem(
+        "eval",
+        "rerank",
+        "--dataset",
+        str(tiny),
+        "--reranker",
+        "cross-encoder",
+        "--model",
+        str(tmp_path / "no-model"),
+        env=env,
+    )
+    assert done.returncode == 2 and str(tmp_path / "no-model") in done.stderr
     assert "hopmem finetune reranker --recipe cross-encoder" in done.stderr
     assert "Traceback" not in done.stderr
     done = run_hopmem("finetune", "reranker", "--recipe", "magic", "--dataset", str(tiny), env=env)

@@ -39,26 +39,17 @@ class NativeLibraryCrash(HopmemError):
     """A native library killed the process that ran a model (a signal, not a Python error)."""
 
 
-def check_models(settings: Settings, *, isolated: bool = True, echo: Callable[[str], None] | None = None) -> list[str]:
-    """Load and run every configured model once on a realistic input; return one line per model.
+def check_models(settings: Settings, *, echo: Callable[[str], None] | None = None) -> list[str]:
+    """Load and run every configured model once on a realistic input, in a child process; one line per model.
 
     Args:
         settings: the settings whose models are checked.
-        isolated: run the checks in a child process, so that a crash in a native library is reported as an error
-            instead of killing the caller.
         echo: called with each line as soon as it is known (progress for a terminal).
 
     Raises:
         ModelNotAvailableError: when a model is not available offline or fails.
         NativeLibraryCrash: when a native library kills the process that runs a check.
     """
-    if not isolated:
-        lines = []
-        for _, line in run_checks(settings):
-            lines.append(line)
-            if echo:
-                echo(line)
-        return lines
     return _check_in_child(settings, echo)
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from hopmem.agents.cross_encoder_pack import read_pack_record
 from hopmem.agents.rerank import CrossEncoderReranker, init_cross_encoder, load_reranker
 from hopmem.finetune.cross_encoder import CrossEncoderTrainConfig, train_cross_encoder
+from hopmem.finetune.export import export_cross_encoder
 from hopmem.finetune.reranker_data import PairSampling, build_training_data
 from hopmem.memory.model_paths import resolve_embedder_path
 from tests.finetune.test_reranker_data import make_tiny_hotpot
@@ -108,6 +110,18 @@ def test_training_resumes_from_its_checkpoint(tiny: Path, tmp_path: Path, embedd
         **common,
     )
     assert first["steps"] == 3 and resumed["resumed_from_step"] == 2
+
+    # The recipe's default keeps the word embeddings frozen, so the trained model packs into what training changed.
+    assert resumed["trained_parameters"] < resumed["parameters"] / 2 + 1e6
+    packed = export_cross_encoder(tmp_path / "a", tmp_path / "packed")
+    assert list(read_pack_record(packed)["omitted"]) == ["bert.embeddings.word_embeddings.weight"]
+    query, docs = (
+        "wing flutter at high speed",
+        ["flutter of a wing at supersonic speed", "boundary layer heat transfer"],
+    )
+    assert CrossEncoderReranker(packed).score(query, docs) == pytest.approx(
+        CrossEncoderReranker(tmp_path / "a").score(query, docs), abs=5e-3
+    )
     assert first["loss_history"] and all(0 < v < 5 for v in first["loss_history"])
     assert resumed["loss_history"][:2] == first["loss_history"][:2]  # the first two steps came from the checkpoint
     assert not (tmp_path / "a" / "checkpoints").exists()  # removed after a finished run unless kept

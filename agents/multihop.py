@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from hopmem.agents.treehop_model import TreeHopModel
     from hopmem.memory.store import MemoryStore
-    from hopmem.memory.vector_base import VectorIndex
+    from hopmem.memory.vectors.base import VectorIndex
 
 SearchFn = Callable[["NDArray[np.float32]", int], list[list[tuple[int, float]]]]
 """Nearest neighbours for each row of a query matrix: ``[(id, cosine), ...]`` best first."""

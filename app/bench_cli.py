@@ -110,7 +110,7 @@ def bench_concurrency(
 ) -> None:
     """Run PROCS processes of OPS mixed operations on one store and check it against their logs."""
     from hopmem.bench.concurrency_bench import run_concurrency_bench
-    from hopmem.memory.trust import NEGATIVE_SIGNALS
+    from hopmem.memory.trust.model import NEGATIVE_SIGNALS
 
     report = run_concurrency_bench(
         procs, ops, settings=settings(), seed=seed, progress=not quiet, data_root=data, command=_command()

@@ -18,7 +18,7 @@ from hopmem.memory.errors import (
 from hopmem.memory.hybrid import HybridSearcher
 from hopmem.memory.records import Hit, MemoryRecord, SearchResult
 from hopmem.memory.store import MemoryStore
-from hopmem.memory.vector_index import ExactVectorIndex
+from hopmem.memory.vectors.exact import ExactVectorIndex
 
 __all__ = [
     "ConfigError",

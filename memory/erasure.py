@@ -21,7 +21,7 @@ from hopmem.memory.store import EraseHook, MemoryStore, require_tenant
 
 if TYPE_CHECKING:
     from hopmem.memory.behaviour import BehaviourStore
-    from hopmem.memory.vector_base import VectorIndex
+    from hopmem.memory.vectors.base import VectorIndex
 
 log = logging.getLogger(__name__)
 

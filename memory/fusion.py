@@ -6,7 +6,7 @@
   on score wins, while a flat list (all scores equal) falls back to its ranks.
 Ranks start at 1. A document absent from a list gets nothing from it.
 - Trust weighting (:func:`weight_by_trust`): after fusion, each memory's score shrinks with its trust
-  (:mod:`hopmem.memory.trust`) below a neutral level, so that evidence from distrusted writers sinks.
+  (:mod:`hopmem.memory.trust.model`) below a neutral level, so that evidence from distrusted writers sinks.
 """
 
 from __future__ import annotations

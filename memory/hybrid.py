@@ -8,7 +8,7 @@ from hopmem.memory.errors import InputError, StoreError
 from hopmem.memory.fusion import rrf, rsf, weight_by_trust
 from hopmem.memory.records import Hit, SearchFilter, SearchResult
 from hopmem.memory.store import MemoryStore, require_tenant
-from hopmem.memory.vector_index import ExactVectorIndex
+from hopmem.memory.vectors.exact import ExactVectorIndex
 
 if TYPE_CHECKING:
     import numpy as np
@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
     from hopmem.memory.embeddings import Embedder
     from hopmem.memory.ltr import LearnedRanker
-    from hopmem.memory.trust import TrustModel
-    from hopmem.memory.vector_base import VectorIndex
+    from hopmem.memory.trust.model import TrustModel
+    from hopmem.memory.vectors.base import VectorIndex
 
 SearchMode = Literal["lexical", "dense", "hybrid"]
 

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from hopmem.memory.store import MemoryStore
-    from hopmem.memory.trust import TrustModel
+    from hopmem.memory.trust.model import TrustModel
 
 log = logging.getLogger(__name__)
 

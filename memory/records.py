@@ -95,7 +95,7 @@ class DocumentWrite:
 SOURCE_CLASSES: tuple[str, ...] = ("document", "user", "agent", "conversation", "tool", "external", "untrusted")
 """Where a memory came from. ``document`` is an ingested chunk; the others are written through ``Memory.add``.
 ``untrusted`` marks text from a source nobody vouches for (a web page, an e-mail); what derives from it stays
-untrusted (see :mod:`hopmem.memory.trust`)."""
+untrusted (see :mod:`hopmem.memory.trust.model`)."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class MemoryInput:
 class AddResult:
     """What writing one memory did: ``added``, or ``duplicate`` (the same content was stored already, under ``id``).
 
-    ``quarantined`` says the memory is held for review (see :mod:`hopmem.memory.trust_gate`): stored, but invisible
+    ``quarantined`` says the memory is held for review (see :mod:`hopmem.memory.trust.gate`): stored, but invisible
     to every read until it is approved.
     """
 

@@ -102,7 +102,7 @@ MIGRATIONS: list[str] = [
         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_epoch';
     END;
     """,
-    # 3: trust (memory/trust.py): per-agent Beta state, the signal history, and the quarantine of held writes.
+    # 3: trust (memory/trust/model.py): per-agent Beta state, the signal history, and the quarantine of held writes.
     # A quarantined memory keeps its row (so it can be reviewed and erased) but is invisible to every read: the
     # shared filter SQL requires quarantined = 0, and its vector waits in quarantine.vector, outside the embeddings
     # table that every vector index is derived from, until it is approved.

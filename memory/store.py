@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 VISIBLE_SQL = "m.quarantined = 0"
 """The condition on ``memories m`` that every read path applies: quarantined memories (held for review by the
-trust gate, :mod:`hopmem.memory.trust_gate`) are invisible until approved. It is part of :func:`_filter_sql`, so any
+trust gate, :mod:`hopmem.memory.trust.gate`) are invisible until approved. It is part of :func:`_filter_sql`, so any
 search that takes its filter SQL honours it; a read path that does not must add it itself."""
 
 WriteHook = Callable[[sqlite3.Connection, list[AddResult], float], None]

@@ -29,8 +29,8 @@ from hopmem.memory.beir_store import BEIR_TENANT
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import HopmemError, InputError
 from hopmem.memory.hybrid import HybridSearcher
-from hopmem.memory.indexes import open_index
 from hopmem.memory.metrics import mean, percentiles
+from hopmem.memory.vectors.registry import open_index
 from hopmem.settings import Settings, get_settings
 
 if TYPE_CHECKING:

@@ -39,10 +39,10 @@ from hopmem.memory.beir_store import BEIR_TENANT
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import ConfigError, InputError
 from hopmem.memory.hybrid import HybridSearcher
-from hopmem.memory.indexes import open_index
 from hopmem.memory.metrics import mean, percentiles, recall_at_k, retrieval_metrics
 from hopmem.memory.model_paths import display_path, resolve_embedder_path
 from hopmem.memory.query_splits import load_split, query_splits
+from hopmem.memory.vectors.registry import open_index
 from hopmem.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

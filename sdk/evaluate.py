@@ -22,10 +22,10 @@ from hopmem.memory.beir_store import open_indexed_corpus
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import InputError
 from hopmem.memory.hybrid import HybridSearcher
-from hopmem.memory.indexes import open_index
 from hopmem.memory.ingest import Ingestor
 from hopmem.memory.metrics import mean, percentiles, retrieval_metrics
 from hopmem.memory.store import MemoryStore
+from hopmem.memory.vectors.registry import open_index
 from hopmem.settings import Settings, get_settings
 
 if TYPE_CHECKING:

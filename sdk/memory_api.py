@@ -10,7 +10,7 @@ from here, never from a memory's metadata. A ``Memory`` opened without an agent 
 feedback and reviews are the user's, and it may label writes with an agent id (importing on an agent's behalf): the
 text then counts as the agent's for the write gate and for memory trust, while provenance records that the user's
 handle wrote it (``"via": "user"``), so that the user changing or erasing it later is no correction of the agent
-(``hopmem.memory.trust_corrections``).
+(``hopmem.memory.trust.corrections``).
 """
 
 from __future__ import annotations
@@ -30,17 +30,17 @@ from hopmem.memory.embeddings import Embedder, load_embedder
 from hopmem.memory.erasure import Eraser
 from hopmem.memory.errors import HopmemError, InputError
 from hopmem.memory.hybrid import SEARCH_MODES, HybridSearcher
-from hopmem.memory.indexes import open_index
 from hopmem.memory.ingest import Ingestor, IngestReport
 from hopmem.memory.ltr import LearnedRanker
 from hopmem.memory.records import AddResult, EraseReport, MemoryInput, MemoryRecord, SearchFilter, SearchResult
 from hopmem.memory.store import MemoryStore, require_tenant
-from hopmem.memory.trust import AgentTrust, TrustModel
-from hopmem.memory.trust_corrections import delete_hook, overwrite_hook
-from hopmem.memory.trust_gate import WriteBlockedError, WriteGate
-from hopmem.memory.trust_quarantine import approve as approve_held
-from hopmem.memory.trust_quarantine import held_writers, list_quarantine, rejection_hook
-from hopmem.memory.vector_base import VectorIndex
+from hopmem.memory.trust.corrections import delete_hook, overwrite_hook
+from hopmem.memory.trust.gate import WriteBlockedError, WriteGate
+from hopmem.memory.trust.model import AgentTrust, TrustModel
+from hopmem.memory.trust.quarantine import approve as approve_held
+from hopmem.memory.trust.quarantine import held_writers, list_quarantine, rejection_hook
+from hopmem.memory.vectors.base import VectorIndex
+from hopmem.memory.vectors.registry import open_index
 from hopmem.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -371,7 +371,7 @@ class Memory:
         """Change a memory; the change (who, when, which fields, why) is appended to its provenance chain.
 
         The user's change of the content of an agent's fresh memory counts against that agent
-        (:mod:`hopmem.memory.trust_corrections`); the signal commits with the change.
+        (:mod:`hopmem.memory.trust.corrections`); the signal commits with the change.
         """
         mid = check.memory_id(memory_id)
         current = self.get(mid)
@@ -466,7 +466,7 @@ class Memory:
 
         Selectors combine: ids and a filter erase the listed ids that pass the filter. ``everything=True`` erases
         the tenant (memories, documents, agents, feedback, conversations) and takes no other selector. The user's
-        erase of agents' fresh memories counts against them (:mod:`hopmem.memory.trust_corrections`); the signal
+        erase of agents' fresh memories counts against them (:mod:`hopmem.memory.trust.corrections`); the signal
         commits with the erase.
         """
         eraser = self._eraser()

@@ -20,7 +20,7 @@ from pydantic_settings import (
 )
 
 if TYPE_CHECKING:
-    from hopmem.memory.trust import TrustParams
+    from hopmem.memory.trust.model import TrustParams
 
 DEFAULT_CONFIG_LOCATIONS = (Path("hopmem.toml"), Path("~/.config/hopmem/config.toml").expanduser())
 
@@ -158,7 +158,7 @@ class Settings(BaseSettings):
     agent_name: str = Field("hopmem-agent", min_length=1, description="the agent identity answers are remembered as")
     agent_fusion: Literal["rsf", "rrf"] = Field("rsf", description="fusion of the agent's sub-query and hop lists")
 
-    # Trust (memory/trust.py): per-agent Beta(alpha, beta), write gate, trust-weighted ranking.
+    # Trust (memory/trust/model.py): per-agent Beta(alpha, beta), write gate, trust-weighted ranking.
     trust_prior_alpha: float = Field(4.0, gt=0, description="prior Beta alpha of a new agent (mean 4/6 = 0.67)")
     trust_prior_beta: float = Field(2.0, gt=0, description="prior Beta beta of a new agent")
     trust_threshold: float = Field(
@@ -246,7 +246,7 @@ class Settings(BaseSettings):
 
     def trust_params(self) -> TrustParams:
         """The :class:`hopmem.memory.trust.TrustParams` these settings imply."""
-        from hopmem.memory.trust import TrustParams
+        from hopmem.memory.trust.model import TrustParams
 
         return TrustParams(
             prior_alpha=self.trust_prior_alpha,

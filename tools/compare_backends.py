@@ -17,9 +17,9 @@ from pathlib import Path
 from hopmem.evaluate import git_revision, machine_info
 from hopmem.memory.beir import load_dataset
 from hopmem.memory.embeddings import load_embedder
-from hopmem.memory.indexes import open_index
 from hopmem.memory.ingest import Ingestor
 from hopmem.memory.store import MemoryStore
+from hopmem.memory.vectors.registry import open_index
 from hopmem.settings import get_settings
 
 

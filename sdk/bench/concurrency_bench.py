@@ -195,7 +195,7 @@ def read_logs(log_dir: Path) -> list[dict[str, Any]]:
 
 def store_checks(store: MemoryStore, tenant: str) -> dict[str, Any]:
     """Whether every visible memory of ``tenant`` is indexed and nothing held leaked (see the module docstring)."""
-    from hopmem.memory.vector_index import ExactVectorIndex
+    from hopmem.memory.vectors.exact import ExactVectorIndex
 
     visible = {
         int(r[0]) for r in store.conn.execute("SELECT id FROM memories WHERE tenant = ? AND quarantined = 0", (tenant,))

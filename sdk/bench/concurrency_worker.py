@@ -9,7 +9,7 @@ marker unique to (worker, op), ``[bench:wWW:SSSS]``, by which the verifier recog
 Identity: the worker writes through the user's handle (a ``Memory`` without an agent), labelling each add and update
 with its agent id ``bench-wNN`` (an import on the agent's behalf), and erases through the same handle. The trust gate
 stays on: the labelled writes are gated as that agent's, and erasing or rewriting its own writes is no correction
-of the agent (:mod:`hopmem.memory.trust_corrections`).
+of the agent (:mod:`hopmem.memory.trust.corrections`).
 
 It is started by :func:`hopmem.bench.concurrency_bench.run_concurrency_bench` through ``multiprocessing``'s spawn
 context, loads the embedder, reports ready, and waits for the common start signal so that load time is not timed.

@@ -65,7 +65,7 @@ from hopmem.memory.beir import load_dataset
 from hopmem.memory.errors import InputError
 from hopmem.memory.metrics import mean, ndcg_at_k
 from hopmem.memory.model_paths import display_path
-from hopmem.memory.trust_contradiction import NEGATIONS
+from hopmem.memory.trust.contradiction import NEGATIONS
 from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
 

@@ -67,7 +67,7 @@ def test_layer_top_k_and_hops_bound_the_tree() -> None:
 def test_retriever_over_a_memory_store_stays_in_its_tenant(tmp_path, embedder) -> None:  # type: ignore[no-untyped-def]
     from hopmem.memory.records import MemoryInput
     from hopmem.memory.store import MemoryStore
-    from hopmem.memory.vector_index import ExactVectorIndex
+    from hopmem.memory.vectors.exact import ExactVectorIndex
 
     texts_a = [
         "Kiss and Tell is a 1945 film starring Shirley Temple as Corliss Archer.",

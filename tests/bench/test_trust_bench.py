@@ -16,7 +16,7 @@ from hopmem.bench.trust_bench import (
     falsify,
     run_trust_bench,
 )
-from hopmem.memory.trust_contradiction import contradiction
+from hopmem.memory.trust.contradiction import contradiction
 from hopmem.settings import get_settings
 
 

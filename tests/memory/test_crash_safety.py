@@ -20,7 +20,7 @@ import pytest
 
 from hopmem.memory.records import MemoryInput
 from hopmem.memory.store import MemoryStore
-from hopmem.memory.vector_index import ExactVectorIndex
+from hopmem.memory.vectors.exact import ExactVectorIndex
 
 TENANT = "crash"
 BATCH = 40

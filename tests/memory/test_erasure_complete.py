@@ -19,7 +19,7 @@ from typing import Any, TypedDict
 import pytest
 
 from hopmem.memory.errors import StoreError
-from hopmem.memory.vector_index import ExactVectorIndex
+from hopmem.memory.vectors.exact import ExactVectorIndex
 from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
 
@@ -279,7 +279,7 @@ def test_erase_of_nothing_matching_changes_nothing(world: World) -> None:
 @pytest.mark.parametrize("erase_backend", ["qdrant", "exact"])
 def test_erase_removes_vectors_from_qdrant_too(tmp_path: Path, erase_backend: str) -> None:
     """The qdrant index (when that backend exists) loses the erased ids, also when another backend is active."""
-    pytest.importorskip("hopmem.memory.qdrant_index")
+    pytest.importorskip("hopmem.memory.vectors.qdrant")
     data = tmp_path / "data"
     erased, kept = _marker("zyxqu"), _marker("wvkmo")
     with Memory(get_settings(data_dir=data, vector_backend="qdrant"), tenant=TENANT) as writer:

@@ -10,7 +10,7 @@ import pytest
 
 from hopmem.memory.records import DocumentInput
 from hopmem.memory.store import MemoryStore
-from hopmem.memory.vector_index import ExactVectorIndex
+from hopmem.memory.vectors.exact import ExactVectorIndex
 
 Vectors = Callable[..., np.ndarray]
 MakeDoc = Callable[..., DocumentInput]

@@ -11,7 +11,7 @@ import pytest
 
 from hopmem import Agent
 from hopmem.memory.errors import InputError
-from hopmem.memory.indexes import open_index
+from hopmem.memory.vectors.registry import open_index
 from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
 

@@ -20,7 +20,7 @@ from hopmem.memory.errors import InputError
 from hopmem.memory.hybrid import HybridSearcher
 from hopmem.memory.records import DocumentInput, MemoryInput, SearchFilter
 from hopmem.memory.store import MemoryStore
-from hopmem.memory.vector_index import ExactVectorIndex
+from hopmem.memory.vectors.exact import ExactVectorIndex
 from hopmem.memory_api import Memory
 from hopmem.settings import get_settings
 

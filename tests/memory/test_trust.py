@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from hopmem.memory.errors import InputError
-from hopmem.memory.trust import TrustModel
-from hopmem.memory.trust_gate import WriteBlockedError
+from hopmem.memory.trust.gate import WriteBlockedError
+from hopmem.memory.trust.model import TrustModel
 from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hopmem.memory.trust_contradiction import contradiction
+from hopmem.memory.trust.contradiction import contradiction
 from hopmem.memory_api import Memory
 from hopmem.settings import get_settings
 

@@ -1,4 +1,4 @@
-"""The user's corrections as trust signals (``hopmem.memory.trust_corrections``): a correction judges someone else's
+"""The user's corrections as trust signals (``hopmem.memory.trust.corrections``): a correction judges someone else's
 text only, goes to the author of the current text, and commits with the change or not at all.
 
 The rule misfired in ``hopmem bench concurrency``: each worker writes through the user's handle labelled with its
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from hopmem.memory.records import MemoryRecord
-from hopmem.memory.trust import TrustModel
-from hopmem.memory.trust_corrections import content_author, fresh_author
+from hopmem.memory.trust.corrections import content_author, fresh_author
+from hopmem.memory.trust.model import TrustModel
 from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
 

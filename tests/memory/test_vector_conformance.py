@@ -1,4 +1,4 @@
-"""The VectorIndex contract (memory/vector_base.py), checked the same way for every backend.
+"""The VectorIndex contract (memory/vectors/base.py), checked the same way for every backend.
 
 Each test runs over real SQLite stores in tmp_path holding deterministic random unit vectors (no embedder model):
 ``exact`` (the in-process matrix), ``qdrant-memory`` (qdrant-client, ``:memory:``) and ``qdrant-local`` (a Qdrant
@@ -25,15 +25,15 @@ from numpy.typing import NDArray
 from hopmem.memory.errors import InputError, StoreError
 from hopmem.memory.records import DocumentInput, Hit
 from hopmem.memory.store import MemoryStore
-from hopmem.memory.vector_base import VectorIndex
-from hopmem.memory.vector_index import ExactVectorIndex
+from hopmem.memory.vectors.base import VectorIndex
+from hopmem.memory.vectors.exact import ExactVectorIndex
 
 DIM = 16
 EMBEDDER = ("test-random", DIM)
 BACKENDS = ("exact", "qdrant-memory", "qdrant-local")
 QDRANT_OPTIONS: dict[str, Any] = {"batch_size": 16, "scroll_size": 8}
 # ExactVectorIndex.search takes argpartition's arbitrary pick of the rows tied with the k-th score, so a cut through a
-# tie group can return a higher id than the contract allows; the fix belongs in memory/vector_index.py.
+# tie group can return a higher id than the contract allows; the fix belongs in memory/vectors/exact.py.
 
 Ids = NDArray[np.int64]
 Matrix = NDArray[np.float32]
@@ -111,7 +111,7 @@ def open_backend(kind: str, store: MemoryStore, qdrant_dir: Path) -> VectorIndex
     if kind == "exact":
         return ExactVectorIndex(store)
     pytest.importorskip("qdrant_client")
-    from hopmem.memory.qdrant_index import QdrantVectorIndex
+    from hopmem.memory.vectors.qdrant import QdrantVectorIndex
 
     if kind == "qdrant-memory":
         return QdrantVectorIndex(store, ":memory:", ids_in_filter=True, tenant_filter=True, **QDRANT_OPTIONS)
@@ -122,7 +122,7 @@ def qdrant_points(index: VectorIndex, tenant: str | None = None) -> dict[int, st
     """{id: tenant} of the points a qdrant index holds right now, read straight from Qdrant (no syncing)."""
     from qdrant_client.http import models
 
-    from hopmem.memory.qdrant_index import QdrantVectorIndex
+    from hopmem.memory.vectors.qdrant import QdrantVectorIndex
 
     assert isinstance(index, QdrantVectorIndex)
     name = index.collection_name
@@ -168,7 +168,7 @@ class Backend:
             return 0
         from qdrant_client.http import models
 
-        from hopmem.memory.qdrant_index import QdrantVectorIndex
+        from hopmem.memory.vectors.qdrant import QdrantVectorIndex
 
         assert isinstance(index, QdrantVectorIndex) and index.collection_name is not None
         client, name = index.client, index.collection_name
@@ -470,7 +470,7 @@ def test_every_backend_ranks_the_same_data_the_same_way(tmp_path: Path, queries:
 
 def test_a_reopened_qdrant_folder_reconciles_with_rows_written_while_it_was_closed(tmp_path: Path) -> None:
     pytest.importorskip("qdrant_client")
-    from hopmem.memory.qdrant_index import QdrantVectorIndex
+    from hopmem.memory.vectors.qdrant import QdrantVectorIndex
 
     db_path, folder = tmp_path / "store.sqlite", tmp_path / "qdrant"
     with MemoryStore(db_path) as store:
@@ -513,7 +513,7 @@ def test_a_qdrant_folder_is_refused_while_another_client_holds_it(
     tmp_path: Path, one_sentence: Callable[[str], None]
 ) -> None:
     pytest.importorskip("qdrant_client")
-    from hopmem.memory.qdrant_index import QdrantVectorIndex
+    from hopmem.memory.vectors.qdrant import QdrantVectorIndex
 
     with MemoryStore(tmp_path / "store.sqlite") as store:
         add(store, "t", unit(3, seed=38))
@@ -536,7 +536,7 @@ def test_qdrant_uploads_only_appended_rows_and_creates_nothing_before_vectors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     pytest.importorskip("qdrant_client")
-    from hopmem.memory.qdrant_index import QdrantVectorIndex
+    from hopmem.memory.vectors.qdrant import QdrantVectorIndex
 
     with MemoryStore(tmp_path / "store.sqlite") as store:
         index = QdrantVectorIndex(store, ":memory:", batch_size=7, progress_every=20)
@@ -544,7 +544,7 @@ def test_qdrant_uploads_only_appended_rows_and_creates_nothing_before_vectors(
             assert index.search("t", unit(1, seed=40)[0], 3) == []
             assert index.client.get_collections().collections == []  # no vectors, nothing created
             vectors = unit(45, seed=41)
-            with caplog.at_level(logging.INFO, logger="hopmem.memory.qdrant_index"):
+            with caplog.at_level(logging.INFO, logger="hopmem.memory.vectors.qdrant"):
                 ids = add(store, "t", vectors)
                 assert_hits(index.search("t", vectors[1], 3), brute(ids, vectors, vectors[1], 3))
             assert any("uploaded" in r.getMessage() for r in caplog.records)  # progress of a big upload
@@ -575,7 +575,7 @@ def test_a_local_search_without_the_tenant_filter_still_returns_only_the_tenants
     pytest.importorskip("qdrant_client")
     from qdrant_client.http import models
 
-    from hopmem.memory.qdrant_index import QdrantVectorIndex
+    from hopmem.memory.vectors.qdrant import QdrantVectorIndex
 
     with MemoryStore(tmp_path / "store.sqlite") as store:
         vectors = unit(10, seed=43)
@@ -618,7 +618,7 @@ def test_qdrant_errors_are_one_sentence_store_and_config_errors(
 ) -> None:
     pytest.importorskip("qdrant_client")
     from hopmem.memory.errors import ConfigError
-    from hopmem.memory.qdrant_index import QdrantVectorIndex
+    from hopmem.memory.vectors.qdrant import QdrantVectorIndex
 
     with MemoryStore(tmp_path / "store.sqlite") as store:
         add(store, "t", unit(3, seed=45))

@@ -21,7 +21,7 @@ from hopmem.memory.db import write_transaction
 from hopmem.memory.errors import InputError
 from hopmem.memory.records import MemoryRecord
 from hopmem.memory.store import EraseHook, MemoryStore, require_tenant
-from hopmem.memory.trust import TrustModel
+from hopmem.memory.trust.model import TrustModel
 
 
 def list_quarantine(store: MemoryStore, tenant: str, *, limit: int = 1000) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ import sqlite3
 
 from hopmem.memory.records import MemoryRecord
 from hopmem.memory.store import EraseHook, UpdateHook
-from hopmem.memory.trust import TrustModel
+from hopmem.memory.trust.model import TrustModel
 
 MAX_DETAIL_IDS = 100
 """Memory ids a ``user_delete`` signal lists in its detail."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hopmem.memory.errors import ConfigError
 from hopmem.memory.store import MemoryStore
-from hopmem.memory.vector_base import VectorIndex
+from hopmem.memory.vectors.base import VectorIndex
 
 VECTOR_BACKENDS: tuple[str, ...] = ("exact", "qdrant")
 
@@ -14,11 +14,11 @@ def open_index(
 ) -> VectorIndex:
     """The ``backend`` index over ``store``; a qdrant index is reconciled with SQLite as it opens."""
     if backend == "exact":
-        from hopmem.memory.vector_index import ExactVectorIndex
+        from hopmem.memory.vectors.exact import ExactVectorIndex
 
         return ExactVectorIndex(store)
     if backend == "qdrant":
-        from hopmem.memory.qdrant_index import QdrantVectorIndex
+        from hopmem.memory.vectors.qdrant import QdrantVectorIndex
 
         return QdrantVectorIndex(store, qdrant_location, collection=qdrant_collection)
     raise ConfigError(f"Unknown vector backend {backend!r}; use one of {', '.join(VECTOR_BACKENDS)}.")

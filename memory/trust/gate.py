@@ -7,7 +7,7 @@ held in quarantine (stored, invisible to every read, listed for review):
 * the agent is in a write burst (more than ``trust_burst_max_writes`` writes within ``trust_burst_window_s``): the
   writes beyond the limit are held;
 * the text contradicts a memory trusted at least ``trust_reference_level`` that another writer stored (a close
-  embedding neighbour that disagrees on a number, a negation or a name, :mod:`hopmem.memory.trust_contradiction`).
+  embedding neighbour that disagrees on a number, a negation or a name, :mod:`hopmem.memory.trust.contradiction`).
 
 The user's own writes (no agent) are not gated. Then :meth:`WriteGate.hook` runs inside the write's transaction and
 records what the write says about trust: the burst and contradiction signals, and a confirmation for the writer of a
@@ -32,13 +32,13 @@ import numpy as np
 from hopmem.memory.errors import HopmemError
 from hopmem.memory.records import AddResult, MemoryInput
 from hopmem.memory.store import MemoryStore, WriteHook
-from hopmem.memory.trust import TrustModel
-from hopmem.memory.trust_contradiction import contradiction
+from hopmem.memory.trust.contradiction import contradiction
+from hopmem.memory.trust.model import TrustModel
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from hopmem.memory.vector_base import VectorIndex
+    from hopmem.memory.vectors.base import VectorIndex
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A cheap contradiction test between two near-identical statements.
 
-The write gate (:mod:`hopmem.memory.trust_gate`) calls it only for pairs whose embeddings are already close (cosine
+The write gate (:mod:`hopmem.memory.trust.gate`) calls it only for pairs whose embeddings are already close (cosine
 at least ``trust_contradiction_similarity``): two texts that say nearly the same thing. They *contradict* when,
 with most of their other words shared, they disagree on what a poisoner changes to turn a fact into a falsehood:
 

@@ -1,7 +1,7 @@
 """Training data for rerankers from any BEIR folder: query splits without leakage, positives, mined hard negatives.
 
 Splits are by query, so no question is both trained on and evaluated on; the rule lives in
-:mod:`hopmem.memory.query_splits`, shared with ``hopmem eval rerank`` so evaluation splits exactly as training did.
+:mod:`hopmem.memory.datasets.splits`, shared with ``hopmem eval rerank`` so evaluation splits exactly as training did.
 
 Positives come from the qrels with their grades kept (label = grade / the data set's top grade). Hard negatives are
 mined with the memory's own hybrid search over the indexed corpus (bm25 + dense, fused): passages that rank near the
@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hopmem.agents.rerank import Reranker, passage_text
-from hopmem.memory.beir import iter_corpus
-from hopmem.memory.beir_store import BEIR_TENANT, open_indexed_corpus
+from hopmem.memory.datasets.beir import iter_corpus
+from hopmem.memory.datasets.splits import query_splits
+from hopmem.memory.datasets.store_loader import BEIR_TENANT, open_indexed_corpus
 from hopmem.memory.errors import InputError
 from hopmem.memory.hybrid import HybridSearcher
-from hopmem.memory.query_splits import query_splits
 
 if TYPE_CHECKING:
     from hopmem.memory.embeddings import Embedder
@@ -404,7 +404,7 @@ def write_model_files(
     """What every reranker recipe saves beside its weights: ``metrics.json`` (the report), ``data.json`` (the query
     splits, which evaluations read to skip training queries), ``README.md`` (the card) and, for LLM adapters,
     ``hopmem_reranker.json`` (base model and prompt budget, which inference reads)."""
-    from hopmem.agents.rerank_pointwise import RECORD_FILE
+    from hopmem.agents.rerank.model_paths import RECORD_FILE
 
     out.mkdir(parents=True, exist_ok=True)
     if record is not None:

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from hopmem.memory.beir import Query, load_dataset
-from hopmem.memory.beir_store import CorpusVectors
+from hopmem.memory.datasets.beir import Query, load_dataset
+from hopmem.memory.datasets.store_loader import CorpusVectors
 from hopmem.memory.errors import InputError
 
 

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from hopmem.agents.multihop import MatrixSearch, hop_tree
 from hopmem.agents.treehop_model import TreeHopConfig, TreeHopModel
 from hopmem.finetune.treehop_data import HopQuestion, build_chains, mine_hard_negatives, split_questions
-from hopmem.memory.beir_store import CorpusVectors, corpus_vectors, open_indexed_corpus
+from hopmem.memory.datasets.store_loader import CorpusVectors, corpus_vectors, open_indexed_corpus
 from hopmem.memory.errors import InputError
 
 if TYPE_CHECKING:

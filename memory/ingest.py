@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hopmem.memory.beir import is_corpus_file, iter_corpus
 from hopmem.memory.chunking import chunk_text
+from hopmem.memory.datasets.beir import is_corpus_file, iter_corpus
 from hopmem.memory.errors import HopmemError, IngestError
 from hopmem.memory.loaders import is_supported, load_file
 from hopmem.memory.records import DocumentInput

@@ -1,7 +1,7 @@
 """Read files into plain text with llama-index's file readers (imported lazily).
 
 Supported: ``.txt``, ``.md``/``.markdown``, ``.html``/``.htm``, ``.pdf``, ``.docx``. BEIR ``corpus.jsonl`` files are
-handled by :mod:`hopmem.memory.beir`. A file that cannot be read raises :class:`IngestError` with one sentence.
+handled by :mod:`hopmem.memory.datasets.beir`. A file that cannot be read raises :class:`IngestError` with one sentence.
 """
 
 from __future__ import annotations

@@ -24,12 +24,12 @@ from hopmem.agents.multihop import HopResult, MemoryHopSearch, SearchFn, Vectors
 from hopmem.agents.rewrite import llm_rewrite_retrieve
 from hopmem.agents.treehop_model import TreeHopModel, load_treehop, packaged_model_dir
 from hopmem.evaluate import cli_command, git_revision, indexed_corpus, machine_info, write_report
-from hopmem.memory.beir import load_dataset
-from hopmem.memory.beir_store import BEIR_TENANT
+from hopmem.memory.datasets.beir import load_dataset
+from hopmem.memory.datasets.metrics import mean, percentiles
+from hopmem.memory.datasets.store_loader import BEIR_TENANT
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import HopmemError, InputError
 from hopmem.memory.hybrid import HybridSearcher
-from hopmem.memory.metrics import mean, percentiles
 from hopmem.memory.vectors.registry import open_index
 from hopmem.settings import Settings, get_settings
 

@@ -6,7 +6,7 @@ of the agent's final ranking (reranked candidates, documents in order of their b
 and LLM calls per question, with one log line per question. Variants switch pieces off (decomposition, the
 fusion method, the reranker, TreeHop) so one run compares them on the same questions.
 
-The corpus is indexed once into the cache (:func:`hopmem.memory.beir_store.open_indexed_corpus`) and each variant
+The corpus is indexed once into the cache (:func:`hopmem.memory.datasets.store_loader.open_indexed_corpus`) and each variant
 runs on its own copy, so write-back (off by default: a remembered answer would become evidence for later questions
 and mix the variants) never touches the cache.
 """
@@ -26,11 +26,11 @@ from tqdm.auto import tqdm
 
 from hopmem.agent_api import Agent, configured_llm
 from hopmem.evaluate import cli_command, git_revision, indexed_corpus, machine_info, write_report
-from hopmem.memory.beir import load_dataset
-from hopmem.memory.beir_store import BEIR_TENANT
+from hopmem.memory.datasets.beir import load_dataset
+from hopmem.memory.datasets.metrics import exact_match, mean, percentiles, recall_at_k, token_f1
+from hopmem.memory.datasets.store_loader import BEIR_TENANT
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import InputError
-from hopmem.memory.metrics import exact_match, mean, percentiles, recall_at_k, token_f1
 from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
 

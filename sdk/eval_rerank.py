@@ -21,27 +21,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hopmem.agents.rerank import (
-    CrossEncoderReranker,
-    PassThroughReranker,
-    Reranker,
+from hopmem.agents.rerank import PassThroughReranker, Reranker, load_reranker, passage_text
+from hopmem.agents.rerank.cross_encoder import CrossEncoderReranker, init_cross_encoder
+from hopmem.agents.rerank.model_paths import (
     default_cross_encoder_dir,
     find_adapter,
     find_cross_encoder,
-    init_cross_encoder,
     is_cross_encoder_dir,
-    load_reranker,
-    passage_text,
 )
 from hopmem.evaluate import cli_command, git_revision, indexed_corpus, machine_info, write_report
-from hopmem.memory.beir import dataset_hash
-from hopmem.memory.beir_store import BEIR_TENANT
+from hopmem.memory.datasets.beir import dataset_hash
+from hopmem.memory.datasets.metrics import mean, percentiles, recall_at_k, retrieval_metrics
+from hopmem.memory.datasets.splits import load_split, query_splits
+from hopmem.memory.datasets.store_loader import BEIR_TENANT
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import ConfigError, InputError
 from hopmem.memory.hybrid import HybridSearcher
-from hopmem.memory.metrics import mean, percentiles, recall_at_k, retrieval_metrics
 from hopmem.memory.model_paths import display_path, resolve_embedder_path
-from hopmem.memory.query_splits import load_split, query_splits
 from hopmem.memory.vectors.registry import open_index
 from hopmem.settings import Settings, get_settings
 
@@ -296,7 +292,7 @@ def evaluate_rerank(
 
 def _adapter_info(folder: Path, reranker: Reranker | None) -> dict[str, Any]:
     """What the report records of a LoRA reranker: its folder, base, prompt budget and how it was trained."""
-    from hopmem.agents.rerank_pointwise import read_reranker_record
+    from hopmem.agents.rerank.model_paths import read_reranker_record
 
     metrics_path = folder / "metrics.json"
     trained = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}

@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hopmem.memory.beir import load_dataset
-from hopmem.memory.beir_store import open_indexed_corpus
+from hopmem.memory.datasets.beir import load_dataset
+from hopmem.memory.datasets.metrics import mean, percentiles, retrieval_metrics
+from hopmem.memory.datasets.store_loader import open_indexed_corpus
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import InputError
 from hopmem.memory.hybrid import HybridSearcher
 from hopmem.memory.ingest import Ingestor
-from hopmem.memory.metrics import mean, percentiles, retrieval_metrics
 from hopmem.memory.store import MemoryStore
 from hopmem.memory.vectors.registry import open_index
 from hopmem.settings import Settings, get_settings
@@ -201,7 +201,7 @@ def evaluate_retrieval(
                 judged = data.qrels.get(query.id, {})
                 scores = retrieval_metrics(ranked, judged)
                 if k != 10:
-                    from hopmem.memory.metrics import ndcg_at_k, recall_at_k
+                    from hopmem.memory.datasets.metrics import ndcg_at_k, recall_at_k
 
                     scores[f"ndcg@{k}"] = ndcg_at_k(ranked, judged, k)
                     scores[f"recall@{k}"] = recall_at_k(ranked, judged, k)

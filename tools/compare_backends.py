@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from hopmem.evaluate import git_revision, machine_info
-from hopmem.memory.beir import load_dataset
+from hopmem.memory.datasets.beir import load_dataset
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.ingest import Ingestor
 from hopmem.memory.store import MemoryStore

@@ -48,8 +48,8 @@ from hopmem.bench.concurrency_worker import MARKER, OPS, WEIGHTS, WorkerConfig, 
 from hopmem.bench.corpus import generate_memories, generate_queries, load_corpus
 from hopmem.bench.system import CpuMeter
 from hopmem.evaluate import git_revision, machine_info
+from hopmem.memory.datasets.metrics import percentiles
 from hopmem.memory.errors import HopmemError, InputError
-from hopmem.memory.metrics import percentiles
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess

@@ -61,9 +61,9 @@ from tqdm.auto import tqdm
 from hopmem.bench.corpus import CORPORA, load_corpus, resolve_data_root
 from hopmem.bench.system import CpuMeter
 from hopmem.evaluate import git_revision, machine_info
-from hopmem.memory.beir import load_dataset
+from hopmem.memory.datasets.beir import load_dataset
+from hopmem.memory.datasets.metrics import mean, ndcg_at_k
 from hopmem.memory.errors import InputError
-from hopmem.memory.metrics import mean, ndcg_at_k
 from hopmem.memory.model_paths import display_path
 from hopmem.memory.trust.contradiction import NEGATIONS
 from hopmem.memory_api import Memory

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from hopmem.finetune.reranker_data import build_pairs, mine_negatives
-from hopmem.memory.beir_store import BEIR_TENANT, open_indexed_corpus
+from hopmem.memory.datasets.splits import load_split, query_splits
+from hopmem.memory.datasets.store_loader import BEIR_TENANT, open_indexed_corpus
 from hopmem.memory.errors import InputError
 from hopmem.memory.hybrid import HybridSearcher
-from hopmem.memory.query_splits import load_split, query_splits
 
 
 def make_tiny_hotpot(src: Path, root: Path, *, n_train: int = 6, n_dev: int = 3, spread: int = 2) -> Path:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hopmem.finetune.treehop_data import build_chains, mine_hard_negatives, split_questions
-from hopmem.memory.beir_store import CorpusVectors
+from hopmem.memory.datasets.store_loader import CorpusVectors
 from hopmem.memory.errors import InputError
 
 

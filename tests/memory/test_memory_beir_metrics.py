@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hopmem.memory.beir import dataset_hash, is_corpus_file, iter_corpus, load_dataset, load_qrels
-from hopmem.memory.errors import InputError
-from hopmem.memory.metrics import (
+from hopmem.memory.datasets.beir import dataset_hash, is_corpus_file, iter_corpus, load_dataset, load_qrels
+from hopmem.memory.datasets.metrics import (
     exact_match,
     mean,
     mrr_at_k,
@@ -23,6 +22,7 @@ from hopmem.memory.metrics import (
     retrieval_metrics,
     token_f1,
 )
+from hopmem.memory.errors import InputError
 
 # The shared data sets live next to the repository (read-only).
 CRANFIELD = Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hopmem.memory.beir import load_qrels
+from hopmem.memory.datasets.beir import load_qrels
 from hopmem.memory.embeddings import SentenceTransformerEmbedder
 from hopmem.memory.errors import InputError
 from hopmem.memory.fusion import rrf

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hopmem.memory.beir import load_qrels, load_queries
+from hopmem.memory.datasets.beir import load_qrels, load_queries
 from hopmem.memory.errors import InputError
 
 TRAIN_FRACTION = 2 / 3

@@ -290,7 +290,7 @@ def finetune_reranker(
 
 def default_model_dir(recipe: str, cache_dir: Path) -> Path:
     """Where ``recipe`` saves by default, which is where the agent's reranker of that name looks first."""
-    from hopmem.agents.rerank import default_cross_encoder_dir, default_llm_reranker_dir
+    from hopmem.agents.rerank.model_paths import default_cross_encoder_dir, default_llm_reranker_dir
 
     if recipe == "cross-encoder":
         return default_cross_encoder_dir(cache_dir)
@@ -300,8 +300,8 @@ def default_model_dir(recipe: str, cache_dir: Path) -> Path:
 def _has_model(recipe: str, folder: Path) -> bool:
     """A trained model of ``recipe`` in ``folder``; a cross-encoder counts only with its blend weight (the earlier
     recipe trained without title pairs or blend and ranked far worse, so ``--if-missing`` replaces it)."""
-    from hopmem.agents.rerank import BLEND_FILE, is_cross_encoder_dir
-    from hopmem.agents.rerank_pointwise import is_adapter_dir
+    from hopmem.agents.rerank.cross_encoder import BLEND_FILE
+    from hopmem.agents.rerank.model_paths import is_adapter_dir, is_cross_encoder_dir
 
     if recipe == "cross-encoder":
         return is_cross_encoder_dir(folder) and (folder / BLEND_FILE).is_file()
@@ -309,7 +309,8 @@ def _has_model(recipe: str, folder: Path) -> bool:
 
 
 def _has_model_without_blend(folder: Path) -> bool:
-    from hopmem.agents.rerank import BLEND_FILE, is_cross_encoder_dir
+    from hopmem.agents.rerank.cross_encoder import BLEND_FILE
+    from hopmem.agents.rerank.model_paths import is_cross_encoder_dir
 
     return is_cross_encoder_dir(folder) and not (folder / BLEND_FILE).is_file()
 

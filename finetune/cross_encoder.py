@@ -1,7 +1,8 @@
 """Supervised training of the cross-encoder reranker (``hopmem finetune reranker --recipe cross-encoder``).
 
 The model starts from the packaged all-MiniLM-L6-v2 encoder with a fresh, seeded 1-logit head
-(:func:`hopmem.agents.rerank.cross_encoder.init_cross_encoder`) and learns pointwise relevance: binary cross-entropy between its
+(:func:`hopmem.agents.rerank.cross_encoder.init_cross_encoder`) and learns pointwise relevance:
+binary cross-entropy between its
 logit and the pair's label (a positive's grade divided by the data set's top grade, 0 for a negative). Pairs come
 from the training splits (:mod:`hopmem.finetune.reranker_data`: qrels positives and negatives mined with the memory's
 hybrid search) and from title pseudo-queries of each corpus (a descriptive title is the query, its document's body
@@ -9,7 +10,8 @@ the positive), which read no query or judgement. On qrels pairs alone (a few hun
 learns; the title pairs are what make it rank (README, Reranking).
 
 A share of each training split is held out; after training, the weight of the blend with the candidates' order
-(:func:`hopmem.agents.rerank.cross_encoder.blend_with_order`) is chosen on those queries' hybrid candidates and saved beside the
+(:func:`hopmem.agents.rerank.cross_encoder.blend_with_order`) is chosen on those queries' hybrid candidates
+and saved beside the
 model, so the reranker adds what it knows to the hybrid order instead of replacing it. Before and after training
 the same dev pairs (dev-split queries, never trained on) are scored, and the model card reports both.
 
@@ -89,7 +91,8 @@ class CrossEncoderTrainConfig:
         freeze_word_embeddings: keep the base encoder's word embeddings as they are (half of MiniLM's parameters).
             The shipped model then stores only the other half and takes the embeddings from the packaged MiniLM
             (:mod:`hopmem.agents.rerank.cross_encoder_pack`), which keeps it under 25 MB at the trained model's quality.
-        blend_grid: blend weights tried on the held-out queries (:func:`hopmem.agents.rerank.cross_encoder.blend_with_order`).
+        blend_grid: blend weights tried on the held-out queries
+            (:func:`hopmem.agents.rerank.cross_encoder.blend_with_order`).
         checkpoint_every: optimiser steps between checkpoints.
         keep_checkpoints: keep the checkpoint folder after a finished run.
         resume: continue from the last checkpoint in ``output`` when there is one.

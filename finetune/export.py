@@ -2,7 +2,7 @@
 
 Two kinds ship: LoRA adapters of the LLM rerankers (:func:`export_adapter`) and the default cross-encoder, packed
 (:func:`export_cross_encoder`: only the tensors it trained, in float16, over the packaged MiniLM; see
-:mod:`hopmem.agents.cross_encoder_pack`).
+:mod:`hopmem.agents.rerank.cross_encoder_pack`).
 
 The copy stores the weights in float16: a rank-16 adapter on every projection of SmolLM2-135M is 19.6 MB in float32
 and 9.8 MB in half precision, and peft casts half-precision adapter weights back to float32 when it loads them, so
@@ -60,7 +60,7 @@ def export_adapter(
     import torch
     from safetensors.torch import load_file, save_file
 
-    from hopmem.agents.rerank_pointwise import RECORD_FILE, read_reranker_record
+    from hopmem.agents.rerank.model_paths import RECORD_FILE, read_reranker_record
     from hopmem.finetune.reranker_data import portable_adapter_config
 
     src, dst = Path(src), Path(dst)
@@ -107,8 +107,8 @@ def export_cross_encoder(src: Path | str, dst: Path | str, *, evaluations: list[
     import torch
     from safetensors.torch import load_file, save_file
 
-    from hopmem.agents.cross_encoder_pack import PACK_RECORD, PACK_WEIGHTS, tensor_sha256
-    from hopmem.agents.rerank import BLEND_FILE, CrossEncoderReranker, init_cross_encoder
+    from hopmem.agents.rerank.cross_encoder import BLEND_FILE, CrossEncoderReranker, init_cross_encoder
+    from hopmem.agents.rerank.cross_encoder_pack import PACK_RECORD, PACK_WEIGHTS, tensor_sha256
     from hopmem.memory.model_paths import resolve_embedder_path
 
     src, dst = Path(src), Path(dst)
@@ -161,8 +161,8 @@ def export_cross_encoder(src: Path | str, dst: Path | str, *, evaluations: list[
 
 
 def main(argv: list[str] | None = None) -> None:
-    from hopmem.agents.cross_encoder_pack import PACK_WEIGHTS
-    from hopmem.agents.rerank import shipped_adapter_dir, shipped_cross_encoder_dir
+    from hopmem.agents.rerank.cross_encoder_pack import PACK_WEIGHTS
+    from hopmem.agents.rerank.model_paths import shipped_adapter_dir, shipped_cross_encoder_dir
 
     parser = argparse.ArgumentParser(description="Copy a trained reranker into the package (float16).")
     parser.add_argument("src", type=Path, help="model or adapter folder written by `hopmem finetune reranker`")

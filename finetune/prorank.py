@@ -1,7 +1,7 @@
 """The ``prorank`` recipe: a pointwise LLM reranker tuned with LoRA in two stages (ProRank, arXiv 2506.03487).
 
 Stage 1, GRPO prompt warm-up: the model reads the fixed relevance prompt of
-:func:`hopmem.agents.rerank_prompts.pointwise_messages` and answers ``0`` or ``1``; TRL's ``GRPOTrainer`` samples
+:func:`hopmem.agents.rerank.prompts.pointwise_messages` and answers ``0`` or ``1``; TRL's ``GRPOTrainer`` samples
 several answers per prompt and rewards the correct label plus a format term (:func:`hopmem.finetune.rewards.
 pointwise_reward`), so a small model learns to answer in the format the scorer reads. Stage 2, fine-grained score
 learning: the score ``logit("1") - logit("0")`` at the answer position (no added layer) is trained with a listwise
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from hopmem.agents.rerank_pointwise import (
+from hopmem.agents.rerank.pointwise import (
     DEFAULT_BASE_MODEL,
     DEFAULT_PASSAGE_TOKENS,
     DEFAULT_QUERY_TOKENS,
@@ -39,7 +39,7 @@ from hopmem.agents.rerank_pointwise import (
     label_token_ids,
     relevance_logits,
 )
-from hopmem.agents.rerank_prompts import clip_tokens, pointwise_messages
+from hopmem.agents.rerank.prompts import clip_tokens, pointwise_messages
 from hopmem.finetune.grpo import LORA_TARGETS, GRPOSettings, lora_config, run_grpo
 from hopmem.finetune.reranker_data import (
     PairSampling,
@@ -443,8 +443,8 @@ def model_card(report: dict[str, Any]) -> str:
         f"A LoRA adapter (r={cfg['lora_r']}, alpha={cfg['lora_alpha']}, on {', '.join(cfg['lora_targets'])}; "
         f"{report['trainable_parameters']:,} trainable parameters) for `{report['base_model']['name']}`, trained by "
         '`hopmem finetune reranker --recipe prorank`. Score of a (query, passage) pair: `logit("1") - logit("0")` '
-        "at the answer position of the prompt in `hopmem.agents.rerank_prompts.pointwise_messages`, in float32. "
-        "Use it with `hopmem.agents.rerank_pointwise.PointwiseLLMReranker(adapter=folder)` or serve it with vLLM "
+        "at the answer position of the prompt in `hopmem.agents.rerank.prompts.pointwise_messages`, in float32. "
+        "Use it with `hopmem.agents.rerank.pointwise.PointwiseLLMReranker(adapter=folder)` or serve it with vLLM "
         "(`--enable-lora --lora-modules prorank=folder`).",
         "",
         "## Data",

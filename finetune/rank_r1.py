@@ -1,6 +1,6 @@
 """The ``rank-r1`` recipe: a setwise reasoning reranker tuned with GRPO on a LoRA adapter (Rank-R1, arXiv 2503.06034).
 
-The model reads the prompt of :func:`hopmem.agents.rerank_prompts.setwise_messages` (a query and ``set_size``
+The model reads the prompt of :func:`hopmem.agents.rerank.prompts.setwise_messages` (a query and ``set_size``
 numbered passages), reasons inside ``<think>...</think>`` and names the most relevant passage as
 ``<answer>[k]</answer>``. Nothing tells it how to reason: TRL's ``GRPOTrainer`` samples several replies per prompt and
 rewards the label of the chosen passage relative to the set's best (or, with ``ndcg_reward``, GroupRank's NDCG-style
@@ -12,7 +12,7 @@ and more of the query's passages up to ``set_size``, in a seeded random order, s
 signal. The training query ids are saved in ``data.json`` so evaluations skip them.
 
 Dev metrics (before and after training) score the dev queries' passages with the same
-:class:`hopmem.agents.rerank_setwise.SetwiseLLMReranker` the agent uses: the first ``dev_depth`` places by repeated
+:class:`hopmem.agents.rerank.setwise.SetwiseLLMReranker` the agent uses: the first ``dev_depth`` places by repeated
 selection, the rest in a seeded random order (never the pairs' own order, which lists positives first and would
 flatter a model that only falls back). "After" is measured on the saved adapter, loaded as the agent loads it.
 Generation on a CPU is slow, so this view is small on purpose (``dev_queries`` 5, ``dev_depth`` 3).
@@ -34,9 +34,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hopmem.agents.rerank_pointwise import DEFAULT_BASE_MODEL, DEFAULT_PASSAGE_TOKENS, DEFAULT_QUERY_TOKENS, RECORD_FILE
-from hopmem.agents.rerank_prompts import clip_tokens, setwise_messages
-from hopmem.agents.rerank_setwise import SetwiseLLMReranker
+from hopmem.agents.rerank.model_paths import RECORD_FILE
+from hopmem.agents.rerank.pointwise import DEFAULT_BASE_MODEL, DEFAULT_PASSAGE_TOKENS, DEFAULT_QUERY_TOKENS
+from hopmem.agents.rerank.prompts import clip_tokens, setwise_messages
+from hopmem.agents.rerank.setwise import SetwiseLLMReranker
 from hopmem.finetune.grpo import LORA_TARGETS, GRPOSettings, lora_config, run_grpo
 from hopmem.finetune.reranker_data import (
     PairSampling,
@@ -342,9 +343,9 @@ def model_card(report: dict[str, Any]) -> str:
         f"A LoRA adapter (r={cfg['lora_r']}, alpha={cfg['lora_alpha']}, on {', '.join(cfg['lora_targets'])}; "
         f"{report['trainable_parameters']:,} trainable parameters) for `{report['base_model']['name']}`, trained by "
         "`hopmem finetune reranker --recipe rank-r1`. The model reads a query and "
-        f"{cfg['set_size']} numbered passages (the prompt of `hopmem.agents.rerank_prompts.setwise_messages`), "
+        f"{cfg['set_size']} numbered passages (the prompt of `hopmem.agents.rerank.prompts.setwise_messages`), "
         "reasons inside `<think></think>` and names the most relevant passage as `<answer>[k]</answer>`; a ranking "
-        "is built by repeated selection. Use it with `hopmem.agents.rerank_setwise.SetwiseLLMReranker(adapter=folder)` "
+        "is built by repeated selection. Use it with `hopmem.agents.rerank.setwise.SetwiseLLMReranker(adapter=folder)` "
         "or `HOPMEM_RERANKER=rank-r1`.",
         "",
         "## Data",

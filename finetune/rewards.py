@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hopmem.agents.rerank_prompts import RELEVANT, parse_pointwise, parse_setwise
+from hopmem.agents.rerank.prompts import RELEVANT, parse_pointwise, parse_setwise
 
 FORMAT_BONUS = 0.2
 NO_ANSWER = -0.5

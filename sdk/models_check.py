@@ -161,7 +161,8 @@ def check_reranker(settings: Settings) -> str:
 
     The default cross-encoder ships in the package, so "missing" means a configured model that is not on disk.
     """
-    from hopmem.agents.rerank import CrossEncoderReranker, load_reranker
+    from hopmem.agents.rerank import load_reranker
+    from hopmem.agents.rerank.cross_encoder import CrossEncoderReranker
     from hopmem.memory.errors import ConfigError
 
     start = time.perf_counter()

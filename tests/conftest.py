@@ -188,7 +188,7 @@ def save_random_adapter(model: Any, folder: Path, record: dict[str, Any], *, ran
     import torch
     from peft import get_peft_model
 
-    from hopmem.agents.rerank_pointwise import RECORD_FILE
+    from hopmem.agents.rerank.model_paths import RECORD_FILE
     from hopmem.finetune.grpo import lora_config
 
     torch.manual_seed(1)

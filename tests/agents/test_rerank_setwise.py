@@ -17,9 +17,9 @@ import pytest
 
 from hopmem.agents.llm.base import Completion, Message
 from hopmem.agents.rerank import Reranker, rank_by_scores
-from hopmem.agents.rerank_pointwise import RECORD_FILE
-from hopmem.agents.rerank_prompts import SETWISE_SYSTEM
-from hopmem.agents.rerank_setwise import SetwiseLLMReranker
+from hopmem.agents.rerank.model_paths import RECORD_FILE
+from hopmem.agents.rerank.prompts import SETWISE_SYSTEM
+from hopmem.agents.rerank.setwise import SetwiseLLMReranker
 from hopmem.memory.errors import ConfigError, LLMError
 
 _LISTED = re.compile(r"^\[(\d+)\] (.*)$", re.MULTILINE)

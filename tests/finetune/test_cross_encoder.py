@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hopmem.agents.cross_encoder_pack import read_pack_record
-from hopmem.agents.rerank import CrossEncoderReranker, init_cross_encoder, load_reranker
+from hopmem.agents.rerank import load_reranker
+from hopmem.agents.rerank.cross_encoder import CrossEncoderReranker, init_cross_encoder
+from hopmem.agents.rerank.cross_encoder_pack import read_pack_record
 from hopmem.finetune.cross_encoder import CrossEncoderTrainConfig, train_cross_encoder
 from hopmem.finetune.export import export_cross_encoder
 from hopmem.finetune.reranker_data import PairSampling, build_training_data

@@ -13,8 +13,8 @@ pytest.importorskip("peft", reason="the finetune extra is not installed")
 from safetensors.torch import load_file
 
 from hopmem.agents.llm.transformers_llm import TransformersLLM
-from hopmem.agents.rerank import shipped_adapter_dir
-from hopmem.agents.rerank_pointwise import PointwiseLLMReranker, read_reranker_record
+from hopmem.agents.rerank.model_paths import read_reranker_record, shipped_adapter_dir
+from hopmem.agents.rerank.pointwise import PointwiseLLMReranker
 from hopmem.finetune.export import export_adapter, main
 from hopmem.memory.errors import InputError
 from tests.conftest import save_random_adapter

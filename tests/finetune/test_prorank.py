@@ -16,7 +16,7 @@ pytest.importorskip("peft", reason="the finetune extra is not installed")
 import torch
 
 from hopmem.agents.llm.transformers_llm import TransformersLLM
-from hopmem.agents.rerank_pointwise import PointwiseLLMReranker
+from hopmem.agents.rerank.pointwise import PointwiseLLMReranker
 from hopmem.finetune.grpo import GRPOSettings, lora_config, run_grpo
 from hopmem.finetune.prorank import ProRankConfig, ScoreGroup, group_loss, run_stage2, stage1_rows, train_prorank
 from hopmem.finetune.reranker_data import RerankPair

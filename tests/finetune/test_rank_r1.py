@@ -20,7 +20,7 @@ import torch
 
 from hopmem.agents.llm.transformers_llm import TransformersLLM
 from hopmem.agents.rerank import load_reranker
-from hopmem.agents.rerank_setwise import SetwiseLLMReranker
+from hopmem.agents.rerank.setwise import SetwiseLLMReranker
 from hopmem.finetune.grpo import GRPOSettings, lora_config, run_grpo
 from hopmem.finetune.rank_r1 import RankR1Config, setwise_rows, shuffled_dev, train_rank_r1
 from hopmem.finetune.reranker_data import RerankPair

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hopmem.agent_api import Agent
-from hopmem.agents.rerank import BLEND_FILE, default_cross_encoder_dir, init_cross_encoder
+from hopmem.agents.rerank.cross_encoder import BLEND_FILE, init_cross_encoder
+from hopmem.agents.rerank.model_paths import default_cross_encoder_dir
 from hopmem.memory.errors import ConfigError
 from hopmem.memory.model_paths import resolve_embedder_path
 from hopmem.memory_api import Memory
@@ -51,7 +52,7 @@ def test_without_any_cross_encoder_the_fused_order_is_kept_with_a_warning(
     # An install whose package lacks the shipped weights (a stripped copy): the agent still answers.
     monkeypatch.delenv("HOPMEM_RERANKER")
     (tmp_path / "empty").mkdir()
-    monkeypatch.setattr("hopmem.agents.rerank.shipped_cross_encoder_dir", lambda: tmp_path / "empty")
+    monkeypatch.setattr("hopmem.agents.rerank.model_paths.shipped_cross_encoder_dir", lambda: tmp_path / "empty")
     step = _ask(get_settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", llm_backend="none"))
     assert step["reranker"] == "none"
     assert "No cross-encoder" in str(step["warning"]) and "fused order is kept" in str(step["warning"])

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("peft", reason="the finetune extra is not installed")
 
 from hopmem.agents.rerank import load_reranker
-from hopmem.agents.rerank_pointwise import PointwiseLLMReranker
+from hopmem.agents.rerank.pointwise import PointwiseLLMReranker
 from hopmem.eval_rerank import evaluate_rerank
 from hopmem.settings import get_settings
 from tests.conftest import save_random_adapter

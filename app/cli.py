@@ -235,7 +235,7 @@ def eval_retrieval(
     if method == "treehop":
         _eval_treehop(dataset, split, hops, top_n, treehop_model, llm_baseline, config, json_out, max_queries, quiet)
         return
-    from hopmem.evaluate import evaluate_retrieval
+    from hopmem.eval.retrieval import evaluate_retrieval
 
     report = evaluate_retrieval(
         dataset,
@@ -275,7 +275,7 @@ def _eval_treehop(
     max_queries: int | None,
     quiet: bool,
 ) -> None:
-    from hopmem.eval_multihop import evaluate_multihop
+    from hopmem.eval.multihop import evaluate_multihop
 
     report = evaluate_multihop(
         dataset,

@@ -51,7 +51,7 @@ def eval_qa(
     The options describe one variant; --compare adds, on the same questions, that variant with one piece switched
     off or swapped at a time, and prints one row per variant.
     """
-    from hopmem.eval_qa import PIECES, comparison_variants, evaluate_qa, variant_from_options
+    from hopmem.eval.qa import PIECES, comparison_variants, evaluate_qa, variant_from_options
 
     config = _settings()
     base = variant_from_options(

@@ -16,7 +16,7 @@ _EXPORTS = {
     "Memory": "hopmem.memory_api",
     "Agent": "hopmem.agent_api",
     "Answer": "hopmem.answer",
-    "evaluate_retrieval": "hopmem.evaluate",
+    "evaluate_retrieval": "hopmem.eval.retrieval",
     "HopmemError": "hopmem.memory.errors",
     "InputError": "hopmem.memory.errors",
     "ModelNotAvailableError": "hopmem.memory.errors",
@@ -46,7 +46,7 @@ __all__ = [
 if TYPE_CHECKING:
     from hopmem.agent_api import Agent
     from hopmem.answer import Answer
-    from hopmem.evaluate import evaluate_retrieval
+    from hopmem.eval.retrieval import evaluate_retrieval
     from hopmem.memory.errors import (
         ConfigError,
         HopmemError,

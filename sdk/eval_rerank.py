@@ -29,7 +29,7 @@ from hopmem.agents.rerank.model_paths import (
     find_cross_encoder,
     is_cross_encoder_dir,
 )
-from hopmem.evaluate import cli_command, git_revision, indexed_corpus, machine_info, write_report
+from hopmem.eval.retrieval import cli_command, git_revision, indexed_corpus, machine_info, write_report
 from hopmem.memory.datasets.beir import dataset_hash
 from hopmem.memory.datasets.metrics import mean, percentiles, recall_at_k, retrieval_metrics
 from hopmem.memory.datasets.splits import load_split, query_splits
@@ -145,7 +145,7 @@ def evaluate_rerank(
             one); ``prorank-base`` is the same model without it.
         rank_r1_adapter: the LoRA adapter of ``rank-r1`` (found the same way).
         json_out: report path; the per-query log goes beside it as ``<stem>.queries.jsonl``.
-        plot_out: a PNG of the rows' nDCG@10, recall@10 and latency (:func:`hopmem.report_plots.plot_rerank_report`).
+        plot_out: a PNG of the rows' nDCG@10, recall@10 and latency (:func:`hopmem.eval.plots.plot_rerank_report`).
         progress: progress bars.
         max_queries: only the first N queries (smoke tests).
 
@@ -284,7 +284,7 @@ def evaluate_rerank(
     }
     written = write_report(report, logs.values(), json_out)
     if plot_out:
-        from hopmem.report_plots import plot_rerank_report
+        from hopmem.eval.plots import plot_rerank_report
 
         plot_rerank_report(written, plot_out)
     return written

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hopmem.evaluate import git_revision, machine_info
+from hopmem.eval.retrieval import git_revision, machine_info
 from hopmem.memory.datasets.beir import load_dataset
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.ingest import Ingestor

@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from hopmem.bench.concurrency_worker import MARKER, OPS, WEIGHTS, WorkerConfig, worker_main
 from hopmem.bench.corpus import generate_memories, generate_queries, load_corpus
 from hopmem.bench.system import CpuMeter
-from hopmem.evaluate import git_revision, machine_info
+from hopmem.eval.retrieval import git_revision, machine_info
 from hopmem.memory.datasets.metrics import percentiles
 from hopmem.memory.errors import HopmemError, InputError
 

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from hopmem.bench.corpus import fingerprint, generate_memories, generate_queries, load_corpus
 from hopmem.bench.system import CpuMeter
-from hopmem.evaluate import git_revision, machine_info
+from hopmem.eval.retrieval import git_revision, machine_info
 from hopmem.memory.datasets.metrics import percentiles
 from hopmem.memory.errors import InputError
 

@@ -47,7 +47,7 @@ def run_planner_bench(
     """
     from hopmem.agent_api import configured_llm
     from hopmem.agents.planner import load_hotpot_questions, planner_benchmark
-    from hopmem.evaluate import git_revision, machine_info
+    from hopmem.eval.retrieval import git_revision, machine_info
 
     root = (data_root or Path("../shared/data")) / dataset
     if not (root / "queries.jsonl").is_file():

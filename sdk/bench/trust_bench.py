@@ -60,7 +60,7 @@ from tqdm.auto import tqdm
 
 from hopmem.bench.corpus import CORPORA, load_corpus, resolve_data_root
 from hopmem.bench.system import CpuMeter
-from hopmem.evaluate import git_revision, machine_info
+from hopmem.eval.retrieval import git_revision, machine_info
 from hopmem.memory.datasets.beir import load_dataset
 from hopmem.memory.datasets.metrics import mean, ndcg_at_k
 from hopmem.memory.errors import InputError

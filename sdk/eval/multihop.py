@@ -23,7 +23,7 @@ import numpy as np
 from hopmem.agents.multihop import HopResult, MemoryHopSearch, SearchFn, VectorsFn, hop_tree
 from hopmem.agents.rewrite import llm_rewrite_retrieve
 from hopmem.agents.treehop_model import TreeHopModel, load_treehop, packaged_model_dir
-from hopmem.evaluate import cli_command, git_revision, indexed_corpus, machine_info, write_report
+from hopmem.eval.retrieval import cli_command, git_revision, indexed_corpus, machine_info, write_report
 from hopmem.memory.datasets.beir import load_dataset
 from hopmem.memory.datasets.metrics import mean, percentiles
 from hopmem.memory.datasets.store_loader import BEIR_TENANT

@@ -6,9 +6,9 @@ of the agent's final ranking (reranked candidates, documents in order of their b
 and LLM calls per question, with one log line per question. Variants switch pieces off (decomposition, the
 fusion method, the reranker, TreeHop) so one run compares them on the same questions.
 
-The corpus is indexed once into the cache (:func:`hopmem.memory.datasets.store_loader.open_indexed_corpus`) and each variant
-runs on its own copy, so write-back (off by default: a remembered answer would become evidence for later questions
-and mix the variants) never touches the cache.
+The corpus is indexed once into the cache (:func:`hopmem.memory.datasets.store_loader.open_indexed_corpus`) and
+each variant runs on its own copy, so write-back (off by default: a remembered answer would become evidence for later
+questions and mix the variants) never touches the cache.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from hopmem.agent_api import Agent, configured_llm
-from hopmem.evaluate import cli_command, git_revision, indexed_corpus, machine_info, write_report
+from hopmem.eval.retrieval import cli_command, git_revision, indexed_corpus, machine_info, write_report
 from hopmem.memory.datasets.beir import load_dataset
 from hopmem.memory.datasets.metrics import exact_match, mean, percentiles, recall_at_k, token_f1
 from hopmem.memory.datasets.store_loader import BEIR_TENANT

@@ -11,7 +11,7 @@ import pytest
 
 from hopmem.agents.multihop import MatrixSearch
 from hopmem.agents.treehop_model import TreeHopConfig, TreeHopModel
-from hopmem.eval_multihop import evaluate_multihop, second_hop_from_supporting
+from hopmem.eval.multihop import evaluate_multihop, second_hop_from_supporting
 from hopmem.memory.errors import InputError
 from hopmem.settings import get_settings
 from tests.conftest import run_hopmem

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hopmem.eval_qa import comparison_variants, evaluate_qa, variant_from_options
+from hopmem.eval.qa import comparison_variants, evaluate_qa, variant_from_options
 from hopmem.memory.errors import InputError
 from hopmem.settings import get_settings
 from tests.conftest import run_hopmem

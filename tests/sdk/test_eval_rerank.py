@@ -59,7 +59,7 @@ def test_none_keeps_the_retrieval_order(tiny: Path, cache: Path) -> None:
     """`--reranker none` on bm25 candidates scores exactly what bm25 retrieval scores."""
     settings = get_settings(cache_dir=cache)
     report = evaluate_rerank(tiny, "dev", ["none"], candidates="bm25", depth=10, settings=settings, progress=False)
-    from hopmem.evaluate import evaluate_retrieval
+    from hopmem.eval.retrieval import evaluate_retrieval
 
     direct = evaluate_retrieval(tiny, "dev", "bm25", settings=settings, progress=False)
     for metric in ("ndcg@10", "recall@10", "mrr@10"):

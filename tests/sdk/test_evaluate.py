@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hopmem.evaluate import evaluate_retrieval
+from hopmem.eval.retrieval import evaluate_retrieval
 from hopmem.memory.errors import InputError
 from tests.conftest import run_hopmem
 

@@ -20,11 +20,12 @@ import numpy as np
 import pytest
 
 from hopmem.memory.db import connect, write_transaction
+from hopmem.memory.engine import MemoryEngine
 from hopmem.memory.errors import HopmemError, InputError, StoreError
 from hopmem.memory.records import MemoryInput
 from hopmem.memory.store import MemoryStore
-from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
+from tests.memory.engines import open_engine
 
 REAL = ("all-MiniLM-L6-v2", 384)
 MAX_CHARS = 200
@@ -61,9 +62,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture()
-def memory(settings: Settings) -> Iterator[Memory]:
+def memory(settings: Settings) -> Iterator[MemoryEngine]:
     _seed(settings.store_path)
-    with Memory(settings) as opened:
+    with open_engine(settings) as opened:
         yield opened
 
 
@@ -113,7 +114,7 @@ BAD_ADDS: list[tuple[str, dict[str, Any], str]] = [
 
 @pytest.mark.parametrize(("fields", "words"), [(f, w) for _, f, w in BAD_ADDS], ids=[n for n, _, _ in BAD_ADDS])
 def test_bad_add_is_refused_and_changes_nothing(
-    memory: Memory, settings: Settings, one_sentence: Callable[[str], None], fields: dict[str, Any], words: str
+    memory: MemoryEngine, settings: Settings, one_sentence: Callable[[str], None], fields: dict[str, Any], words: str
 ) -> None:
     before = _snapshot(settings.store_path)
     call = {"content": "A perfectly good memory.", **fields}
@@ -141,7 +142,7 @@ BAD_UPDATES: list[tuple[str, dict[str, Any], str]] = [
 
 @pytest.mark.parametrize(("fields", "words"), [(f, w) for _, f, w in BAD_UPDATES], ids=[n for n, _, _ in BAD_UPDATES])
 def test_bad_update_is_refused_and_changes_nothing(
-    memory: Memory, settings: Settings, one_sentence: Callable[[str], None], fields: dict[str, Any], words: str
+    memory: MemoryEngine, settings: Settings, one_sentence: Callable[[str], None], fields: dict[str, Any], words: str
 ) -> None:
     before = _snapshot(settings.store_path)
     _expect(InputError, lambda: memory.update(1, **fields), one_sentence, words)
@@ -153,7 +154,7 @@ BAD_IDS: list[Any] = ["abc", 1.5, None, True, -3, 0, [1], "", "1e3"]
 
 @pytest.mark.parametrize("bad_id", BAD_IDS, ids=repr)
 def test_non_integer_ids_are_refused_everywhere(
-    memory: Memory, settings: Settings, one_sentence: Callable[[str], None], bad_id: Any
+    memory: MemoryEngine, settings: Settings, one_sentence: Callable[[str], None], bad_id: Any
 ) -> None:
     before = _snapshot(settings.store_path)
     calls: dict[str, Callable[[], object]] = {
@@ -170,7 +171,7 @@ def test_non_integer_ids_are_refused_everywhere(
     assert not settings.behaviour_path.exists() or memory.stats()["feedback"] == 0
 
 
-def test_unknown_ids(memory: Memory, settings: Settings, one_sentence: Callable[[str], None]) -> None:
+def test_unknown_ids(memory: MemoryEngine, settings: Settings, one_sentence: Callable[[str], None]) -> None:
     before = _snapshot(settings.store_path)
     _expect(InputError, lambda: memory.get(999), one_sentence, "no memory 999")
     _expect(InputError, lambda: memory.update(999, content="new text"), one_sentence, "no memory 999")
@@ -199,7 +200,7 @@ def test_unknown_ids(memory: Memory, settings: Settings, one_sentence: Callable[
     ],
 )
 def test_bad_search_input_is_refused(
-    memory: Memory, one_sentence: Callable[[str], None], kwargs: dict[str, Any], words: str
+    memory: MemoryEngine, one_sentence: Callable[[str], None], kwargs: dict[str, Any], words: str
 ) -> None:
     query = kwargs.pop("query")
     _expect(InputError, lambda: memory.search(query, mode="lexical", **kwargs), one_sentence, words)
@@ -240,7 +241,7 @@ def _make_read_only(path: Path, folder_too: bool) -> Callable[[], None]:
     return restore_flags
 
 
-def _write_calls(memory: Memory) -> dict[str, Callable[[], object]]:
+def _write_calls(memory: MemoryEngine) -> dict[str, Callable[[], object]]:
     return {
         "update": lambda: memory.update(1, importance=0.9, reason="bump"),
         "erase": lambda: memory.erase([1]),
@@ -259,7 +260,7 @@ def test_read_only_store_gives_a_store_error_and_keeps_the_data(
     undo = _make_read_only(settings.store_path, folder_too)
     try:
         try:
-            memory = Memory(settings)
+            memory = open_engine(settings)
         except StoreError as exc:  # refusing to open a store it cannot write is fine too
             one_sentence(str(exc))
         else:
@@ -289,7 +290,7 @@ def test_write_on_a_read_only_connection_gives_a_store_error(
 
 
 def test_locked_store_gives_a_store_error_after_the_busy_timeout(
-    memory: Memory, settings: Settings, one_sentence: Callable[[str], None]
+    memory: MemoryEngine, settings: Settings, one_sentence: Callable[[str], None]
 ) -> None:
     before = _snapshot(settings.store_path)
     holder = sqlite3.connect(settings.store_path, isolation_level=None)
@@ -322,7 +323,7 @@ def test_corrupt_store_gives_a_store_error_and_is_left_as_it_is(
     path = settings.store_path
     path.parent.mkdir(parents=True)
     path.write_bytes(garbage)
-    message = _expect(StoreError, lambda: Memory(settings), one_sentence, str(path))
+    message = _expect(StoreError, lambda: open_engine(settings), one_sentence, str(path))
     assert "corrupt" in message or "not a valid" in message
     _expect(StoreError, lambda: MemoryStore(path), one_sentence)
     assert path.read_bytes() == garbage  # hopmem did not overwrite what the user has
@@ -330,7 +331,7 @@ def test_corrupt_store_gives_a_store_error_and_is_left_as_it_is(
 
 
 def test_corrupt_behaviour_file_does_not_touch_the_store(
-    memory: Memory, settings: Settings, one_sentence: Callable[[str], None]
+    memory: MemoryEngine, settings: Settings, one_sentence: Callable[[str], None]
 ) -> None:
     before = _snapshot(settings.store_path)
     settings.behaviour_path.write_bytes(b"garbage " * 1000)
@@ -357,7 +358,7 @@ def test_dense_search_on_a_store_of_another_embedder_gives_a_store_error(
 ) -> None:
     _seed(settings.store_path, embedder=stored)
     before = _snapshot(settings.store_path)
-    with Memory(settings) as memory:
+    with open_engine(settings) as memory:
         assert [r.id for r in memory.search("tide tables", mode="lexical")] == [2]  # lexical needs no vectors
         _expect(StoreError, lambda: memory.add("One more note."), one_sentence, "other-model")
         for mode in ("dense", "hybrid"):

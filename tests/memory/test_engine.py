@@ -1,4 +1,5 @@
-"""``hopmem.memory_api.Memory``: add, add_many, update with provenance, filters in every mode, feedback, export."""
+"""The memory engine (what ``hopmem.Memory`` opens): add, add_many, update with provenance, filters in every mode,
+feedback, export."""
 
 from __future__ import annotations
 
@@ -12,27 +13,28 @@ from typing import Any
 import numpy as np
 import pytest
 
+from hopmem.memory.engine import MemoryEngine
 from hopmem.memory.errors import InputError
-from hopmem.memory_api import Memory
 from hopmem.settings import get_settings
+from tests.memory.engines import open_engine
 
 MODES = ("lexical", "dense", "hybrid")
 
 
 @pytest.fixture()
-def memory(tmp_path: Path) -> Iterator[Memory]:
-    with Memory(get_settings(data_dir=tmp_path / "data"), tenant="t1") as opened:
+def memory(tmp_path: Path) -> Iterator[MemoryEngine]:
+    with open_engine(get_settings(data_dir=tmp_path / "data"), tenant="t1") as opened:
         yield opened
 
 
-def _audit(memory: Memory, action: str) -> list[dict[str, Any]]:
+def _audit(memory: MemoryEngine, action: str) -> list[dict[str, Any]]:
     rows = memory.store.conn.execute(
         "SELECT detail FROM audit_log WHERE tenant = ? AND action = ? ORDER BY id", (memory.tenant, action)
     ).fetchall()
     return [json.loads(r[0]) for r in rows]
 
 
-def test_add_returns_the_stored_record_with_an_add_event(memory: Memory) -> None:
+def test_add_returns_the_stored_record_with_an_add_event(memory: MemoryEngine) -> None:
     start = time.time()
     record = memory.add(
         "The lighthouse keeper logs the weather at dawn.",
@@ -89,7 +91,7 @@ def test_add_returns_the_stored_record_with_an_add_event(memory: Memory) -> None
         ({"content": "fine", "source_class": "document"}, "ingest"),
     ],
 )
-def test_add_many_validates_every_item_before_writing_anything(memory: Memory, bad: Any, words: str) -> None:
+def test_add_many_validates_every_item_before_writing_anything(memory: MemoryEngine, bad: Any, words: str) -> None:
     memory.add_many(["kept one", "kept two"], progress=False)
     before = [(r.id, r.content) for r in memory.export()]
     items: list[Any] = [f"valid item number {i}" for i in range(5)] + [bad] + ["valid item after"]
@@ -104,7 +106,7 @@ def test_add_many_validates_every_item_before_writing_anything(memory: Memory, b
     assert memory.stats()["vectors"] == 2
 
 
-def test_add_many_writes_batches_in_order(memory: Memory) -> None:
+def test_add_many_writes_batches_in_order(memory: MemoryEngine) -> None:
     items: list[Any] = [f"note {i} about topic {i * 7}" for i in range(9)]
     items[4] = {"content": "mapped note", "tags": ["x"], "agent": "mapper", "importance": 0.1}
     results = memory.add_many(items, agent="default-agent", source_class="tool", batch_size=2, progress=False)
@@ -122,7 +124,7 @@ def test_add_many_writes_batches_in_order(memory: Memory) -> None:
     ]
 
 
-def test_update_appends_provenance_and_re_embeds(memory: Memory) -> None:
+def test_update_appends_provenance_and_re_embeds(memory: MemoryEngine) -> None:
     volcano = memory.add("Volcano eruptions pour lava down the mountain slopes.", agent="geo")
     memory.add("Magma rises through the crust and erupts as lava from volcanoes.")
     memory.add("Sailing boats need wind to cross the bay.")
@@ -176,7 +178,7 @@ def test_update_appends_provenance_and_re_embeds(memory: Memory) -> None:
     assert again.content == updated.content
 
 
-def test_update_of_an_unknown_id_or_with_nothing_to_change_is_refused(memory: Memory) -> None:
+def test_update_of_an_unknown_id_or_with_nothing_to_change_is_refused(memory: MemoryEngine) -> None:
     record = memory.add("A note that stays as it is.")
     with pytest.raises(InputError, match="no memory 9999"):
         memory.update(9999, content="new text")
@@ -191,7 +193,7 @@ def test_update_of_an_unknown_id_or_with_nothing_to_change_is_refused(memory: Me
     assert memory.get(record.id) == record
 
 
-def test_filters_apply_in_every_search_mode(memory: Memory) -> None:
+def test_filters_apply_in_every_search_mode(memory: MemoryEngine) -> None:
     first = memory.add_many(
         [
             {"content": "The lighthouse beam sweeps the harbour.", "agent": "alice", "tags": ["red"]},
@@ -237,7 +239,7 @@ def test_filters_apply_in_every_search_mode(memory: Memory) -> None:
             assert found == expected, (mode, filters)
 
 
-def test_feedback_is_stored_and_summarised(memory: Memory) -> None:
+def test_feedback_is_stored_and_summarised(memory: MemoryEngine) -> None:
     one = memory.add("The ferry leaves at nine.")
     two = memory.add("The ferry returns at six.")
     assert memory.feedback(one.id, "up", query="when does the ferry leave", agent="asker") > 0
@@ -253,7 +255,7 @@ def test_feedback_is_stored_and_summarised(memory: Memory) -> None:
     ).fetchone()
     assert tuple(row) == ("t1", one.id, "up", 1.0, "when does the ferry leave", "asker")
     # feedback lives in its own file, not in the store
-    assert memory.settings.behaviour_path.is_file()
+    assert memory.config.behaviour_path.is_file()
     tables = {r[0] for r in memory.store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "feedback" not in tables
 
@@ -264,7 +266,7 @@ def test_feedback_is_stored_and_summarised(memory: Memory) -> None:
     assert memory.stats()["feedback"] == 4
 
 
-def test_export_yields_every_memory_in_id_order(memory: Memory) -> None:
+def test_export_yields_every_memory_in_id_order(memory: MemoryEngine) -> None:
     results = memory.add_many([f"exported note {i}: {'x' * i}" for i in range(23)], batch_size=5, progress=False)
     ids = [r.id for r in results]
     exported = list(memory.export())

@@ -18,10 +18,11 @@ from typing import Any, TypedDict
 
 import pytest
 
+from hopmem.memory.engine import MemoryEngine
 from hopmem.memory.errors import StoreError
 from hopmem.memory.vectors.exact import ExactVectorIndex
-from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
+from tests.memory.engines import open_engine
 
 TENANT = "acme"
 OTHER = "globex"
@@ -63,8 +64,8 @@ def _marker(prefix: str) -> str:
 @dataclass
 class World:
     settings: Settings
-    acme: Memory
-    globex: Memory
+    acme: MemoryEngine
+    globex: MemoryEngine
     target: int  # acme: the memory every selector erases (marker ``erased``)
     bystander: int  # acme: kept unless the whole tenant goes (marker ``near``)
     foreign: int  # globex: always kept (marker ``far``)
@@ -81,8 +82,8 @@ class World:
 def world(tmp_path: Path) -> Iterator[World]:
     settings = get_settings(data_dir=tmp_path / "data")
     erased, near, far = _marker("zyxqu"), _marker("wvkmo"), _marker("pjrtl")
-    acme = Memory(settings, tenant=TENANT)
-    globex = Memory(settings, tenant=OTHER)
+    acme = open_engine(settings, tenant=TENANT)
+    globex = open_engine(settings, tenant=OTHER)
     target = acme.add(
         f"The vault code for the north gate is {erased} and nobody else knows it.",
         title=f"vault {erased}",
@@ -282,15 +283,15 @@ def test_erase_removes_vectors_from_qdrant_too(tmp_path: Path, erase_backend: st
     pytest.importorskip("hopmem.memory.vectors.qdrant")
     data = tmp_path / "data"
     erased, kept = _marker("zyxqu"), _marker("wvkmo")
-    with Memory(get_settings(data_dir=data, vector_backend="qdrant"), tenant=TENANT) as writer:
+    with open_engine(get_settings(data_dir=data, vector_backend="qdrant"), tenant=TENANT) as writer:
         target = writer.add(f"The vault code is {erased} for the north gate.")
         other = writer.add(f"The shed key is {kept} under the pot.")
         writer.search("vault code", mode="dense")  # brings the qdrant index in step with SQLite
         assert {target.id, other.id} <= writer.index.ids(TENANT)
-    with Memory(get_settings(data_dir=data, vector_backend=erase_backend), tenant=TENANT) as eraser:
+    with open_engine(get_settings(data_dir=data, vector_backend=erase_backend), tenant=TENANT) as eraser:
         report = eraser.erase([target.id])
         assert report.ids == [target.id]
-    with Memory(get_settings(data_dir=data, vector_backend="qdrant"), tenant=TENANT) as reader:
+    with open_engine(get_settings(data_dir=data, vector_backend="qdrant"), tenant=TENANT) as reader:
         ids = reader.index.ids(TENANT)
         assert target.id not in ids
         assert other.id in ids

@@ -331,9 +331,9 @@ def test_many_appends_fold_into_the_base_postings(pair: tuple[MemoryStore, Memor
 
 
 def test_settings_choose_the_backend(tmp_path: Path) -> None:
-    from hopmem.memory_api import Memory
+    from tests.memory.engines import open_engine
 
-    with Memory(get_settings(data_dir=tmp_path / "a", lexical_backend="fts5", llm_backend="none")) as memory:
+    with open_engine(get_settings(data_dir=tmp_path / "a", lexical_backend="fts5", llm_backend="none")) as memory:
         assert memory.store.lexical_backend == "fts5"
-    with Memory(get_settings(data_dir=tmp_path / "b", llm_backend="none")) as memory:
+    with open_engine(get_settings(data_dir=tmp_path / "b", llm_backend="none")) as memory:
         assert memory.store.lexical_backend == "index"

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from hopmem.memory.engine import MemoryEngine
 from hopmem.memory.lexical_index import LexicalIndex
-from hopmem.memory_api import Memory
 from hopmem.settings import get_settings
+from tests.memory.engines import open_engine
 
 TENANT = "acme"
 
@@ -35,14 +36,14 @@ def _traces(index: LexicalIndex, marker: str, memory_id: int) -> dict[str, bool]
 
 
 @pytest.fixture()
-def memories(tmp_path: Path) -> Iterator[tuple[Memory, Memory]]:
+def memories(tmp_path: Path) -> Iterator[tuple[MemoryEngine, MemoryEngine]]:
     settings = get_settings(data_dir=tmp_path / "data", llm_backend="none")
-    with Memory(settings, tenant=TENANT) as writer, Memory(settings, tenant=TENANT) as reader:
+    with open_engine(settings, tenant=TENANT) as writer, open_engine(settings, tenant=TENANT) as reader:
         yield writer, reader
 
 
 @pytest.mark.parametrize("selector", ["ids", "tag", "everything"])
-def test_erased_text_leaves_the_lexical_index(memories: tuple[Memory, Memory], selector: str) -> None:
+def test_erased_text_leaves_the_lexical_index(memories: tuple[MemoryEngine, MemoryEngine], selector: str) -> None:
     writer, reader = memories
     erased, kept = _marker("zyxqu"), _marker("wvkmo")
     target = writer.add(f"The vault code for the north gate is {erased} today.", title=f"vault {erased}", tags=["x"])

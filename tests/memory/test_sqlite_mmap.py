@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from hopmem.memory.errors import ConfigError
-from hopmem.memory_api import Memory
 from hopmem.settings import get_settings
+from tests.memory.engines import open_engine
 
 TEXTS = [f"note {i}: the {'red' if i % 2 else 'blue'} kite number {i} flew over hill {i % 7}" for i in range(60)]
 
 
 def _search_all(data_dir: Path, mmap_mb: int) -> tuple[list[list[int]], int, int]:
     settings = get_settings(data_dir=data_dir, sqlite_mmap_mb=mmap_mb)
-    with Memory(settings, tenant="t") as memory:
+    with open_engine(settings, tenant="t") as memory:
         if not memory.stats()["memories"]:
             memory.add_many([{"content": t} for t in TEXTS], progress=False)
         results = [[r.record.id for r in memory.search(q, k=5, mode="lexical")] for q in ("red kite", "hill 3", "kite")]

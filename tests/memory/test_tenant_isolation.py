@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 
 from hopmem.memory.behaviour import BehaviourStore
+from hopmem.memory.engine import MemoryEngine
 from hopmem.memory.errors import InputError
 from hopmem.memory.hybrid import HybridSearcher
 from hopmem.memory.records import DocumentInput, MemoryInput, SearchFilter
 from hopmem.memory.store import MemoryStore
 from hopmem.memory.vectors.exact import ExactVectorIndex
-from hopmem.memory_api import Memory
 from hopmem.settings import get_settings
+from tests.memory.engines import open_engine
 
 QUERIES = [
     "how often to water a rare blue orchid in the greenhouse",
@@ -50,8 +51,8 @@ MODES = ("lexical", "dense", "hybrid")
 
 @dataclass
 class Tenants:
-    a: Memory
-    b: Memory
+    a: MemoryEngine
+    b: MemoryEngine
     a_ids: list[int]
     b_ids: list[int]
 
@@ -59,8 +60,8 @@ class Tenants:
 @pytest.fixture()
 def tenants(tmp_path: Path) -> Iterator[Tenants]:
     settings = get_settings(data_dir=tmp_path / "data")
-    a = Memory(settings, tenant="A")
-    b = Memory(settings, tenant="B")
+    a = open_engine(settings, tenant="A")
+    b = open_engine(settings, tenant="B")
     b_ids = [b.add(t, tags=tags, agent="bot").id for t, tags in zip(B_TEXTS, TAGS, strict=False)]
     a_ids = [a.add(t, tags=tags, agent="bot").id for t, tags in zip(A_TEXTS, TAGS, strict=True)]
     b.feedback(b_ids[0], "up", query=QUERIES[0])
@@ -238,6 +239,6 @@ def test_calls_without_a_tenant_are_refused_and_write_nothing(tmp_path: Path, te
 def test_memory_without_a_tenant_is_refused(tmp_path: Path, tenant: Any) -> None:
     settings = get_settings(data_dir=tmp_path / "data")
     with pytest.raises(InputError, match="tenant is required"):
-        Memory(settings, tenant=tenant)
+        open_engine(settings, tenant=tenant)
     with pytest.raises(InputError, match="tenant is required"):
-        Memory(get_settings(data_dir=tmp_path / "data", tenant="   "))
+        open_engine(get_settings(data_dir=tmp_path / "data", tenant="   "))

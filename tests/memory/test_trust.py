@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from hopmem.memory.engine import MemoryEngine
 from hopmem.memory.errors import InputError
 from hopmem.memory.trust.gate import WriteBlockedError
 from hopmem.memory.trust.model import TrustModel
-from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
+from tests.memory.engines import open_engine
 
 FACT = "The Cranfield wind tunnel reached Mach 3.5 in its first supersonic test run in 1952."
 FALSE = "The Cranfield wind tunnel reached Mach 1.5 in its first supersonic test run in 1952."
@@ -25,27 +26,27 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture()
-def user(settings: Settings) -> Iterator[Memory]:
-    with Memory(settings, tenant="t") as opened:
+def user(settings: Settings) -> Iterator[MemoryEngine]:
+    with open_engine(settings, tenant="t") as opened:
         yield opened
 
 
-def _as(settings: Settings, agent: str, **overrides: Any) -> Memory:
-    return Memory(settings.model_copy(update=overrides) if overrides else settings, tenant="t", agent=agent)
+def _as(settings: Settings, agent: str, **overrides: Any) -> MemoryEngine:
+    return open_engine(settings.model_copy(update=overrides) if overrides else settings, tenant="t", agent=agent)
 
 
-def _trust(memory: Memory, agent: str) -> float:
+def _trust(memory: MemoryEngine, agent: str) -> float:
     return memory.trust_of(agent)[0].mean
 
 
-def test_a_new_agent_starts_at_the_documented_prior(user: Memory) -> None:
+def test_a_new_agent_starts_at_the_documented_prior(user: MemoryEngine) -> None:
     (fresh,) = user.trust_of("newcomer")
     assert (fresh.alpha, fresh.beta, fresh.known) == (4.0, 2.0, False)
     assert fresh.mean == pytest.approx(4 / 6)
     assert user.trust_history("newcomer") == []
 
 
-def test_user_feedback_moves_the_writer_and_history_records_it(settings: Settings, user: Memory) -> None:
+def test_user_feedback_moves_the_writer_and_history_records_it(settings: Settings, user: MemoryEngine) -> None:
     with _as(settings, "scribe") as scribe:
         record = scribe.add("Lighthouse lenses were made of glass prisms arranged in rings.")
     user.feedback(record.id, "up", query="lighthouse lens")
@@ -57,7 +58,7 @@ def test_user_feedback_moves_the_writer_and_history_records_it(settings: Setting
     assert kinds == [("confirmed", None, record.id), ("feedback_down", None, record.id)]
 
 
-def test_an_agent_cannot_raise_its_own_trust(settings: Settings, user: Memory) -> None:
+def test_an_agent_cannot_raise_its_own_trust(settings: Settings, user: MemoryEngine) -> None:
     with _as(settings, "mallory") as mallory:
         record = mallory.add("Mallory's favourite fact about tides and the moon.")
         before = _trust(user, "mallory")
@@ -75,7 +76,7 @@ def test_an_agent_cannot_raise_its_own_trust(settings: Settings, user: Memory) -
     assert _trust(user, "mallory") == pytest.approx(before)
 
 
-def test_agent_identity_comes_from_the_handle_never_from_metadata(settings: Settings, user: Memory) -> None:
+def test_agent_identity_comes_from_the_handle_never_from_metadata(settings: Settings, user: MemoryEngine) -> None:
     with _as(settings, "alice") as alice:
         honest = alice.add("Alice measured the tide at 4.2 metres on Monday.")
     with _as(settings, "mallory") as mallory:
@@ -98,7 +99,7 @@ def test_agent_identity_comes_from_the_handle_never_from_metadata(settings: Sett
 
 
 def test_confirmations_weigh_by_the_confirmer_and_distrusted_agents_cannot_vouch(
-    settings: Settings, user: Memory
+    settings: Settings, user: MemoryEngine
 ) -> None:
     with _as(settings, "writer") as writer:
         record = writer.add("The Fresnel lens concentrates light into a horizontal beam.")
@@ -114,7 +115,7 @@ def test_confirmations_weigh_by_the_confirmer_and_distrusted_agents_cannot_vouch
     assert _trust(user, "writer") == pytest.approx(before)
 
 
-def test_evidence_decays_towards_the_prior(user: Memory) -> None:
+def test_evidence_decays_towards_the_prior(user: MemoryEngine) -> None:
     model = user.trust
     t0 = 1_000_000.0
     model.signal("t", "old", "contradiction", now=t0)  # alpha 4 -> 2, beta 2 -> 5
@@ -127,7 +128,7 @@ def test_evidence_decays_towards_the_prior(user: Memory) -> None:
     assert far.mean == pytest.approx(model.params.prior_mean, abs=1e-6)
 
 
-def test_memory_trust_is_the_minimum_along_its_provenance(settings: Settings, user: Memory) -> None:
+def test_memory_trust_is_the_minimum_along_its_provenance(settings: Settings, user: MemoryEngine) -> None:
     with _as(settings, "good") as good:
         record = good.add("The harbour light flashes every ten seconds.")
     for _ in range(4):
@@ -141,7 +142,7 @@ def test_memory_trust_is_the_minimum_along_its_provenance(settings: Settings, us
     assert user.memory_trust([mine.id])[mine.id] == 1.0
 
 
-def test_what_derives_from_untrusted_text_stays_untrusted(settings: Settings, user: Memory) -> None:
+def test_what_derives_from_untrusted_text_stays_untrusted(settings: Settings, user: MemoryEngine) -> None:
     web = user.add("A web page says the lighthouse was built in 1890.", source_class="untrusted")
     ceiling = settings.trust_class_ceiling["untrusted"]
     assert user.memory_trust([web.id])[web.id] == pytest.approx(ceiling)
@@ -158,7 +159,7 @@ def test_what_derives_from_untrusted_text_stays_untrusted(settings: Settings, us
         user.add("From nowhere.", derived_from=[999_999])
 
 
-def test_contradicting_a_trusted_memory_is_quarantined_and_costs_trust(settings: Settings, user: Memory) -> None:
+def test_contradicting_a_trusted_memory_is_quarantined_and_costs_trust(settings: Settings, user: MemoryEngine) -> None:
     truth = user.add(FACT)  # the user's own memory: trust 1.0, a reference
     with _as(settings, "poisoner") as poisoner:
         held = poisoner.add(FALSE)
@@ -171,7 +172,7 @@ def test_contradicting_a_trusted_memory_is_quarantined_and_costs_trust(settings:
     assert _trust(user, "poisoner") == pytest.approx(2 / 7, abs=1e-6)
 
 
-def test_a_prior_trust_agent_is_no_reference_for_contradictions(settings: Settings, user: Memory) -> None:
+def test_a_prior_trust_agent_is_no_reference_for_contradictions(settings: Settings, user: MemoryEngine) -> None:
     with _as(settings, "first") as first:
         first.add(FALSE)  # an unproven agent writes first
     with _as(settings, "second") as second:
@@ -180,7 +181,7 @@ def test_a_prior_trust_agent_is_no_reference_for_contradictions(settings: Settin
     assert user.trust_history("second") == []
 
 
-def test_a_write_burst_is_held_beyond_the_limit_and_signalled_once(settings: Settings, user: Memory) -> None:
+def test_a_write_burst_is_held_beyond_the_limit_and_signalled_once(settings: Settings, user: MemoryEngine) -> None:
     texts = [f"Observation {i}: the beam rotated {i + 10} times in a minute at station {i}." for i in range(6)]
     with _as(settings, "flooder", trust_burst_max_writes=3) as flooder:
         results = flooder.add_many(texts, progress=False)
@@ -190,7 +191,7 @@ def test_a_write_burst_is_held_beyond_the_limit_and_signalled_once(settings: Set
 
 
 def test_user_overwrite_or_deletion_soon_after_a_write_counts_against_the_writer(
-    settings: Settings, user: Memory
+    settings: Settings, user: MemoryEngine
 ) -> None:
     with _as(settings, "hasty") as hasty:
         one = hasty.add("The fog horn sounds twice a minute.")
@@ -203,7 +204,7 @@ def test_user_overwrite_or_deletion_soon_after_a_write_counts_against_the_writer
     assert _trust(user, "hasty") == pytest.approx(4 / 10)
 
 
-def test_a_distrusted_agent_may_not_change_memories(settings: Settings, user: Memory) -> None:
+def test_a_distrusted_agent_may_not_change_memories(settings: Settings, user: MemoryEngine) -> None:
     record = user.add("The light is visible for twenty nautical miles.")
     for _ in range(2):
         user.trust.signal("t", "vandal", "contradiction")
@@ -212,7 +213,7 @@ def test_a_distrusted_agent_may_not_change_memories(settings: Settings, user: Me
     assert user.get(record.id).content == "The light is visible for twenty nautical miles."
 
 
-def test_search_weighs_evidence_by_trust(settings: Settings, user: Memory) -> None:
+def test_search_weighs_evidence_by_trust(settings: Settings, user: MemoryEngine) -> None:
     with _as(settings, "liar") as liar:
         lie = liar.add("Sourdough starter is fed with flour and water every single day.")
     with _as(settings, "baker") as baker:
@@ -226,14 +227,14 @@ def test_search_weighs_evidence_by_trust(settings: Settings, user: Memory) -> No
         assert [r.id for r in results] == [fact.id, lie.id], mode
         assert results[0].trust is not None and results[1].trust is not None
         assert results[0].trust > 0.8 > 0.1 > results[1].trust
-    with Memory(settings.model_copy(update={"trust_ranking": False}), tenant="t") as plain:
+    with open_engine(settings.model_copy(update={"trust_ranking": False}), tenant="t") as plain:
         lexical = plain.search("sourdough starter fed with flour and water every single day", mode="lexical", k=2)
         assert [r.id for r in lexical] == [lie.id, fact.id]  # without trust the closer wording wins
         assert lexical[0].trust is None
 
 
 def test_a_failure_inside_the_trust_check_blocks_the_write(
-    settings: Settings, user: Memory, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, user: MemoryEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     user.add("Something stored before the failure.")
 
@@ -252,7 +253,7 @@ def test_a_failure_inside_the_trust_check_blocks_the_write(
 
 
 def test_a_failure_in_the_bookkeeping_inside_the_transaction_rolls_the_write_back(
-    settings: Settings, user: Memory, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, user: MemoryEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(self: TrustModel, *args: object, **kwargs: object) -> int:
         raise RuntimeError("injected bookkeeping failure")

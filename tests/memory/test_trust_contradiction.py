@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from hopmem.memory.trust.contradiction import contradiction
-from hopmem.memory_api import Memory
 from hopmem.settings import get_settings
+from tests.memory.engines import open_engine
 
 FACT = "The Cranfield wind tunnel reached Mach 3.5 in its first supersonic test run in 1952."
 # Sentences of the concurrency benchmark's corpus (hotpotqa, 2wiki): an honest memory and a longer window of it.
@@ -50,12 +50,12 @@ def test_saying_more_or_less_about_the_same_thing_is_no_contradiction() -> None:
 
 def test_a_trusted_fact_still_holds_back_its_poisoned_edit_but_not_its_elaboration(tmp_path: Path) -> None:
     settings = get_settings(data_dir=tmp_path / "data", trust_gate=True)
-    with Memory(settings, tenant="t") as user:
+    with open_engine(settings, tenant="t") as user:
         user.add(SHORT)  # the user's own memory: trust 1.0, a reference for the gate
         user.add(FACT)
-        with Memory(settings, tenant="t", agent="honest") as honest:
+        with open_engine(settings, tenant="t", agent="honest") as honest:
             assert not honest.add(LONG).quarantined
-        with Memory(settings, tenant="t", agent="poisoner") as poisoner:
+        with open_engine(settings, tenant="t", agent="poisoner") as poisoner:
             assert poisoner.add(FACT.replace("3.5", "1.5")).quarantined
         assert user.trust_history("honest") == []
         assert [e["kind"] for e in user.trust_history("poisoner")] == ["contradiction"]

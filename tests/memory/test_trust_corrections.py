@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from hopmem.memory.engine import MemoryEngine
 from hopmem.memory.records import MemoryRecord
 from hopmem.memory.trust.corrections import content_author, fresh_author
 from hopmem.memory.trust.model import TrustModel
-from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
+from tests.memory.engines import open_engine
 
 NOTES = [
     "The north pier was lengthened by forty metres after the storm of the previous winter.",
@@ -34,8 +35,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture()
-def user(settings: Settings) -> Iterator[Memory]:
-    with Memory(settings, tenant="t") as opened:
+def user(settings: Settings) -> Iterator[MemoryEngine]:
+    with open_engine(settings, tenant="t") as opened:
         yield opened
 
 
@@ -64,7 +65,7 @@ def test_the_author_of_the_current_text_is_who_last_set_it_through_its_own_handl
 
 
 def test_the_user_erasing_or_rewriting_its_own_imports_for_an_agent_is_no_correction(
-    settings: Settings, user: Memory
+    settings: Settings, user: MemoryEngine
 ) -> None:
     # The concurrency benchmark's pattern: the user's handle labels writes with an agent id, then changes and
     # erases some of them. None of it judges the agent.
@@ -84,12 +85,12 @@ def test_the_user_erasing_or_rewriting_its_own_imports_for_an_agent_is_no_correc
 
 
 def test_the_user_correcting_an_agents_own_fresh_text_still_counts_against_that_agent(
-    settings: Settings, user: Memory
+    settings: Settings, user: MemoryEngine
 ) -> None:
-    with Memory(settings, tenant="t", agent="scribe") as scribe:
+    with open_engine(settings, tenant="t", agent="scribe") as scribe:
         first, second, third = (scribe.add(text) for text in NOTES[:3])
         scribe.erase([third.id])  # an agent retracting its own write: no signal
-    with Memory(settings, tenant="t", agent="editor") as editor:
+    with open_engine(settings, tenant="t", agent="editor") as editor:
         editor.update(second.id, content=NOTES[1] + " The book is kept in the tower.")
     user.erase([first.id, second.id])
     kinds = [(e["agent"], e["kind"], e["weight"]) for a in ("scribe", "editor") for e in _history(user, a)]
@@ -97,14 +98,14 @@ def test_the_user_correcting_an_agents_own_fresh_text_still_counts_against_that_
     assert kinds == [("scribe", "user_delete", 2.0), ("editor", "user_delete", 2.0)]
 
 
-def _history(user: Memory, agent: str) -> list[dict[str, object]]:
+def _history(user: MemoryEngine, agent: str) -> list[dict[str, object]]:
     return [{**e, "agent": agent} for e in user.trust_history(agent)]
 
 
 def test_a_failing_correction_signal_rolls_the_erase_and_the_update_back(
-    settings: Settings, user: Memory, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, user: MemoryEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Memory(settings, tenant="t", agent="scribe") as scribe:
+    with open_engine(settings, tenant="t", agent="scribe") as scribe:
         one, two = scribe.add(NOTES[0]), scribe.add(NOTES[1])
 
     def broken(self: TrustModel, *args: object, **kwargs: object) -> object:

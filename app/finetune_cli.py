@@ -344,7 +344,7 @@ def eval_rerank(
     and queries. Queries a trained reranker (cross-encoder or adapter) was trained on are skipped.
     """
     from hopmem.app.common import echo_json
-    from hopmem.eval_rerank import evaluate_rerank
+    from hopmem.eval.rerank import evaluate_rerank
 
     report = evaluate_rerank(
         dataset,

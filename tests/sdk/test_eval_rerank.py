@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hopmem.eval_rerank import evaluate_rerank
+from hopmem.eval.rerank import evaluate_rerank
 from hopmem.settings import get_settings
 from tests.conftest import run_hopmem
 from tests.finetune.test_reranker_data import make_tiny_hotpot

@@ -12,7 +12,7 @@ pytest.importorskip("peft", reason="the finetune extra is not installed")
 
 from hopmem.agents.rerank import load_reranker
 from hopmem.agents.rerank.pointwise import PointwiseLLMReranker
-from hopmem.eval_rerank import evaluate_rerank
+from hopmem.eval.rerank import evaluate_rerank
 from hopmem.settings import get_settings
 from tests.conftest import save_random_adapter
 from tests.finetune.test_reranker_data import make_tiny_hotpot

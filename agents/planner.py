@@ -458,7 +458,7 @@ def rule_plan(
       (:func:`bridge_answer`), which is how a bridge question ("the woman who portrayed X") reaches its second
       passage. The rules cannot write a better second query than that. The graph also searches the question on its
       own (as it does for every split), so its list enters the fusion twice, against the bridge search's once: the
-      setting the README's measurements used.
+      setting the measurements in docs/agent.md used.
     * A short question ("What is the capital of France?") stays whole: one search, no extra LLM call.
     """
     pair = _pair(question) if max_subqueries >= 2 else None

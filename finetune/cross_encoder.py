@@ -7,7 +7,7 @@ logit and the pair's label (a positive's grade divided by the data set's top gra
 from the training splits (:mod:`hopmem.finetune.reranker_data`: qrels positives and negatives mined with the memory's
 hybrid search) and from title pseudo-queries of each corpus (a descriptive title is the query, its document's body
 the positive), which read no query or judgement. On qrels pairs alone (a few hundred queries) the fresh head barely
-learns; the title pairs are what make it rank (README, Reranking).
+learns; the title pairs are what make it rank (docs/reranking.md).
 
 A share of each training split is held out; after training, the weight of the blend with the candidates' order
 (:func:`hopmem.agents.rerank.cross_encoder.blend_with_order`) is chosen on those queries' hybrid candidates

@@ -73,7 +73,7 @@ class ProRankConfig:
         max_positives, n_negatives, mine_depth, max_train_pairs, dev_queries: pair sampling
             (:class:`hopmem.finetune.reranker_data.PairSampling`).
         title_queries: title pseudo-queries per corpus added to stage 2 (0: none; they made the cross-encoder learn
-            but did not help SmolLM2 here, see the README).
+            but did not help SmolLM2 here, see docs/finetune.md).
         stage1: GRPO prompt warm-up settings; ``stage1.steps = 0`` skips the stage.
         stage2_epochs: passes over the stage-2 groups (0 skips the stage).
         stage2_negatives: negatives in each stage-2 group (with one positive).

@@ -129,15 +129,14 @@ class Settings(BaseSettings):
     planner: Literal["llm", "rules"] = Field(
         "rules",
         description="who decides whether and how to split: the rules (the default: measured better than SmolLM2's "
-        "plans, README 'The agent') or the LLM under a JSON schema",
+        "plans, docs/agent.md) or the LLM under a JSON schema",
     )
     max_search_rounds: int = Field(2, ge=1, le=5, description="hard bound on retrieval rounds per question")
     reranker: Literal["prorank", "prorank-base", "rank-r1", "cross-encoder", "none"] = Field(
         "cross-encoder",
         description="reranker of the fused evidence: cross-encoder (the default: MiniLM trained at install, blended "
         "with the fused order; without a trained one the fused order is kept, with a warning in the trace), prorank "
-        "(pointwise LLM + LoRA), rank-r1 (setwise reasoning) or none (keeps the fused order); see the README's "
-        "Reranking section",
+        "(pointwise LLM + LoRA), rank-r1 (setwise reasoning) or none (keeps the fused order); see docs/reranking.md",
     )
     reranker_model: str = Field(
         "",

@@ -1,7 +1,7 @@
 """Tokens per second of the installed llama-cpp-python on SmolLM2: prompt processing and generation.
 
 Run it with the Python of each environment to compare two builds of llama.cpp (the portable build of `make install`
-against a native one, README "Set-up"): it prints one JSON object with the build's system-info line, the prompt and
+against a native one, docs/setup.md): it prints one JSON object with the build's system-info line, the prompt and
 generation speeds of every run, and their medians. The prompt is the bundled sample (about 900 tokens), the same
 chat as `hopmem models check`.
 

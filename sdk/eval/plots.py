@@ -1,4 +1,4 @@
-"""PNG plots of evaluation reports (matplotlib, headless), for the README, the model cards and the notebooks.
+"""PNG plots of evaluation reports (matplotlib, headless), for the docs, the model cards and the notebooks.
 
 matplotlib is imported inside the functions (the ``plot`` extra), with the non-interactive ``Agg`` backend, so a
 plot can be written on a server without a display.

@@ -8,6 +8,7 @@ second test asks that the page equals the generator's output, so help texts cann
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 import sys
@@ -209,3 +210,91 @@ def test_link_checker_reports_missing_files_and_headings(tmp_path: Path) -> None
         "[gone](missing.md) [no heading](other.md#nope) [no heading here](#nope)\n"
     )
     assert broken_links(page) == ["page.md: missing.md", "page.md: other.md#nope", "page.md: #nope"]
+
+
+# --- module and file paths named in the pages exist -----------------------------------------------------------------
+
+PACKAGE_DIRS = {
+    "hopmem": "sdk",
+    "hopmem.memory": "memory",
+    "hopmem.agents": "agents",
+    "hopmem.finetune": "finetune",
+    "hopmem.app": "app",
+    "hopmem.ui": "ui",
+}
+MODULE_NAME = re.compile(r"(?<![\w./-])hopmem(?:\.[A-Za-z_]\w*)+")
+REPO_PATH = re.compile(r"(?<![\w./-])((?:sdk|memory|agents|finetune|app|ui|tools|tests|docs|notebooks)/[\w./-]*\w/?)")
+
+
+def module_file(name: str, root: Path = REPO) -> Path | None:
+    """The source file of module ``name`` (a package's ``__init__.py``), or None when there is none."""
+    for package in sorted(PACKAGE_DIRS, key=len, reverse=True):
+        if name == package or name.startswith(package + "."):
+            base = root / PACKAGE_DIRS[package] / Path(*name[len(package) :].lstrip(".").split("."))
+            for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+                if candidate.is_file():
+                    return candidate
+            return None
+    return None
+
+
+def _top_level_names(source: Path) -> set[str]:
+    """Names a module defines or imports at its top level, and the lazy names of a PEP 562 ``_EXPORTS`` table."""
+    names: set[str] = set()
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+            if any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in targets) and isinstance(
+                node.value, ast.Dict
+            ):
+                names.update(
+                    k.value for k in node.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)
+                )
+    return names
+
+
+def stale_references(text: str, root: Path = REPO) -> list[str]:
+    """``hopmem.x.y`` names and repository paths (``agents/graph.py``) in ``text`` that no longer exist.
+
+    A dotted name is good when its longest module prefix exists and the next part, if any, is a name that module
+    defines (``hopmem.agents.rerank.Reranker``); words like ``hopmem.toml`` and ``hopmem.sqlite`` are file names, not
+    modules, and are skipped.
+    """
+    stale = []
+    for name in sorted(set(MODULE_NAME.findall(text))):
+        if name in {"hopmem.toml", "hopmem.sqlite"}:
+            continue
+        parts = name.split(".")
+        for end in range(len(parts), 0, -1):
+            source = module_file(".".join(parts[:end]), root)
+            if source is not None:
+                if end < len(parts) and parts[end] not in _top_level_names(source):
+                    stale.append(name)
+                break
+    for path in sorted(set(REPO_PATH.findall(text))):
+        if not (root / path).exists():
+            stale.append(path)
+    return stale
+
+
+def test_module_and_file_paths_in_the_pages_exist() -> None:
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    stale = [f"{page.name}: {ref}" for page in pages for ref in stale_references(page.read_text(encoding="utf-8"))]
+    assert not stale, "the pages name modules or files that do not exist:\n" + "\n".join(stale)
+
+
+def test_stale_reference_checker_reports_moved_modules_and_files() -> None:
+    text = (
+        "`hopmem.agents.graph` `hopmem.Memory` `hopmem.memory.store.MemoryStore` `hopmem.toml` `agents/graph.py` "
+        "`memory/` `hopmem.agents.no_such_module` `hopmem.memory.store.NoSuchClass` `agents/no_such.py`"
+    )
+    assert stale_references(text) == [
+        "hopmem.agents.no_such_module",
+        "hopmem.memory.store.NoSuchClass",
+        "agents/no_such.py",
+    ]

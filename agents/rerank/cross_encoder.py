@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hopmem.agents.rerank.base import rank_by_scores
+from hopmem.agents.rerank.base import BaseReranker
 from hopmem.agents.rerank.cross_encoder_pack import apply_packed_weights, is_packed_cross_encoder, read_pack_record
 from hopmem.agents.rerank.model_paths import is_cross_encoder_dir
 from hopmem.memory.embeddings import quiet_transformers
@@ -109,7 +109,7 @@ def _cross_encoder_class() -> type[CrossEncoder]:
     return CrossEncoder
 
 
-class CrossEncoderReranker:
+class CrossEncoderReranker(BaseReranker):
     """A sentence-transformers ``CrossEncoder`` from a local folder, batched, float32, on the CPU.
 
     Scores are the model's raw logit (no sigmoid), so they keep their full resolution; with a blend weight above 0
@@ -168,9 +168,7 @@ class CrossEncoderReranker:
     def max_length(self) -> int:
         return int(self.model.max_seq_length or DEFAULT_MAX_LENGTH)
 
-    def score(self, query: str, docs: Sequence[str]) -> list[float]:
-        if not docs:
-            return []
+    def _score(self, query: str, docs: list[str]) -> list[float]:
         if self.blend >= 1.0:  # the given order alone: the model's scores would have no weight
             return blend_with_order([0.0] * len(docs), 1.0)
         import torch
@@ -189,9 +187,6 @@ class CrossEncoderReranker:
         for position, value in zip(order, raw.reshape(-1).tolist(), strict=True):
             scores[position] = float(value)
         return blend_with_order(scores, self.blend)
-
-    def rank(self, query: str, docs: Sequence[str], top_k: int | None = None) -> list[tuple[int, float]]:
-        return rank_by_scores(self.score(query, docs), top_k)
 
 
 def _load_cross_encoder(folder: Path, max_length: int | None) -> CrossEncoder:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hopmem.agents.rerank.base import rank_by_scores
+from hopmem.agents.rerank.base import BaseReranker
 from hopmem.agents.rerank.model_paths import read_reranker_record
 from hopmem.agents.rerank.prompts import IRRELEVANT, RELEVANT, clip_tokens, pointwise_messages
 from hopmem.memory.errors import ModelNotAvailableError
@@ -79,7 +79,7 @@ def relevance_logits(model: Any, batch: Sequence[Sequence[int]], yes_id: int, no
     return last[:, yes_id] - last[:, no_id]
 
 
-class PointwiseLLMReranker:
+class PointwiseLLMReranker(BaseReranker):
     """A causal LM (optionally with a peft LoRA adapter) scoring each pair by ``logit("1") - logit("0")``.
 
     Args:
@@ -169,9 +169,7 @@ class PointwiseLLMReranker:
             self.tokenizer, query, passage, passage_tokens=self.passage_tokens, query_tokens=self.query_tokens
         )
 
-    def score(self, query: str, docs: Sequence[str]) -> list[float]:
-        if not docs:
-            return []
+    def _score(self, query: str, docs: list[str]) -> list[float]:
         import torch
 
         encoded = [self.encode(query, d) for d in docs]
@@ -188,6 +186,3 @@ class PointwiseLLMReranker:
         if was_training:
             self.model.train()
         return scores
-
-    def rank(self, query: str, docs: Sequence[str], top_k: int | None = None) -> list[tuple[int, float]]:
-        return rank_by_scores(self.score(query, docs), top_k)

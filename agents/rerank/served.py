@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hopmem.agents.rerank.base import rank_by_scores
+from hopmem.agents.rerank.base import BaseReranker
 from hopmem.agents.rerank.model_paths import read_reranker_record
 from hopmem.agents.rerank.pointwise import (
     DEFAULT_BASE_MODEL,
@@ -83,7 +83,7 @@ def load_tokenizer(base_model: str = DEFAULT_BASE_MODEL, *, cache_dir: str | Pat
         raise ModelNotAvailableError(f"No tokenizer could be read from {folder}: {exc}.") from exc
 
 
-class ServedPointwiseReranker:
+class ServedPointwiseReranker(BaseReranker):
     """The pointwise reranker whose forward passes run in a vLLM server; scores match the in-process reranker's.
 
     Identical tokens by construction: the prompt is rendered here, by the same :func:`~hopmem.agents.rerank.pointwise.
@@ -175,9 +175,7 @@ class ServedPointwiseReranker:
             "return_tokens_as_token_ids": True,
         }
 
-    def score(self, query: str, docs: Sequence[str]) -> list[float]:
-        if not docs:
-            return []
+    def _score(self, query: str, docs: list[str]) -> list[float]:
         prompts = [self.encode(query, d) for d in docs]
         scores: list[float] = []
         started = time.perf_counter()
@@ -186,9 +184,6 @@ class ServedPointwiseReranker:
             scores.extend(self.parse_scores(self._post(self.request_body(batch)), len(batch)))
         log.debug("%s scored %d pairs in %.0f ms", self.name, len(docs), (time.perf_counter() - started) * 1000)
         return scores
-
-    def rank(self, query: str, docs: Sequence[str], top_k: int | None = None) -> list[tuple[int, float]]:
-        return rank_by_scores(self.score(query, docs), top_k)
 
     # --- HTTP ------------------------------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hopmem.agents.rerank.base import rank_by_scores
+from hopmem.agents.rerank.base import BaseReranker, RankedPassage, check_input, check_top_k, rank_by_scores
 from hopmem.agents.rerank.model_paths import read_reranker_record
 from hopmem.agents.rerank.pointwise import DEFAULT_BASE_MODEL, DEFAULT_PASSAGE_TOKENS, DEFAULT_QUERY_TOKENS
 from hopmem.agents.rerank.prompts import clip_tokens, parse_setwise, setwise_messages
@@ -45,7 +45,7 @@ ANSWER_END = "</answer>"
 _OPEN_ANSWER = re.compile(r"<answer>\s*\[?\s*\d+\s*\]?\s*$", re.IGNORECASE)
 
 
-class SetwiseLLMReranker:
+class SetwiseLLMReranker(BaseReranker):
     """Ranks passages by repeated setwise selection with a reasoning causal LM (optionally with a LoRA adapter).
 
     Args:
@@ -118,10 +118,16 @@ class SetwiseLLMReranker:
         """Scores consistent with :meth:`order` to ``depth`` places: ``k - position`` with ``k`` selected places, so
         the selected passages score ``k .. 1`` (positive) and the rest ``0, -1, ...`` in their given order. Only the
         order means anything; the sign tells selected from not."""
+        return self._score(query, check_input(query, docs))
+
+    def _score(self, query: str, docs: list[str]) -> list[float]:
+        # Called for empty docs too (score is overridden), so every call counts as a ranking, as it always has.
         return self._scores(self.order(query, docs, self.depth), len(docs), min(self.depth, len(docs)))
 
-    def rank(self, query: str, docs: Sequence[str], top_k: int | None = None) -> list[tuple[int, float]]:
+    def rank(self, query: str, docs: Sequence[str], top_k: int | None = None) -> list[RankedPassage]:
         """The top ``top_k`` places by selection (``depth`` without ``top_k``), then the rest in given order."""
+        check_top_k(top_k)
+        docs = check_input(query, docs)
         depth = self.depth if top_k is None else max(0, top_k)
         order = self.order(query, docs, depth)
         return rank_by_scores(self._scores(order, len(docs), min(depth, len(docs))), top_k)

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from hopmem.memory.fts import build_match_query
 from hopmem.memory.lexical_index import LexicalIndex
 from hopmem.memory.records import DocumentInput, MemoryInput, SearchFilter
-from hopmem.memory.store import MemoryStore, _filter_sql
+from hopmem.memory.sql_filters import filter_sql
+from hopmem.memory.store import MemoryStore
 from hopmem.settings import get_settings
 
 TENANTS = ("acme", "globex")
@@ -35,7 +36,7 @@ def _fts5(store: MemoryStore, tenant: str, query: str, k: int, filters: SearchFi
     match = build_match_query(query)
     if match is None:
         return []
-    where, params = _filter_sql(filters)
+    where, params = filter_sql(filters)
     title_w, content_w = store._bm25_weights
     rows = store.conn.execute(
         "SELECT m.id, bm25(memories_fts, ?, ?) AS bm FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid"

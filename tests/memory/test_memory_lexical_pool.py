@@ -29,9 +29,9 @@ WORDS = [
 
 def _exhaustive(store: MemoryStore, tenant: str, query: str, k: int, filters: SearchFilter | None) -> list[int]:
     from hopmem.memory.fts import build_match_query
-    from hopmem.memory.store import _filter_sql
+    from hopmem.memory.sql_filters import filter_sql
 
-    where, params = _filter_sql(filters)
+    where, params = filter_sql(filters)
     rows = store.conn.execute(
         "SELECT m.id FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid"
         f" WHERE memories_fts MATCH ? AND m.tenant = ?{where} ORDER BY bm25(memories_fts, 2.0, 1.0), m.id LIMIT ?",

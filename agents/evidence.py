@@ -1,24 +1,25 @@
-"""Evidence lists of the agent: fusion of every sub-query's and hop tree's list into one trust-weighted candidate list.
+"""Evidence lists of the agent: its passages fused into one trust-weighted candidate list, on the searcher's path.
 
-The lists hold JSON-ready passage dicts (the shape of :meth:`hopmem.memory.records.SearchResult.to_dict`) so the
-graph state can be checkpointed. Fusion is rank-score fusion by default (rank and normalised score, as in ACQO's
-RSF, the same function the memory engine uses); after fusion each memory's score is weighed by its trust, so
-evidence from distrusted writers sinks and quarantined memories, which no read path returns, never appear.
+The lists hold JSON-ready :class:`~hopmem.agents.state.Passage` dicts (the shape of
+:meth:`hopmem.memory.records.SearchResult.to_dict`) so the graph state can be checkpointed. Fusion and trust
+weighting are the searcher's own (:meth:`hopmem.memory.hybrid.HybridSearcher.fuse_results`, rank-score fusion by
+default, as in ACQO's RSF): this module only turns passages into ranked lists and the results back into passages, so
+evidence from distrusted writers sinks exactly as in a search, and quarantined memories, which no read path returns,
+never appear.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from hopmem.agents.rerank import passage_text as rerank_text
-from hopmem.memory.fusion import rrf, rsf, weight_by_trust
-from hopmem.memory.records import Hit, SearchResult
+from hopmem.agents.state import Passage
+from hopmem.memory.records import Hit
 
 if TYPE_CHECKING:
     from hopmem.memory.hybrid import HybridSearcher
-
-Passage = dict[str, Any]
+    from hopmem.memory.records import SearchResult
 
 
 def fuse_lists(
@@ -34,40 +35,18 @@ def fuse_lists(
 
     ``weights`` weighs lists by name in the fusion (default 1 each).
 
-    Each returned passage carries ``score`` (the fused, trust-weighted score) and ``ranks`` (its 1-based rank in
-    every list it appears in, by list name). Passages known only by id (a hop tree's) are read from the store, and
-    a memory the store no longer returns for ``tenant`` (erased, quarantined) is dropped.
+    Each returned passage carries ``score`` (the fused, trust-weighted score), ``ranks`` (its 1-based rank in every
+    list it appears in, by list name) and ``trust``. Every passage is read from the store, so a passage known only by
+    id (a hop tree's) gets its text, and a memory the store no longer returns for ``tenant`` (erased, quarantined) is
+    dropped.
     """
-    named = {name: [Hit(int(p["id"]), float(p["score"])) for p in hits] for name, hits in lists.items() if hits}
-    if not named:
-        return []
-    fused = rrf(named, k=searcher.rrf_k, weights=weights) if fusion == "rrf" else rsf(named, weights=weights)
-    trust: dict[int, float] = {}
-    if searcher.trust is not None and fused:
-        trust = searcher.trust.memory_trusts(tenant, [h.memory_id for h in fused])
-        params = searcher.trust.params
-        fused = weight_by_trust(fused, trust, floor=params.rank_floor, neutral=params.prior_mean)
-    fused = fused[:depth]
-    known: dict[int, Passage] = {}
-    for hits in lists.values():
-        for p in hits:
-            if "text" in p:
-                known.setdefault(int(p["id"]), p)
-    missing = [h.memory_id for h in fused if h.memory_id not in known]
-    for record in searcher.store.get(tenant, missing):
-        known[record.id] = SearchResult(record, 0.0, {}).to_dict()
-    ranks = {name: {int(p["id"]): r for r, p in enumerate(hits, start=1)} for name, hits in lists.items()}
-    out = []
-    for hit in fused:
-        if hit.memory_id not in known:
-            continue
-        passage = dict(known[hit.memory_id])
-        passage["score"] = round(hit.score, 6)
-        passage["ranks"] = {name: pos[hit.memory_id] for name, pos in ranks.items() if hit.memory_id in pos}
-        if hit.memory_id in trust:
-            passage["trust"] = round(trust[hit.memory_id], 4)
-        out.append(passage)
-    return out
+    ranked = {name: [Hit(int(p["id"]), float(p["score"])) for p in passages] for name, passages in lists.items()}
+    return as_passages(searcher.fuse_results(tenant, ranked, k=depth, fusion=fusion, weights=weights))
+
+
+def as_passages(results: Iterable[SearchResult]) -> list[Passage]:
+    """Search results in the JSON form the graph's state holds."""
+    return [cast(Passage, r.to_dict()) for r in results]
 
 
 def passage_text(passage: Mapping[str, Any]) -> str:

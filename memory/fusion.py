@@ -4,7 +4,7 @@
 - Rank-score fusion (RSF): each list's scores are min-max normalised to [0, 1] and combined with the rank term,
   ``sum_l w_l * (norm_l(d) + 1 / rank_l(d)) / 2``, so a document that is both near the top and clearly ahead
   on score wins, while a flat list (all scores equal) falls back to its ranks.
-Ranks start at 1. A document absent from a list gets nothing from it.
+Ranks start at 1. A document absent from a list gets nothing from it. :func:`fuse` picks one of the two by name.
 - Trust weighting (:func:`weight_by_trust`): after fusion, each memory's score shrinks with its trust
   (:mod:`hopmem.memory.trust.model`) below a neutral level, so that evidence from distrusted writers sinks.
 """
@@ -13,7 +13,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from hopmem.memory.errors import InputError
 from hopmem.memory.records import Hit
+
+FUSIONS: tuple[str, ...] = ("rrf", "rsf")
+"""The fusion methods by name."""
+
+
+def fuse(
+    lists: Mapping[str, Sequence[Hit]],
+    *,
+    method: str = "rrf",
+    k: int = 60,
+    weights: Mapping[str, float] | None = None,
+) -> list[Hit]:
+    """Fusion of named ranked lists by ``method`` (``rrf`` with constant ``k``, or ``rsf``), best first.
+
+    Raises:
+        InputError: on an unknown method.
+    """
+    if method == "rrf":
+        return rrf(lists, k=k, weights=weights)
+    if method == "rsf":
+        return rsf(lists, weights=weights)
+    raise InputError(f"Unknown fusion {method!r}; use one of {', '.join(FUSIONS)}.")
 
 
 def rrf(lists: Mapping[str, Sequence[Hit]], *, k: int = 60, weights: Mapping[str, float] | None = None) -> list[Hit]:

@@ -1,11 +1,18 @@
-"""Lexical, dense and hybrid search over one store."""
+"""Lexical, dense and hybrid search over one store, and the one fusion path every ranked list goes through.
+
+:meth:`HybridSearcher.search` fuses its own lexical and dense lists; :meth:`HybridSearcher.fuse_results` fuses lists
+found elsewhere (the agent's sub-query searches and hop trees) and turns them into results the same way: fusion
+(:mod:`hopmem.memory.fusion`), then trust weighting with this searcher's trust model, then the cut to ``k``, then the
+records, read for the tenant (a memory the store no longer returns, erased or quarantined, is dropped).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from hopmem.memory.errors import InputError, StoreError
-from hopmem.memory.fusion import rrf, rsf, weight_by_trust
+from hopmem.memory.fusion import fuse, weight_by_trust
 from hopmem.memory.records import Hit, SearchFilter, SearchResult
 from hopmem.memory.store import MemoryStore, require_tenant
 from hopmem.memory.vectors.exact import ExactVectorIndex
@@ -106,10 +113,78 @@ class HybridSearcher:
             lists["dense"] = self.index.search(tenant, vector, depth, ids=allowed)
         return lists
 
-    def fuse(self, lists: dict[str, list[Hit]]) -> list[Hit]:
+    def fuse(self, lists: Mapping[str, Sequence[Hit]]) -> list[Hit]:
+        """The fusion :meth:`search` applies to its own mode lists, before learned ranking and trust.
+
+        One list (a lexical or dense search) passes through with its own scores. The learned ranker is trained on
+        this fusion's output, so it takes no trust and no weights.
+        """
         if len(lists) == 1:
-            return next(iter(lists.values()))
-        return rrf(lists, k=self.rrf_k) if self.fusion == "rrf" else rsf(lists)
+            return list(next(iter(lists.values())))
+        return fuse(lists, method=self.fusion, k=self.rrf_k)
+
+    def fuse_results(
+        self,
+        tenant: str,
+        lists: Mapping[str, Sequence[Hit]],
+        *,
+        k: int,
+        fusion: str | None = None,
+        weights: Mapping[str, float] | None = None,
+    ) -> list[SearchResult]:
+        """The best ``k`` memories of ``tenant`` among named ranked lists found elsewhere, fused and trust-weighted.
+
+        Args:
+            tenant: whose memories; the records are read for this tenant only.
+            lists: ranked lists by name (best first); a list's scores need only be comparable within it.
+            k: how many results at most (fewer when some fused memories are no longer in the store).
+            fusion: ``rrf`` or ``rsf`` (default: this searcher's); every list goes through the formula, even a
+                single one, so that the scores are always on the fusion's scale.
+            weights: the weight of each list by name in the fusion (default 1 each).
+
+        Each result carries the fused, trust-weighted score, its 1-based rank in every list it appears in, and its
+        trust (None without a trust model). The learned ranker is not applied: it was trained on this searcher's own
+        lexical and dense lists.
+
+        Raises:
+            InputError: on an unknown fusion.
+        """
+        require_tenant(tenant)
+        fused = fuse(lists, method=fusion or self.fusion, k=self.rrf_k, weights=weights)
+        return self._results(tenant, lists, fused, k)
+
+    def weigh_by_trust(self, hits: Sequence[Hit], trust: Mapping[int, float]) -> list[Hit]:
+        """``hits`` weighed by the given trust of each memory with this searcher's rule, re-ordered (best first).
+
+        The rule is :func:`hopmem.memory.fusion.weight_by_trust` with the trust model's floor and neutral level; a
+        memory absent from ``trust`` gets the floor. Without a trust model the hits are returned as they are, in
+        their order. Callers that score the fused results again (a reranker) use this, so that a distrusted memory
+        cannot climb back by its text alone.
+        """
+        if self.trust is None:
+            return list(hits)
+        params = self.trust.params
+        return weight_by_trust(hits, trust, floor=params.rank_floor, neutral=params.prior_mean)
+
+    def _results(self, tenant: str, lists: Mapping[str, Sequence[Hit]], fused: list[Hit], k: int) -> list[SearchResult]:
+        """The tail both paths share: trust weighting, the cut to ``k``, ranks by list name, the records."""
+        trust: dict[int, float] = {}
+        if self.trust is not None and fused:
+            trust = self.trust.memory_trusts(tenant, [h.memory_id for h in fused])
+            fused = self.weigh_by_trust(fused, trust)
+        fused = fused[:k]
+        ranks = {name: {h.memory_id: r for r, h in enumerate(hits, start=1)} for name, hits in lists.items()}
+        records = {r.id: r for r in self.store.get(tenant, [h.memory_id for h in fused])}
+        return [
+            SearchResult(
+                record=records[h.memory_id],
+                score=h.score,
+                ranks={name: pos[h.memory_id] for name, pos in ranks.items() if h.memory_id in pos},
+                trust=trust.get(h.memory_id),
+            )
+            for h in fused
+            if h.memory_id in records
+        ]
 
     def search(
         self,
@@ -135,21 +210,4 @@ class HybridSearcher:
         fused = self.fuse(lists)
         if self.ranker is not None:
             fused = self.ranker.rescore(self.store, tenant, lists, fused)
-        trust: dict[int, float] = {}
-        if self.trust is not None and fused:
-            trust = self.trust.memory_trusts(tenant, [h.memory_id for h in fused])
-            params = self.trust.params
-            fused = weight_by_trust(fused, trust, floor=params.rank_floor, neutral=params.prior_mean)
-        fused = fused[:k]
-        ranks = {name: {h.memory_id: r for r, h in enumerate(hits, start=1)} for name, hits in lists.items()}
-        records = {r.id: r for r in self.store.get(tenant, [h.memory_id for h in fused])}
-        return [
-            SearchResult(
-                record=records[h.memory_id],
-                score=h.score,
-                ranks={name: pos[h.memory_id] for name, pos in ranks.items() if h.memory_id in pos},
-                trust=trust.get(h.memory_id),
-            )
-            for h in fused
-            if h.memory_id in records
-        ]
+        return self._results(tenant, lists, fused, k)

@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from hopmem.agents.graph import AgentConfig, build_graph
+from hopmem.agents.config import AgentConfig
+from hopmem.agents.deps import GraphDeps
+from hopmem.agents.graph import build_graph
 from hopmem.agents.llm import ChatLLM, load_llm
 from hopmem.answer import Answer
 from hopmem.memory.errors import ConfigError, InputError
@@ -88,33 +90,17 @@ class Agent:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._checkpoint_conn = sqlite3.connect(str(path), check_same_thread=False)
                 checkpointer = SqliteSaver(self._checkpoint_conn)
-            s = self.settings
-            config = AgentConfig(
-                top_k=s.top_k,
-                retrieve_k=s.retrieve_k,
-                max_tokens=s.llm_max_tokens,
-                temperature=s.llm_temperature,
-                decompose=s.decompose,
-                planner=s.planner,
-                max_subqueries=s.max_subqueries,
-                chain_min_words=s.chain_min_words,
-                max_search_rounds=s.max_search_rounds,
-                fusion=s.agent_fusion,
-                hop_weight=s.treehop_weight,
-                rerank_depth=s.rerank_depth,
-                remember=s.remember_answers,
-            )
             reranker, reranker_warning = self._reranker()
-            self._graphs[conversational] = build_graph(
-                self.memory.searcher,
-                self.llm,
-                config,
-                checkpointer=checkpointer,
+            deps = GraphDeps(
+                searcher=self.memory.searcher,
+                llm=self.llm,
+                config=AgentConfig.from_settings(self.settings),
                 hopper=self._hopper(),
                 reranker=reranker,
                 reranker_warning=reranker_warning,
                 remember=self._remember,
             )
+            self._graphs[conversational] = build_graph(deps, checkpointer=checkpointer)
         return self._graphs[conversational]
 
     def _hopper(self) -> TreeHopRetriever | None:

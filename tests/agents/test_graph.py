@@ -124,10 +124,12 @@ class _ReverseReranker:
 
 
 def test_the_reranker_decides_the_evidence_order(memory: Memory) -> None:
-    from hopmem.agents.graph import AgentConfig, build_graph
+    from hopmem.agents.config import AgentConfig
+    from hopmem.agents.deps import GraphDeps
+    from hopmem.agents.graph import build_graph
 
-    config = AgentConfig(top_k=2, remember=False)
-    graph = build_graph(memory.searcher, None, config, reranker=_ReverseReranker())
+    config = AgentConfig(top_k=2, remember_answers=False)
+    graph = build_graph(GraphDeps(memory.searcher, config=config, reranker=_ReverseReranker()))
     state = graph.invoke({"question": "What causes the tides?", "tenant": memory.tenant, "history": []})
     fused = [p["id"] for p in next(s for s in state["trace"] if s["step"] == "fuse")["results"]]
     assert len(fused) > 2
@@ -135,16 +137,17 @@ def test_the_reranker_decides_the_evidence_order(memory: Memory) -> None:
 
 
 def test_search_more_is_bounded_and_driven_by_uncovered_sub_queries() -> None:
-    from hopmem.agents.graph import AgentConfig, _sufficient
+    from hopmem.agents.config import AgentConfig
+    from hopmem.agents.nodes import check_sufficient
 
     lists = {"q1": [{"id": 1, "score": 1.0}] * 10, "q2": [{"id": 2, "score": 1.0}] * 10}
     state = {"round": 1, "queries": ["a", "b"], "lists": lists}
     config = AgentConfig(top_k=3, retrieve_k=10, max_search_rounds=2)
-    assert _sufficient(state, [{"id": 1}], config)[0] is False  # sub-query 2 has no evidence: search deeper
-    assert _sufficient(state, [{"id": 1}, {"id": 2}], config)[0] is True
-    assert _sufficient({**state, "round": 2}, [{"id": 1}], config)[0] is True  # the hard bound
+    assert check_sufficient(state, [{"id": 1}], config)[0] is False  # sub-query 2 has no evidence: search deeper
+    assert check_sufficient(state, [{"id": 1}, {"id": 2}], config)[0] is True
+    assert check_sufficient({**state, "round": 2}, [{"id": 1}], config)[0] is True  # the hard bound
     short = {"q1": [{"id": 1, "score": 1.0}], "q2": [{"id": 2, "score": 1.0}]}
-    assert _sufficient({**state, "lists": short}, [{"id": 1}], config)[0] is True  # the memory is exhausted
+    assert check_sufficient({**state, "lists": short}, [{"id": 1}], config)[0] is True  # the memory is exhausted
 
 
 def test_stream_reports_steps_in_order_then_tokens_then_the_answer(memory: Memory) -> None:
@@ -179,16 +182,18 @@ class _KeywordReranker:
 
 
 def test_reranker_scores_are_weighed_by_trust_so_distrusted_text_cannot_climb_back(memory: Memory) -> None:
-    from hopmem.agents.graph import _rerank
+    from hopmem.agents.nodes import rank_candidates
 
     candidates = [
         {"id": 1, "title": "", "text": "tides moon gravity ocean", "score": 0.5, "trust": 0.05},
         {"id": 2, "title": "", "text": "tides moon", "score": 0.4, "trust": 0.95},
     ]
     step: dict = {}
-    plain = _rerank(_KeywordReranker(), "tides moon gravity ocean", candidates, step)
+    plain = rank_candidates(_KeywordReranker(), "tides moon gravity ocean", candidates, step)
     assert [c["id"] for c in plain] == [1, 2]  # without trust, the reranker prefers the distrusted passage
-    weighed = _rerank(_KeywordReranker(), "tides moon gravity ocean", candidates, step, searcher=memory.searcher)
+    weighed = rank_candidates(
+        _KeywordReranker(), "tides moon gravity ocean", candidates, step, searcher=memory.searcher
+    )
     assert [c["id"] for c in weighed] == [2, 1]
     assert weighed[1]["rerank_score"] == 4.0 and weighed[1]["score"] < weighed[1]["rerank_score"]
 
@@ -219,13 +224,16 @@ def test_a_split_question_is_still_searched_whole_beside_its_sub_queries(memory:
 def test_a_reasoning_reranker_leaves_its_choices_and_reasoning_in_the_trace(memory: Memory) -> None:
     """The setwise reranker with a scripted judge standing in for the model (it names the passage mentioning the
     moon): its selections, by memory id, and their reasoning are in the rerank step for the UI."""
-    from hopmem.agents.graph import AgentConfig, build_graph
+    from hopmem.agents.config import AgentConfig
+    from hopmem.agents.deps import GraphDeps
+    from hopmem.agents.graph import build_graph
     from hopmem.agents.rerank.setwise import SetwiseLLMReranker
     from tests.agents.test_rerank_setwise import ScriptedJudge
 
     judge = ScriptedJudge(["<think>the moon pulls the sea</think><answer>[2]</answer>"] * 20)
     reranker = SetwiseLLMReranker(llm=judge, set_size=3, depth=2, max_tokens=32)
-    graph = build_graph(memory.searcher, None, AgentConfig(top_k=2, remember=False), reranker=reranker)
+    config = AgentConfig(top_k=2, remember_answers=False)
+    graph = build_graph(GraphDeps(memory.searcher, config=config, reranker=reranker))
     state = graph.invoke({"question": "What causes the tides?", "tenant": memory.tenant, "history": []})
     step = next(s for s in state["trace"] if s["step"] == "rerank")
     candidates = {p["id"] for p in next(s for s in state["trace"] if s["step"] == "fuse")["results"]}

@@ -125,7 +125,7 @@ def test_the_chain_threshold_is_a_setting() -> None:
 
 
 def test_the_planners_defaults_are_the_settings_defaults() -> None:
-    from hopmem.agents.graph import AgentConfig
+    from hopmem.agents.config import AgentConfig
 
     settings = get_settings()
     assert planner.CHAIN_MIN_WORDS == settings.chain_min_words == AgentConfig().chain_min_words

@@ -1,0 +1,342 @@
+"""The nodes of the agent's graph: plain functions of ``(state, deps)`` that return their update of the state.
+
+Each node reads the :class:`~hopmem.agents.state.AgentState`, does one step with what :class:`GraphDeps` holds, and
+returns only the fields it changes; its trace record goes out as ``{"trace": [step]}`` and the state's reducer
+appends it. :func:`hopmem.agents.graph.build_graph` binds the deps and wires the nodes; a test can call any node
+alone.
+
+- :func:`plan`: the question rewritten to stand alone and kept whole or split (:mod:`hopmem.agents.planner`).
+- :func:`retrieve`: hybrid search per sub-query (a chain fills ``{k}`` with the bridge answer of sub-query k).
+- :func:`hop`: TreeHop follows multi-hop evidence in embedding space from each sub-query's embedding.
+- :func:`fuse`: every list fused and trust-weighted through the searcher's one fusion path
+  (:mod:`hopmem.agents.evidence`).
+- :func:`rerank`: the reranker orders the candidates (its scores weighed by trust again); the best ``top_k`` are the
+  evidence, and :func:`check_sufficient` decides whether to search more (:func:`route_after_rerank`).
+- :func:`answer`: from numbered evidence, citing only what it was given; extractive without an LLM.
+- :func:`remember`: the answer goes back into the memory as an ``agent`` memory derived from what it cites.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from hopmem.agents.citations import attribute_citations, cited_numbers, strip_invalid_markers
+from hopmem.agents.config import HISTORY_TURNS, SEARCH_MODE
+from hopmem.agents.evidence import as_passages, brief, fuse_lists, passage_text
+from hopmem.agents.extractive import extractive_answer
+from hopmem.agents.planner import bridge_answer, fill_placeholders, plan_question
+from hopmem.agents.prompts import answer_messages
+from hopmem.agents.state import AgentState, Citation, Passage, Step
+from hopmem.agents.trace import timed_step
+from hopmem.memory.errors import HopmemError, LLMError
+from hopmem.memory.records import Hit
+
+if TYPE_CHECKING:
+    from hopmem.agents.config import AgentConfig
+    from hopmem.agents.deps import GraphDeps
+    from hopmem.agents.llm.base import ChatLLM, Message
+    from hopmem.agents.rerank import Reranker
+    from hopmem.memory.hybrid import HybridSearcher
+
+log = logging.getLogger(__name__)
+
+
+def plan(state: AgentState, deps: GraphDeps) -> AgentState:
+    """Decide how to search: keep the question whole or split it; resets the per-question lists and rounds."""
+    config = deps.config
+    with timed_step("plan") as step:
+        result = plan_question(
+            deps.llm,
+            state["question"],
+            recent_history(state),
+            max_subqueries=config.max_subqueries,
+            chain_min_words=config.chain_min_words,
+            decompose=config.decompose,
+            decide="rules" if config.planner == "rules" else "llm",
+        )
+        step.update(result.to_dict())
+    return {"plan": result.to_dict(), "round": 0, "lists": {}, "trace": [step]}
+
+
+def retrieve(state: AgentState, deps: GraphDeps) -> AgentState:
+    """Search every sub-query (deeper each round); a split also searches the whole question, as list ``q0``."""
+    config, searcher = deps.config, deps.searcher
+    tenant, planned = state["tenant"], state["plan"]
+    rnd = int(state.get("round") or 0) + 1
+    k = max(config.top_k, config.retrieve_k) * rnd
+    lists = dict(state.get("lists") or {})
+    queries: list[str] = []
+    searched: dict[str, list[Passage]] = {}
+
+    def search(query: str) -> list[Passage]:
+        # A chain's first step is often the question itself: search each text once per round.
+        if query not in searched:
+            searched[query] = as_passages(searcher.search(tenant, query, k=k, mode=SEARCH_MODE))
+        return list(searched[query])
+
+    with timed_step("retrieve", round=rnd, k=k, mode=SEARCH_MODE) as step:
+        answers: list[str] = []
+        subs = []
+        standalone = str(planned.get("standalone") or state["question"])
+        if list(planned["queries"]) != [standalone]:
+            # A split never loses the question's own retrieval: sub-queries add evidence, they do not replace it.
+            lists["q0"] = search(standalone)
+            subs.append({"n": 0, "query": standalone, "results": brief(lists["q0"])})
+        for n, raw in enumerate(planned["queries"], start=1):
+            query = fill_placeholders(raw, answers) if planned["mode"] == "sequential" else raw
+            found = search(query)
+            lists[f"q{n}"] = found
+            queries.append(query)
+            sub: dict[str, Any] = {"n": n, "query": query, "results": brief(found)}
+            if planned["mode"] == "sequential" and n < len(planned["queries"]):
+                answers.append(bridge_answer(deps.llm, query, [passage_text(p) for p in found[: config.top_k]]))
+                sub["bridge_answer"] = answers[-1]
+            subs.append(sub)
+        step["subqueries"] = subs
+    return {"round": rnd, "queries": queries, "lists": lists, "trace": [step]}
+
+
+def hop(state: AgentState, deps: GraphDeps) -> AgentState:
+    """Add each sub-query's TreeHop tree (its later hops) as list ``treehop:q<n>``; one more hop each round."""
+    hopper, searcher = deps.hopper, deps.searcher
+    lists = dict(state.get("lists") or {})
+    rnd = int(state.get("round") or 1)
+    with timed_step("hop", method="treehop" if hopper is not None else "none") as step:
+        if hopper is None or hopper.hops < 2 or searcher.embedder is None:
+            step["skipped"] = "no TreeHop model" if hopper is None else "hops < 2 or no embedder"
+        else:
+            trees = []
+            for n, query in enumerate(state.get("queries") or [], start=1):
+                tree = hopper.retrieve(state["tenant"], searcher.embed_query(query), hops=hopper.hops + rnd - 1)
+                # The tree's later hops are its contribution; its first hop repeats dense retrieval of the query.
+                hopped = [node for node in tree.nodes if node.hop > 1]
+                lists[f"treehop:q{n}"] = [Passage(id=node.memory_id, score=node.score) for node in hopped]
+                seen = {int(p["id"]) for p in lists.get(f"q{n}", [])}
+                trees.append(
+                    {"n": n, **tree.to_dict(), "added": [i for i in tree.ids if i not in seen]},
+                )
+            step["trees"] = trees
+    return {"lists": lists, "trace": [step]}
+
+
+def fuse(state: AgentState, deps: GraphDeps) -> AgentState:
+    """Fuse every list into the candidates (hop trees weighted by ``treehop_weight``), trust-weighted, best first."""
+    config = deps.config
+    lists = state.get("lists") or {}
+    with timed_step("fuse", fusion=config.agent_fusion, lists=sorted(lists)) as step:
+        weights = {name: config.treehop_weight for name in lists if name.startswith("treehop:")}
+        candidates = fuse_lists(
+            deps.searcher,
+            state["tenant"],
+            lists,
+            fusion=config.agent_fusion,
+            depth=max(config.rerank_depth, config.top_k),
+            weights=weights,
+        )
+        step["weights"] = weights
+        step["results"] = brief(candidates)
+    return {"candidates": candidates, "trace": [step]}
+
+
+def rerank(state: AgentState, deps: GraphDeps) -> AgentState:
+    """Order the candidates by the reranker; the best ``top_k`` become the evidence; decide whether to search more."""
+    config, reranker = deps.config, deps.reranker
+    candidates = state.get("candidates") or []
+    name = reranker.name if reranker is not None else "none"
+    with timed_step("rerank", reranker=name, n_candidates=len(candidates)) as step:
+        if deps.reranker_warning:
+            step["warning"] = deps.reranker_warning
+        ranking = rank_candidates(reranker, standalone_question(state), candidates, step, searcher=deps.searcher)
+        evidence = ranking[: config.top_k]
+        step["ranking"] = brief(ranking)
+        sufficient, reason = check_sufficient(state, evidence, config)
+        step["sufficient"], step["reason"] = sufficient, reason
+    return {
+        "ranking": [int(p["id"]) for p in ranking],
+        "evidence": evidence,
+        "sufficient": sufficient,
+        "trace": [step],
+    }
+
+
+def route_after_rerank(state: AgentState) -> str:
+    """The edge after :func:`rerank`: ``answer`` when the evidence suffices, else ``retrieve`` again."""
+    return "answer" if state.get("sufficient", True) else "retrieve"
+
+
+def answer(state: AgentState, deps: GraphDeps) -> AgentState:
+    """Answer from the numbered evidence with citations; adds the question and the answer to the history."""
+    from langgraph.config import get_config
+
+    question = state["question"]
+    evidence = state.get("evidence") or []
+    streaming = bool((get_config().get("configurable") or {}).get("stream_tokens"))
+    with timed_step("answer", n_evidence=len(evidence)) as step:
+        text = _generate(deps.llm, question, evidence, recent_history(state), deps.config, step, streaming=streaming)
+        text = strip_invalid_markers(text, len(evidence))
+        if evidence and not cited_numbers(text, len(evidence)):
+            text = attribute_citations(text, evidence)
+            step["citations_by"] = "overlap"
+        cited = set(cited_numbers(text, len(evidence)))
+        step["cited"] = sorted(cited)
+    citations = [
+        Citation(n=n, id=e["id"], title=e.get("title"), text=e.get("text"), score=e["score"], cited=n in cited)
+        for n, e in enumerate(evidence, start=1)
+    ]
+    turns = [{"role": "user", "content": question}, {"role": "assistant", "content": text}]
+    return {"answer": text, "citations": citations, "history": turns, "trace": [step]}
+
+
+def remember(state: AgentState, deps: GraphDeps) -> AgentState:
+    """Write the answer back as an ``agent`` memory derived from the memories it cites (through the trust gate)."""
+    cited = [int(c["id"]) for c in state.get("citations") or [] if c.get("cited")]
+    with timed_step("remember") as step:
+        if deps.remember is None or not deps.config.remember_answers:
+            step["skipped"] = "write-back is off"
+        elif not cited:
+            step["skipped"] = "the answer cites no memory"
+        else:
+            try:
+                step.update(deps.remember(state["question"], state.get("answer") or "", cited))
+            except HopmemError as exc:
+                log.warning("The answer was not remembered: %s", exc)
+                step["warning"] = f"not remembered: {exc}"
+    return {"trace": [step]}
+
+
+def recent_history(state: AgentState) -> list[Message]:
+    """The last :data:`~hopmem.agents.config.HISTORY_TURNS` turns of the conversation."""
+    return (state.get("history") or [])[-2 * HISTORY_TURNS :]
+
+
+def standalone_question(state: AgentState) -> str:
+    """The question as the planner rewrote it to stand alone (the question itself before planning)."""
+    return str((state.get("plan") or {}).get("standalone") or state["question"])
+
+
+def rank_candidates(
+    reranker: Reranker | None,
+    query: str,
+    candidates: list[Passage],
+    step: Step,
+    *,
+    searcher: HybridSearcher | None = None,
+) -> list[Passage]:
+    """All candidates in the reranker's order, its scores weighed by trust; the fused order without a reranker.
+
+    The fused order is already trust-weighted; a reranker scores text alone, so its scores are weighed again with
+    the searcher's rule (:meth:`hopmem.memory.hybrid.HybridSearcher.weigh_by_trust`, over each candidate's fused
+    trust), or a distrusted memory that reads well would climb back to the top. Without ``searcher`` the reranker's
+    order stands as it is.
+    """
+    if reranker is None or reranker.name == "none" or not candidates:
+        return list(candidates)
+    try:
+        order = reranker.rank(query, [passage_text(c) for c in candidates])
+    except HopmemError as exc:
+        log.warning("Reranking failed, keeping the fused order: %s", exc)
+        step["warning"] = f"reranker failed ({exc}); fused order kept"
+        return list(candidates)
+    selections = getattr(reranker, "last_trace", None)
+    if selections:  # a reasoning reranker (setwise): its choices and reasoning go into the trace and the UI
+        step["reasoning"] = [
+            {
+                "place": int(entry.get("round", 0)) + 1,
+                "window": [int(candidates[i]["id"]) for i in entry.get("window", [])],
+                "chosen": int(candidates[entry["choice"]]["id"]),
+                "reasoning": str(entry.get("reasoning", ""))[:1000],
+                "fallback": bool(entry.get("fallback")),
+            }
+            for entry in selections
+            if entry.get("choice") is not None
+        ]
+    by_id = {int(c["id"]): c for c in candidates}
+    hits = [Hit(int(candidates[i]["id"]), float(score)) for i, score in order]
+    raw = {h.memory_id: h.score for h in hits}
+    if searcher is not None:
+        trust = {i: float(t) for i, c in by_id.items() if (t := c.get("trust")) is not None}
+        hits = searcher.weigh_by_trust(hits, trust)
+    return [
+        {**by_id[h.memory_id], "rerank_score": round(raw[h.memory_id], 6), "score": round(h.score, 6)} for h in hits
+    ]
+
+
+def check_sufficient(state: AgentState, evidence: list[Passage], config: AgentConfig) -> tuple[bool, str]:
+    """Whether to stop searching: every sub-query has a passage among the evidence, or no round is left.
+
+    A round that found fewer passages than it asked for has exhausted the memory, so searching deeper cannot help.
+    """
+    rnd = int(state.get("round") or 1)
+    if rnd >= config.max_search_rounds:
+        return True, f"round {rnd} of at most {config.max_search_rounds}"
+    lists = state.get("lists") or {}
+    k = max(config.top_k, config.retrieve_k) * rnd
+    if all(len(lists.get(f"q{n}", [])) < k for n in range(1, len(state.get("queries") or []) + 1)):
+        return True, "the memory has no more passages for these queries"
+    ids = {int(e["id"]) for e in evidence}
+    uncovered = [
+        n
+        for n in range(1, len(state.get("queries") or []) + 1)
+        if not ids & {int(p["id"]) for p in lists.get(f"q{n}", []) + lists.get(f"treehop:q{n}", [])}
+    ]
+    if uncovered:
+        return False, f"sub-quer{'y' if len(uncovered) == 1 else 'ies'} {uncovered} found no evidence; searching deeper"
+    return True, "every sub-query has evidence"
+
+
+def _generate(
+    llm: ChatLLM | None,
+    question: str,
+    evidence: list[Passage],
+    history: list[Message],
+    config: AgentConfig,
+    step: Step,
+    *,
+    streaming: bool = False,
+) -> str:
+    """The answer's text: the LLM's from the numbered evidence, else (no LLM, an LLM error, nothing) extractive."""
+    if not evidence:
+        step["mode"] = "no-evidence"
+        return "I could not find anything about that in the memory."
+    if llm is None:
+        step["mode"] = "extractive"
+        step["warning"] = "no LLM configured: extractive answer"
+        return extractive_answer(question, evidence)
+    budget = llm.context_window - config.llm_max_tokens - 200 - sum(llm.count_tokens(t["content"]) for t in history)
+    messages = answer_messages(
+        question, evidence, history=history, budget_tokens=max(budget, 64), count=llm.count_tokens
+    )
+    try:
+        if streaming:
+            text = _stream_tokens(llm, messages, config)
+            step["usage"] = {"completion_tokens": llm.count_tokens(text)}
+            step["model"] = llm.name
+        else:
+            completion = llm.complete(messages, max_tokens=config.llm_max_tokens, temperature=config.llm_temperature)
+            step["model"] = completion.model
+            step["usage"] = completion.usage()
+            text = completion.text
+    except LLMError as exc:
+        log.warning("LLM failed, answering extractively: %s", exc)
+        step["mode"] = "extractive"
+        step["warning"] = f"LLM failed ({exc}); extractive answer"
+        return extractive_answer(question, evidence)
+    step["mode"] = "llm"
+    text = text.strip()
+    if not text:
+        step["warning"] = "the LLM returned nothing; extractive answer"
+        return extractive_answer(question, evidence)
+    return text
+
+
+def _stream_tokens(llm: ChatLLM, messages: list[Message], config: AgentConfig) -> str:
+    """Generate with the LLM's stream, sending each piece to LangGraph's custom stream as ``{"token": piece}``."""
+    from langgraph.config import get_stream_writer
+
+    writer = get_stream_writer()
+    pieces = []
+    for piece in llm.stream(messages, max_tokens=config.llm_max_tokens, temperature=config.llm_temperature):
+        pieces.append(piece)
+        writer({"token": piece})
+    return "".join(pieces)

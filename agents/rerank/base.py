@@ -72,7 +72,7 @@ def check_input(query: object, docs: object) -> list[str]:
 def check_top_k(top_k: object) -> None:
     """Reject a ``top_k`` that is neither None nor a whole number (:class:`~hopmem.memory.errors.InputError`)."""
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)):
-        raise InputError(f"top_k must be a whole number or None, not {type(top_k).__name__}.")
+        raise InputError(f"A ranking's top_k must be a whole number or None, not {type(top_k).__name__}.")
 
 
 def rank_by_scores(scores: Sequence[float], top_k: int | None = None) -> list[RankedPassage]:

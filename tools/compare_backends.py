@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from hopmem.eval.retrieval import git_revision, machine_info
 from hopmem.memory.datasets.beir import load_dataset
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.ingest import Ingestor
+from hopmem.memory.run_record import RunRecord
 from hopmem.memory.store import MemoryStore
 from hopmem.memory.vectors.registry import open_index
 from hopmem.settings import get_settings
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args()
     settings = get_settings()
+    run = RunRecord(shlex.join(sys.argv))
     data = load_dataset(args.dataset, args.split)
     embedder = load_embedder(settings.embedder, **settings.embedder_options())
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,8 +67,7 @@ def main() -> None:
             "max_score_diff": max_diff,
             "differences": rows,
             "seconds": round(time.perf_counter() - started, 1),
-            "machine": machine_info(),
-            "git_revision": git_revision(),
+            **run.finish(),
         }
         exact.close()
         qdrant.close()

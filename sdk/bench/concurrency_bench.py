@@ -47,9 +47,9 @@ from tqdm.auto import tqdm
 from hopmem.bench.concurrency_worker import MARKER, OPS, WEIGHTS, WorkerConfig, worker_main
 from hopmem.bench.corpus import generate_memories, generate_queries, load_corpus
 from hopmem.bench.system import CpuMeter
-from hopmem.eval.retrieval import git_revision, machine_info
 from hopmem.memory.datasets.metrics import percentiles
 from hopmem.memory.errors import HopmemError, InputError
+from hopmem.memory.run_record import RunRecord
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -323,6 +323,7 @@ def run_concurrency_bench(
         raise InputError(
             "The concurrency benchmark runs on the exact vector backend only; set HOPMEM_VECTOR_BACKEND=exact."
         )
+    run = RunRecord(command or shlex.join(sys.argv))
     load_before = [round(x, 2) for x in os.getloadavg()]
     threads = threads_per_worker or max(1, (os.cpu_count() or 1) // procs)
     corpus = load_corpus(data_root)
@@ -422,10 +423,8 @@ def run_concurrency_bench(
         "embedder": embedder,
         "vector_backend": settings.vector_backend,
         "sqlite_busy_timeout_ms": settings.sqlite_busy_timeout_ms,
-        "machine": machine_info(),
+        **run.finish(),
         "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
-        "git_revision": git_revision(),
-        "command": command or shlex.join(sys.argv),
         "data": {**corpus.describe(), "query_source": query_source},
         "seed": seed,
     }

@@ -46,9 +46,9 @@ from tqdm.auto import tqdm
 
 from hopmem.bench.corpus import fingerprint, generate_memories, generate_queries, load_corpus
 from hopmem.bench.system import CpuMeter
-from hopmem.eval.retrieval import git_revision, machine_info
 from hopmem.memory.datasets.metrics import percentiles
 from hopmem.memory.errors import InputError
+from hopmem.memory.run_record import RunRecord
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -247,6 +247,7 @@ def run_memory_bench(
         raise InputError(f"The number of memories must be at least 1, not {n}.")
     if queries < 1:
         raise InputError(f"The number of queries must be at least 1, not {queries}.")
+    run = RunRecord(command or shlex.join(sys.argv))
     load_before = [round(x, 2) for x in os.getloadavg()]
     total_started = time.perf_counter()
     corpus = load_corpus(data_root)
@@ -368,10 +369,8 @@ def run_memory_bench(
         },
         "torch_threads": _torch_threads(),
         "cpu": cpu,
-        "machine": machine_info(),
+        **run.finish(),
         "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
-        "git_revision": git_revision(),
-        "command": command or shlex.join(sys.argv),
         "data": {
             **corpus.describe(),
             "memories_sha256": fingerprint(items),

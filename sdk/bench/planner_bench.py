@@ -47,7 +47,7 @@ def run_planner_bench(
     """
     from hopmem.agent_api import configured_llm
     from hopmem.agents.planner import load_hotpot_questions, planner_benchmark
-    from hopmem.eval.retrieval import git_revision, machine_info
+    from hopmem.memory.run_record import RunRecord
 
     root = (data_root or Path("../shared/data")) / dataset
     if not (root / "queries.jsonl").is_file():
@@ -61,6 +61,7 @@ def run_planner_bench(
         from tqdm import tqdm
 
         bar = tqdm(total=len(questions), desc="planning", unit="q")
+    run = RunRecord(command)
     started = time.perf_counter()
     try:
         metrics = planner_benchmark(
@@ -83,8 +84,6 @@ def run_planner_bench(
         "expected_modes": {"comparison": "parallel", "bridge": "sequential"},
         **metrics,
         "wall_s": round(time.perf_counter() - started, 1),
-        "machine": machine_info(),
-        "revision": git_revision(),
-        "command": command,
+        **run.finish(),
         "per_question_log": str(log_path) if log_path is not None else None,
     }

@@ -60,11 +60,11 @@ from tqdm.auto import tqdm
 
 from hopmem.bench.corpus import CORPORA, load_corpus, resolve_data_root
 from hopmem.bench.system import CpuMeter
-from hopmem.eval.retrieval import git_revision, machine_info
 from hopmem.memory.datasets.beir import load_dataset
 from hopmem.memory.datasets.metrics import mean, ndcg_at_k
 from hopmem.memory.errors import InputError
 from hopmem.memory.model_paths import display_path
+from hopmem.memory.run_record import RunRecord
 from hopmem.memory.trust.contradiction import NEGATIONS
 from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
@@ -408,6 +408,7 @@ def run_trust_bench(
     if not seeds:
         raise InputError("Give at least one seed.")
     root = resolve_data_root(data_root)
+    run = RunRecord(command or shlex.join(["hopmem", *sys.argv[1:]]))
     meter = CpuMeter.start()
     api_log = logging.getLogger("hopmem.memory_api")
     level = api_log.level
@@ -463,10 +464,8 @@ def run_trust_bench(
         "data": {"root": display_path(root), "corpora": list(CORPORA)},
         "embedder": settings.embedder,
         "settings": {k: v for k, v in settings.effective().items() if k.startswith(("trust_", "ltr_", "fusion"))},
-        "git_revision": git_revision(),
-        "machine": machine_info(),
         "cpu": meter.read(),
-        "command": command or shlex.join(["hopmem", *sys.argv[1:]]),
+        **run.finish(),
     }
     return report
 

@@ -23,13 +23,14 @@ import numpy as np
 from hopmem.agents.multihop import HopResult, MemoryHopSearch, SearchFn, VectorsFn, hop_tree
 from hopmem.agents.rewrite import llm_rewrite_retrieve
 from hopmem.agents.treehop_model import TreeHopModel, load_treehop, packaged_model_dir
-from hopmem.eval.retrieval import cli_command, git_revision, indexed_corpus, machine_info, write_report
+from hopmem.eval.report import indexed_corpus, write_report
 from hopmem.memory.datasets.beir import load_dataset
 from hopmem.memory.datasets.metrics import mean, percentiles
 from hopmem.memory.datasets.store_loader import BEIR_TENANT
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import HopmemError, InputError
 from hopmem.memory.hybrid import HybridSearcher
+from hopmem.memory.run_record import RunRecord, cli_command
 from hopmem.memory.vectors.registry import open_index
 from hopmem.settings import Settings, get_settings
 
@@ -97,6 +98,7 @@ def evaluate_multihop(
     if hops < 2 or top_n < 1:
         raise InputError("TreeHop needs --hops of at least 2 and --top-n of at least 1.")
     settings = settings or get_settings()
+    run = RunRecord(cli_command())
     root = Path(dataset)
     data = load_dataset(root, split)
     folder = Path(model_dir or settings.treehop_model or packaged_model_dir()).expanduser()
@@ -243,9 +245,7 @@ def evaluate_multihop(
         },
         "llm": getattr(llm, "name", None) if baseline else None,
         "settings": {k: settings.effective()[k] for k in ("embedder", "chunk_size", "chunk_overlap", "vector_backend")},
-        "git_revision": git_revision(),
-        "machine": machine_info(),
-        "command": cli_command(),
+        **run.finish(),
     }
     return write_report(report, logs, json_out, default=_json_default)
 

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from hopmem.agent_api import Agent, configured_llm
-from hopmem.eval.retrieval import cli_command, git_revision, indexed_corpus, machine_info, write_report
+from hopmem.eval.report import indexed_corpus, write_report
 from hopmem.memory.datasets.beir import load_dataset
 from hopmem.memory.datasets.metrics import exact_match, mean, percentiles, recall_at_k, token_f1
 from hopmem.memory.datasets.store_loader import BEIR_TENANT
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import InputError
+from hopmem.memory.run_record import RunRecord, cli_command
 from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
 
@@ -171,6 +172,7 @@ def evaluate_qa(
     if not variants:
         raise InputError("Give at least one variant to evaluate.")
     settings = settings or get_settings()
+    run = RunRecord(cli_command())
     root = Path(dataset)
     data = load_dataset(root, split)
     questions = data.queries[:max_queries] if max_queries else data.queries
@@ -188,7 +190,7 @@ def evaluate_qa(
         reports.append(
             _run_variant(variant, root, split, data.qrels, questions, source, settings, counter, remember, progress)
         )
-        result = _write(reports, shared_llm, embedder.name, remember, json_out)  # a cut run keeps what it measured
+        result = _write(reports, shared_llm, embedder.name, remember, json_out, run)  # a cut run keeps what it measured
     return result
 
 
@@ -198,6 +200,7 @@ def _write(
     embedder: str,
     remember: bool,
     json_out: Path | str | None,
+    run: RunRecord,
 ) -> dict[str, Any]:
     """The report of the variants run so far, written to ``json_out`` (and its per-question log) when given."""
     result = {**{k: v for k, v in reports[0].items() if k != "per_query"}, "variants": []}
@@ -207,9 +210,7 @@ def _write(
             "llm": llm.name if llm is not None else None,
             "embedder": embedder,
             "remember": remember,
-            "machine": machine_info(),
-            "revision": git_revision(),
-            "command": cli_command(),
+            **run.finish(),
         }
     )
     rows = ({"variant": report["variant"], **row} for report in reports for row in report["per_query"])

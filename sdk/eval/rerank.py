@@ -29,7 +29,7 @@ from hopmem.agents.rerank.model_paths import (
     find_cross_encoder,
     is_cross_encoder_dir,
 )
-from hopmem.eval.retrieval import cli_command, git_revision, indexed_corpus, machine_info, write_report
+from hopmem.eval.report import indexed_corpus, write_report
 from hopmem.memory.datasets.beir import dataset_hash
 from hopmem.memory.datasets.metrics import mean, percentiles, recall_at_k, retrieval_metrics
 from hopmem.memory.datasets.splits import load_split, query_splits
@@ -38,6 +38,7 @@ from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import ConfigError, InputError
 from hopmem.memory.hybrid import HybridSearcher
 from hopmem.memory.model_paths import display_path, resolve_embedder_path
+from hopmem.memory.run_record import RunRecord, cli_command
 from hopmem.memory.vectors.registry import open_index
 from hopmem.settings import Settings, get_settings
 
@@ -167,6 +168,7 @@ def evaluate_rerank(
     if depth < 1:
         raise InputError("--depth must be at least 1.")
     settings = settings or get_settings()
+    run = RunRecord(cli_command())
     root = Path(dataset)
     folder = _cross_encoder_folder(model_dir or settings.reranker_model, settings.cache_dir)
     adapters: dict[str, Path] = {}
@@ -278,9 +280,7 @@ def evaluate_rerank(
             for key in ("embedder", "chunk_size", "chunk_overlap", "fusion", "rrf_k", "vector_backend")
         }
         | {"rerank_batch_size": settings.rerank_batch_size},
-        "git_revision": git_revision(),
-        "machine": machine_info(),
-        "command": cli_command(),
+        **run.finish(),
     }
     written = write_report(report, logs.values(), json_out)
     if plot_out:

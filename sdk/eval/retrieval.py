@@ -1,113 +1,33 @@
 """Evaluation harness: index a BEIR data set in a fresh temporary store, run its queries, report metrics.
 
-Reports record what produced them: the data set's hash, the settings, the git revision, the machine and the command.
+Reports record what produced them: the data set's hash, the settings and the run record
+(:mod:`hopmem.memory.run_record`: git revision, machine, library versions, command, start and end time).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import platform
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from hopmem.eval.report import write_report
 from hopmem.memory.datasets.beir import load_dataset
 from hopmem.memory.datasets.metrics import mean, percentiles, retrieval_metrics
-from hopmem.memory.datasets.store_loader import open_indexed_corpus
 from hopmem.memory.embeddings import load_embedder
 from hopmem.memory.errors import InputError
 from hopmem.memory.hybrid import HybridSearcher
 from hopmem.memory.ingest import Ingestor
+from hopmem.memory.run_record import RunRecord, cli_command
 from hopmem.memory.store import MemoryStore
 from hopmem.memory.vectors.registry import open_index
 from hopmem.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    from hopmem.memory.embeddings import Embedder
 
 log = logging.getLogger(__name__)
 
 RETRIEVAL_METHODS = {"bm25": "lexical", "dense": "dense", "hybrid": "hybrid"}
 EVAL_TENANT = "eval"
-
-
-def git_revision() -> str:
-    """The commit of the hopmem checkout (with ``-dirty`` when it has changes), or ``unknown``."""
-    here = Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        return rev + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine inflates latencies
-    }
-
-
-def cli_command() -> str | None:
-    """The ``hopmem`` command line being run, for reports; None when the evaluation was called from Python."""
-    return " ".join(["hopmem", *sys.argv[1:]]) if Path(sys.argv[0]).name == "hopmem" else None
-
-
-def write_report(
-    report: dict[str, Any],
-    rows: Iterable[dict[str, Any]],
-    json_out: Path | str | None,
-    *,
-    default: Callable[[Any], Any] | None = None,
-) -> dict[str, Any]:
-    """Write ``report`` to ``json_out`` and ``rows`` beside it as ``<stem>.queries.jsonl`` (one line per query).
-
-    The log's file name (not its path, so reports hold no machine paths) is recorded as ``per_query_log``. Without
-    ``json_out`` nothing is written. Returns the report.
-    """
-    if json_out is None or json_out == "":
-        return report
-    out = Path(json_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    log_path = out.with_name(out.stem + ".queries.jsonl")
-    with log_path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, default=default) + "\n")
-    report["per_query_log"] = log_path.name
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return report
-
-
-def indexed_corpus(root: Path, embedder: Embedder, settings: Settings, *, progress: bool) -> MemoryStore:
-    """The cached, indexed store of a BEIR folder's corpus with the settings' chunking and bm25 weights."""
-    return open_indexed_corpus(
-        root,
-        embedder,
-        cache_dir=settings.cache_dir,
-        chunk_size=settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap,
-        title_weight=settings.bm25_title_weight,
-        content_weight=settings.bm25_content_weight,
-        progress=progress,
-    )
 
 
 def evaluate_retrieval(
@@ -141,6 +61,7 @@ def evaluate_retrieval(
     if k < 1:
         raise InputError("k must be at least 1.")
     settings = settings or get_settings()
+    run = RunRecord(cli_command())
     data = load_dataset(Path(dataset), split)
     queries = data.queries[:max_queries] if max_queries else data.queries
     if not queries:
@@ -245,9 +166,7 @@ def evaluate_retrieval(
                 "vector_backend",
             )
         },
-        "git_revision": git_revision(),
-        "machine": machine_info(),
-        "command": cli_command(),
+        **run.finish(),
     }
     return write_report(result, per_query, json_out)
 

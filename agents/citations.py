@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
@@ -33,7 +33,7 @@ def strip_invalid_markers(answer: str, n_evidence: int) -> str:
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def attribute_citations(answer: str, passages: Sequence[dict[str, object]], *, min_overlap: int = 2) -> str:
+def attribute_citations(answer: str, passages: Sequence[Mapping[str, object]], *, min_overlap: int = 2) -> str:
     """Add a marker after each answer sentence that shares at least ``min_overlap`` content words with a passage.
 
     Small models often answer from the evidence without citing it; the marker then names the passage the sentence

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from hopmem.memory.fts import query_tokens
 
@@ -15,7 +15,7 @@ def stems(text: str) -> set[str]:
     return {t[:5] for t in query_tokens(text, max_tokens=100_000)}
 
 
-def extractive_answer(question: str, passages: Sequence[dict[str, object]]) -> str:
+def extractive_answer(question: str, passages: Sequence[Mapping[str, object]]) -> str:
     """The best-matching sentence of the evidence followed by its citation marker, or a plain "not found"."""
     wanted = stems(question)
     best: tuple[float, int, str] | None = None

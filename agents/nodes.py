@@ -166,12 +166,14 @@ def route_after_rerank(state: AgentState) -> str:
 
 
 def answer(state: AgentState, deps: GraphDeps) -> AgentState:
-    """Answer from the numbered evidence with citations; adds the question and the answer to the history."""
-    from langgraph.config import get_config
+    """Answer from the numbered evidence with citations; adds the question and the answer to the history.
 
+    Inside a run whose config sets ``configurable.stream_tokens``, the LLM's tokens also go to LangGraph's custom
+    stream as they come.
+    """
     question = state["question"]
     evidence = state.get("evidence") or []
-    streaming = bool((get_config().get("configurable") or {}).get("stream_tokens"))
+    streaming = _streaming_tokens()
     with timed_step("answer", n_evidence=len(evidence)) as step:
         text = _generate(deps.llm, question, evidence, recent_history(state), deps.config, step, streaming=streaming)
         text = strip_invalid_markers(text, len(evidence))
@@ -283,6 +285,17 @@ def check_sufficient(state: AgentState, evidence: list[Passage], config: AgentCo
     if uncovered:
         return False, f"sub-quer{'y' if len(uncovered) == 1 else 'ies'} {uncovered} found no evidence; searching deeper"
     return True, "every sub-query has evidence"
+
+
+def _streaming_tokens() -> bool:
+    """Whether the current run asked for the answer's tokens as they come (False outside a graph run)."""
+    from langgraph.config import get_config
+
+    try:
+        config = get_config()
+    except RuntimeError:  # called alone, not by the graph
+        return False
+    return bool((config.get("configurable") or {}).get("stream_tokens"))
 
 
 def _generate(

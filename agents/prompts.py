@@ -13,7 +13,7 @@ Structural defences against instructions hidden in recalled text (prompt injecti
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from hopmem.agents.llm.base import Message
 
@@ -45,7 +45,7 @@ def neutralise(text: str) -> str:
     return "\n".join(out)
 
 
-def _attribution(passage: dict[str, object]) -> str:
+def _attribution(passage: Mapping[str, object]) -> str:
     source = str(passage.get("source_class") or "")
     agent = passage.get("agent")
     trust = passage.get("trust")
@@ -58,7 +58,7 @@ def _attribution(passage: dict[str, object]) -> str:
     return f" ({said})" if said else ""
 
 
-def format_evidence(passages: Sequence[dict[str, object]], budget_tokens: int, count: Callable[[str], int]) -> str:
+def format_evidence(passages: Sequence[Mapping[str, object]], budget_tokens: int, count: Callable[[str], int]) -> str:
     """Numbered, attributed evidence blocks (see the module docstring), each cut to fit in ``budget_tokens``."""
     if not passages:
         return "(no evidence found)"
@@ -88,7 +88,7 @@ def _fit(text: str, budget: int, count: Callable[[str], int]) -> str:
 
 def answer_messages(
     question: str,
-    passages: Sequence[dict[str, object]],
+    passages: Sequence[Mapping[str, object]],
     *,
     history: Sequence[dict[str, str]] = (),
     budget_tokens: int,

@@ -1,0 +1,186 @@
+"""The graph's nodes called alone, over a real SQLite store of the bundled sample (no LLM: extractive answers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hopmem.agents import nodes
+from hopmem.agents.config import AgentConfig
+from hopmem.agents.deps import GraphDeps
+from hopmem.agents.state import AgentState, add_steps
+from hopmem.memory.embeddings import SentenceTransformerEmbedder
+from hopmem.memory.hybrid import HybridSearcher
+from hopmem.memory.ingest import Ingestor
+from hopmem.memory.store import MemoryStore
+
+TENANT = "nodes"
+PASSAGE_KEYS = {"id", "title", "text", "score", "source", "external_id", "ranks", "source_class", "agent", "trust"}
+
+
+@pytest.fixture(scope="module")
+def searcher(
+    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder, sample_dir: Path
+) -> Iterator[HybridSearcher]:
+    with MemoryStore(tmp_path_factory.mktemp("nodes") / "store.sqlite") as store:
+        assert Ingestor(store, embedder).ingest(TENANT, [sample_dir], progress=False).added == 4
+        yield HybridSearcher(store, embedder)
+
+
+@pytest.fixture()
+def deps(searcher: HybridSearcher) -> GraphDeps:
+    return GraphDeps(searcher, config=AgentConfig(top_k=2))
+
+
+def _run(state: AgentState, update: AgentState) -> AgentState:
+    """``state`` with a node's update applied as the graph applies it (the history and trace reducers included)."""
+    merged: dict[str, Any] = {**state, **update}
+    merged["trace"] = add_steps(state.get("trace"), list(update.get("trace") or []))
+    merged["history"] = [*(state.get("history") or []), *(update.get("history") or [])]
+    return merged
+
+
+def _planned(deps: GraphDeps, question: str) -> AgentState:
+    state: AgentState = {"question": question, "tenant": TENANT, "history": []}
+    return _run(state, nodes.plan(state, deps))
+
+
+def test_plan_keeps_a_short_question_whole_and_starts_the_question(deps: GraphDeps) -> None:
+    state: AgentState = {"question": "What causes the tides?", "tenant": TENANT, "history": [], "round": 2}
+    update = nodes.plan(state, deps)
+    assert update["plan"]["mode"] == "whole" and update["plan"]["queries"] == ["What causes the tides?"]
+    assert update["plan"]["source"] == "rules"
+    assert (update["round"], update["lists"]) == (0, {})  # the previous question's rounds and lists are gone
+    assert [s["step"] for s in update["trace"]] == ["plan"] and update["trace"][0]["ms"] >= 0
+
+
+def test_retrieve_searches_the_whole_question_beside_a_split(deps: GraphDeps) -> None:
+    state = _planned(deps, "Who was born first, Augustin-Jean Fresnel or Karl von Frisch?")
+    assert state["plan"]["mode"] == "parallel"
+    update = nodes.retrieve(state, deps)
+    assert update["round"] == 1 and len(update["queries"]) == 2
+    assert sorted(update["lists"]) == ["q0", "q1", "q2"]
+    assert all(set(p) == PASSAGE_KEYS for found in update["lists"].values() for p in found)
+    (step,) = update["trace"]
+    assert (step["step"], step["round"], step["k"], step["mode"]) == ("retrieve", 1, 10, "hybrid")
+    assert [s["n"] for s in step["subqueries"]] == [0, 1, 2]
+    assert "text" not in step["subqueries"][0]["results"][0]  # the trace's brief view
+
+
+def test_hop_without_a_model_passes_the_lists_through(deps: GraphDeps) -> None:
+    state = _planned(deps, "What causes the tides?")
+    state = _run(state, nodes.retrieve(state, deps))
+    update = nodes.hop(state, deps)
+    assert update["lists"] == state["lists"]
+    assert update["trace"][0]["method"] == "none" and update["trace"][0]["skipped"] == "no TreeHop model"
+
+
+def test_hop_adds_the_passages_of_the_treehop_tree(searcher: HybridSearcher, deps: GraphDeps) -> None:
+    from hopmem.agents.multihop import TreeHopRetriever
+    from hopmem.agents.treehop_model import load_treehop
+
+    assert searcher.embedder is not None
+    model = load_treehop(None, embedder=searcher.embedder.name, dim=searcher.embedder.dim)
+    hopper = TreeHopRetriever(searcher.store, searcher.index, model, top_n=3, hops=2)
+    deps = replace(deps, hopper=hopper)
+    state = _planned(deps, "What causes the tides?")
+    state = _run(state, nodes.retrieve(state, deps))
+    update = nodes.hop(state, deps)
+    assert "treehop:q1" in update["lists"]
+    assert all(set(p) == {"id", "score"} for p in update["lists"]["treehop:q1"])
+    (tree,) = update["trace"][0]["trees"]
+    assert tree["n"] == 1 and update["lists"]["treehop:q1"]
+    assert update["lists"]["q1"] == state["lists"]["q1"]  # the searches' lists are kept as they were
+
+
+def test_fuse_then_rerank_without_a_reranker_keeps_the_fused_order(deps: GraphDeps) -> None:
+    state = _planned(deps, "Who was born first, Augustin-Jean Fresnel or Karl von Frisch?")
+    for node in (nodes.retrieve, nodes.hop):
+        state = _run(state, node(state, deps))
+    fused = nodes.fuse(state, deps)
+    candidates = fused["candidates"]
+    assert [p["score"] for p in candidates] == sorted((p["score"] for p in candidates), reverse=True)
+    assert set(candidates[0]["ranks"]) <= {"q0", "q1", "q2"} and candidates[0]["trust"] is None  # no trust model
+    step = fused["trace"][0]
+    assert step["fusion"] == "rsf" and step["lists"] == ["q0", "q1", "q2"] and step["weights"] == {}
+    state = _run(state, fused)
+    ranked = nodes.rerank(state, deps)
+    assert ranked["ranking"] == [p["id"] for p in candidates]
+    assert ranked["evidence"] == candidates[:2]
+    assert ranked["trace"][0]["reranker"] == "none"
+    assert nodes.route_after_rerank(_run(state, ranked)) == ("answer" if ranked["sufficient"] else "retrieve")
+    assert [s["step"] for s in _run(state, ranked)["trace"]] == ["plan", "retrieve", "hop", "fuse", "rerank"]
+
+
+def test_answer_without_an_llm_is_extractive_and_cites_its_evidence(deps: GraphDeps) -> None:
+    state = _planned(deps, "What causes the tides?")
+    for node in (nodes.retrieve, nodes.hop, nodes.fuse, nodes.rerank):
+        state = _run(state, node(state, deps))
+    update = nodes.answer(state, deps)
+    step = update["trace"][0]
+    assert step["mode"] == "extractive" and step["warning"] == "no LLM configured: extractive answer"
+    assert [c["n"] for c in update["citations"]] == [1, 2]
+    assert [c["id"] for c in update["citations"]] == [p["id"] for p in state["evidence"]]
+    assert list(update["citations"][0]) == ["n", "id", "title", "text", "score", "cited"]
+    assert any(c["cited"] for c in update["citations"]) and step["cited"]
+    assert update["history"] == [
+        {"role": "user", "content": "What causes the tides?"},
+        {"role": "assistant", "content": update["answer"]},
+    ]
+
+
+def test_answer_without_evidence_says_so(deps: GraphDeps) -> None:
+    state: AgentState = {"question": "What causes the tides?", "tenant": TENANT, "history": [], "evidence": []}
+    update = nodes.answer(state, deps)
+    assert update["trace"][0]["mode"] == "no-evidence" and update["citations"] == []
+    assert "could not find" in update["answer"]
+
+
+def test_remember_writes_back_only_what_is_cited_and_only_when_on(deps: GraphDeps) -> None:
+    written: list[tuple[str, str, list[int]]] = []
+
+    def remember(question: str, answer: str, cited: list[int]) -> dict[str, Any]:
+        written.append((question, answer, cited))
+        return {"id": 99, "quarantined": False}
+
+    citations = [
+        {"n": 1, "id": 3, "title": "a", "text": "x", "score": 1.0, "cited": True},
+        {"n": 2, "id": 4, "title": "b", "text": "y", "score": 0.5, "cited": False},
+    ]
+    state: AgentState = {"question": "q?", "tenant": TENANT, "answer": "a [1]", "citations": citations}
+    step = nodes.remember(state, replace(deps, remember=remember))["trace"][0]
+    assert written == [("q?", "a [1]", [3])] and step["id"] == 99
+    off = replace(deps, remember=remember, config=AgentConfig(remember_answers=False))
+    assert nodes.remember(state, off)["trace"][0]["skipped"] == "write-back is off"
+    uncited = {**state, "citations": [{**citations[0], "cited": False}]}
+    assert nodes.remember(uncited, replace(deps, remember=remember))["trace"][0]["skipped"] == (
+        "the answer cites no memory"
+    )
+    assert len(written) == 1
+
+
+def test_the_trace_reducer_appends_and_the_plan_step_starts_over() -> None:
+    old = [{"step": "plan"}, {"step": "retrieve"}, {"step": "answer"}]
+    assert add_steps(old, [{"step": "remember"}]) == [*old, {"step": "remember"}]
+    assert add_steps(old, [{"step": "plan", "mode": "whole"}]) == [{"step": "plan", "mode": "whole"}]
+    assert add_steps(None, [{"step": "fuse"}]) == [{"step": "fuse"}]
+    assert add_steps(old, []) == old
+
+
+def test_the_graph_runs_the_nodes_in_order_with_one_trace_per_question(deps: GraphDeps) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from hopmem.agents.graph import build_graph
+
+    graph = build_graph(deps, checkpointer=InMemorySaver())
+    thread = {"configurable": {"thread_id": "t"}}
+    first = graph.invoke({"question": "What causes the tides?", "tenant": TENANT}, config=thread)
+    names = ["plan", "retrieve", "hop", "fuse", "rerank", "answer", "remember"]
+    assert [s["step"] for s in first["trace"]] == names
+    second = graph.invoke({"question": "And what are spring tides?", "tenant": TENANT}, config=thread)
+    assert [s["step"] for s in second["trace"]] == names  # the first question's steps are not carried over
+    assert len(second["history"]) == 4

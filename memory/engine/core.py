@@ -18,6 +18,7 @@ from hopmem.memory.erasure import Eraser
 from hopmem.memory.errors import InputError
 from hopmem.memory.hybrid import HybridSearcher
 from hopmem.memory.ltr import LearnedRanker
+from hopmem.memory.records import MemoryRecord
 from hopmem.memory.store import MemoryStore, require_tenant
 from hopmem.memory.trust.model import TrustModel
 from hopmem.memory.vectors.base import VectorIndex
@@ -137,6 +138,18 @@ class EngineCore:
         if info is not None and self.config.ltr_enabled:
             searcher.ranker = ranker
         return info
+
+    def get(self, memory_id: int) -> MemoryRecord:
+        """One memory of this tenant.
+
+        Raises:
+            InputError: when there is no such memory in this tenant.
+        """
+        mid = check.memory_id(memory_id)
+        found = self.store.get(self.tenant, [mid])
+        if not found:
+            raise InputError(f"There is no memory {mid} in tenant {self.tenant!r}; check the id.")
+        return found[0]
 
     def _identity(self, agent: object) -> str | None:
         """Who acts: this handle's agent; a different ``agent`` argument on an agent's handle is refused."""

@@ -19,18 +19,6 @@ class ReadsMixin(EngineCore):
         """Rebuild the vector index from SQLite; returns how many vectors it holds."""
         return self.index.rebuild()
 
-    def get(self, memory_id: int) -> MemoryRecord:
-        """One memory of this tenant.
-
-        Raises:
-            InputError: when there is no such memory in this tenant.
-        """
-        mid = check.memory_id(memory_id)
-        found = self.store.get(self.tenant, [mid])
-        if not found:
-            raise InputError(f"There is no memory {mid} in tenant {self.tenant!r}; check the id.")
-        return found[0]
-
     def get_many(self, ids: Sequence[int]) -> list[MemoryRecord]:
         """The memories of this tenant among ``ids`` (unknown ids are left out)."""
         return self.store.get(self.tenant, [check.memory_id(i) for i in ids])

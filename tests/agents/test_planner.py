@@ -19,7 +19,6 @@ from hopmem.agents.planner import (
     plan_question,
     rule_plan,
     rule_standalone,
-    summarise_benchmark,
 )
 from hopmem.settings import get_settings
 
@@ -270,31 +269,3 @@ def test_hostile_questions_with_the_real_model_give_well_formed_plans(smollm2: C
     assert_well_formed(plan)
     if len(question) > planner.MAX_PLAN_QUESTION_CHARS:
         assert plan.source == "fallback" and "too long" in (plan.warning or "")
-
-
-def test_summary_counts_validity_fallbacks_and_decision_accuracy() -> None:
-    def row(kind: str | None, mode: str, source: str, rule: str, warning: str | None = None) -> dict[str, object]:
-        return {
-            "type": kind,
-            "plan": {"mode": mode, "source": source, "warning": warning, "ms": 10.0},
-            "rule": {"mode": rule},
-        }
-
-    rows = [
-        row("comparison", "parallel", "llm", "parallel"),
-        row("bridge", "sequential", "llm", "whole"),
-        row(
-            "bridge",
-            "whole",
-            "fallback",
-            "whole",
-            "LLM plan not used: a sequential plan whose sub-queries use no earlier answer",
-        ),
-        row(None, "whole", "llm", "whole"),
-    ]
-    summary = summarise_benchmark(rows)
-    assert summary["llm_valid_rate"] == 0.75 and summary["fallback_rate"] == 0.25
-    assert summary["fallback_reasons"] == {"use no earlier answer": 1}
-    assert summary["decision_accuracy"]["planner"]["all"] == {"n": 3, "correct": 2, "accuracy": 0.6667}
-    assert summary["decision_accuracy"]["rules"]["bridge"]["accuracy"] == 0.0
-    assert summary["decision_accuracy"]["always_whole"]["comparison"]["accuracy"] == 0.0

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hopmem.memory.fusion import rrf, rsf
+from hopmem.memory.errors import InputError
+from hopmem.memory.fusion import FUSIONS, fuse, rrf, rsf
 from hopmem.memory.records import Hit
 
 Fuse = Callable[..., list[Hit]]
@@ -124,3 +125,13 @@ def test_rrf_a_shared_document_beats_every_single_list_document_at_its_rank_or_b
     assert all(position < [h.memory_id for h in fused].index(d) for d in single_at_or_below)
     scores = [h.score for h in fused]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_fuse_picks_the_method_by_name() -> None:
+    lists = {"lexical": LEXICAL, "dense": DENSE}
+    weights = {"dense": 0.5}
+    assert fuse(lists, method="rrf", k=10, weights=weights) == rrf(lists, k=10, weights=weights)
+    assert fuse(lists, method="rsf", weights=weights) == rsf(lists, weights=weights)
+    assert FUSIONS == ("rrf", "rsf")
+    with pytest.raises(InputError, match="Unknown fusion 'max'"):
+        fuse(lists, method="max")

@@ -125,6 +125,31 @@ def test_hybrid_ranks_come_from_the_lists_it_fused(cranfield: Corpus) -> None:
     assert all(set(r.ranks) == {"dense"} for r in cranfield.searcher.search(TENANT, query, mode="dense"))
 
 
+@pytest.mark.parametrize("fusion", ["rrf", "rsf"])
+def test_lists_found_elsewhere_go_through_the_same_fusion_path_as_search(cranfield: Corpus, fusion: str) -> None:
+    """``fuse_results`` over the searcher's own two lists gives exactly what ``search`` gives: one path."""
+    searcher = HybridSearcher(cranfield.store, cranfield.searcher.embedder, fusion=fusion)
+    query = cranfield.queries["9"]
+    lists = searcher.ranked_lists(TENANT, query, "hybrid", depth=30)
+    fused = searcher.fuse_results(TENANT, lists, k=10)
+    assert fused == searcher.search(TENANT, query, k=10, depth=30)
+    assert searcher.fuse_results(TENANT, lists, k=10, fusion="rrf" if fusion == "rsf" else "rsf") != fused
+    # Weights count per list; a list alone still goes through the formula (search passes a single list through).
+    heavy = searcher.fuse_results(TENANT, lists, k=10, weights={"lexical": 0.0})
+    assert [r.id for r in heavy] == [r.id for r in searcher.fuse_results(TENANT, {"dense": lists["dense"]}, k=10)]
+    assert searcher.fuse_results("nobody", lists, k=10) == []  # records are read for the tenant asked for
+    assert searcher.fuse_results(TENANT, {"q1": []}, k=10) == []
+    with pytest.raises(InputError):
+        searcher.fuse_results(TENANT, lists, k=10, fusion="max")
+
+
+def test_without_a_trust_model_trust_weighting_changes_nothing(cranfield: Corpus) -> None:
+    hits = cranfield.searcher.ranked_lists(TENANT, cranfield.queries["3"], "lexical", depth=5)["lexical"]
+    assert cranfield.searcher.trust is None
+    assert cranfield.searcher.weigh_by_trust(hits, {}) == hits
+    assert all(r.trust is None for r in cranfield.searcher.fuse_results(TENANT, {"lexical": hits}, k=5))
+
+
 def test_rsf_fusion_also_finds_the_relevant_documents(cranfield: Corpus) -> None:
     searcher = HybridSearcher(cranfield.store, cranfield.searcher.embedder, fusion="rsf")
     for query_id in QUERY_IDS:

@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import random
-import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,13 +39,12 @@ from hopmem.agents.rerank.cross_encoder import (
     blend_with_order,
     init_cross_encoder,
 )
+from hopmem.finetune.recipe import RerankerRecipe, TrainContext, load_checkpoint, save_checkpoint
 from hopmem.finetune.reranker_data import (
     HoldoutQuery,
-    PairSampling,
-    build_training_data,
+    TrainingData,
     data_card_lines,
     dev_metrics,
-    write_model_files,
 )
 from hopmem.memory.datasets.metrics import ndcg_at_k
 from hopmem.memory.errors import InputError
@@ -59,7 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FILE = "last.pt"
 
 
@@ -150,144 +145,162 @@ def train_cross_encoder(
     Returns:
         The training report (also ``metrics.json``).
     """
-    import torch
-    from torch.nn import functional as F
-    from tqdm.auto import tqdm
+    context = TrainContext(embedder, cache_dir, chunk_size, chunk_overlap, progress, command)
+    return CrossEncoderRecipe(config, context).run()
 
-    started = time.perf_counter()
-    if not config.datasets:
-        raise InputError("Give at least one BEIR folder to train on (--dataset).")
-    out = Path(config.output).expanduser()
-    data = build_training_data(
-        PairSampling.of(config),
-        embedder,
-        cache_dir=cache_dir,
-        chunk_size=chunk_size,
-        chunk_overlap=chunk_overlap,
-        progress=progress,
-    )
-    data_seconds = time.perf_counter() - started
-    base = resolve_embedder_path(config.base_model)
-    model = init_cross_encoder(base, seed=config.seed, max_length=config.max_length)
-    reranker = CrossEncoderReranker(base, model=model, batch_size=32, name="cross-encoder-untrained")
-    before = dev_metrics(reranker, data.dev)
-    net: Any = model.model
-    tokenizer: Any = model.tokenizer
-    if net is None or tokenizer is None:
-        raise InputError(
-            f"{base} did not load as a transformer with a tokenizer; pass --base-model of a BERT-like model."
+
+class CrossEncoderRecipe(RerankerRecipe[CrossEncoderTrainConfig]):
+    """BCE on the logit of a fresh head over the base encoder, then the blend weight on held-out queries."""
+
+    name = "cross-encoder"
+
+    def fit(self, data: TrainingData) -> dict[str, Any]:
+        import torch
+
+        config = self.config
+        base = resolve_embedder_path(config.base_model)
+        model = init_cross_encoder(base, seed=config.seed, max_length=config.max_length)
+        reranker = CrossEncoderReranker(base, model=model, batch_size=32, name="cross-encoder-untrained")
+        before = dev_metrics(reranker, data.dev)
+        net: Any = model.model
+        tokenizer: Any = model.tokenizer
+        if net is None or tokenizer is None:
+            raise InputError(
+                f"{base} did not load as a transformer with a tokenizer; pass --base-model of a BERT-like model."
+            )
+        rng = random.Random(config.seed)
+        order: list[int] = []
+        for _ in range(config.epochs):
+            epoch = list(range(len(data.train)))
+            rng.shuffle(epoch)
+            order += epoch
+        batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+        total_steps = len(batches)
+        if config.freeze_word_embeddings:
+            net.get_input_embeddings().weight.requires_grad_(False)
+        trainable = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+        head = [p for n, p in trainable if n.startswith(("classifier", "bert.pooler"))]
+        body = [p for n, p in trainable if not n.startswith(("classifier", "bert.pooler"))]
+        optimizer = torch.optim.AdamW(
+            [{"params": body, "lr": config.lr}, {"params": head, "lr": config.lr * config.head_lr_scale}],
+            weight_decay=config.weight_decay,
         )
-    rng = random.Random(config.seed)
-    order: list[int] = []
-    for _ in range(config.epochs):
-        epoch = list(range(len(data.train)))
-        rng.shuffle(epoch)
-        order += epoch
-    batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
-    total_steps = len(batches)
-    if config.freeze_word_embeddings:
-        net.get_input_embeddings().weight.requires_grad_(False)
-    trainable = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
-    head = [p for n, p in trainable if n.startswith(("classifier", "bert.pooler"))]
-    body = [p for n, p in trainable if not n.startswith(("classifier", "bert.pooler"))]
-    optimizer = torch.optim.AdamW(
-        [{"params": body, "lr": config.lr}, {"params": head, "lr": config.lr * config.head_lr_scale}],
-        weight_decay=config.weight_decay,
-    )
-    warmup = max(1, int(total_steps * config.warmup_fraction))
+        warmup = max(1, int(total_steps * config.warmup_fraction))
 
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    checkpoint = out / CHECKPOINT_DIR / CHECKPOINT_FILE
-    start_step = 0
-    losses: list[float] = []
-    if config.resume and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if state.get("total_steps") != total_steps:
-            raise InputError(f"The checkpoint in {checkpoint.parent} is from a run with other settings; remove it.")
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_step, losses = int(state["step"]), list(state["losses"])
-        log.info("resuming from step %d of %d", start_step, total_steps)
-    net.train()
-    train_started = time.perf_counter()
-    bar = tqdm(
-        range(start_step, total_steps),
-        desc="cross-encoder steps",
-        unit="step",
-        initial=start_step,
-        total=total_steps,
-        disable=not progress,
-    )
-    for step in bar:
-        batch = [data.train[i] for i in batches[step]]
-        encoded = tokenizer(
-            [p.query for p in batch],
-            [p.text for p in batch],
-            truncation=True,
-            max_length=config.max_length,
-            padding=True,
-            return_tensors="pt",
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        checkpoint = self.checkpoints / CHECKPOINT_FILE
+        start_step = 0
+        losses: list[float] = []
+        stale = f"The checkpoint in {checkpoint.parent} is from a run with other settings; remove it."
+        state = load_checkpoint(checkpoint, total_steps, stale) if config.resume else None
+        if state is not None:
+            net.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start_step, losses = int(state["step"]), list(state["losses"])
+            log.info("resuming from step %d of %d", start_step, total_steps)
+        train_started = time.perf_counter()
+        self._train(net, tokenizer, data, batches, optimizer, scheduler, start_step, losses)
+        train_seconds = time.perf_counter() - train_started
+        after = dev_metrics(reranker, data.dev)
+        blend = choose_blend(reranker, data.holdout, config.blend_grid)
+        report: dict[str, Any] = {
+            "recipe": self.name,
+            "config": self.config_fields(),
+            "base_model": {"name": config.base_model, "path": display_path(base)},
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "trained_parameters": sum(p.numel() for _, p in trainable),
+            **self.data_fields(data),
+            "train_positives": sum(p.kind == "positive" for p in data.train),
+            "steps": total_steps,
+            "resumed_from_step": start_step,
+            "loss_first": round(sum(losses[:10]) / max(1, len(losses[:10])), 4),
+            "loss_last": round(sum(losses[-10:]) / max(1, len(losses[-10:])), 4),
+            "loss_history": [round(v, 4) for v in losses],
+            "dev_before": before,
+            "dev_after": after,
+            "blend": blend,
+            "seconds": {
+                "data": round(self.data_seconds, 1),
+                "train": round(train_seconds, 1),
+                "total": round(self.elapsed(), 1),
+            },
+            "pairs_per_second": round((total_steps - start_step) * config.batch_size / max(train_seconds, 1e-9), 2),
+        }
+        self.out.mkdir(parents=True, exist_ok=True)
+        model.save(str(self.out))
+        (self.out / BLEND_FILE).write_text(
+            json.dumps({"blend": blend["weight"], "chosen_on": blend["chosen_on"]}, indent=2) + "\n", encoding="utf-8"
         )
-        logits = net(**encoded).logits.view(-1).float()
-        labels = torch.tensor([p.label for p in batch], dtype=torch.float32)
-        loss = F.binary_cross_entropy_with_logits(logits, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
-        done = step + 1
-        if done % config.checkpoint_every == 0 and done < total_steps:
-            _save_checkpoint(checkpoint, net, optimizer, scheduler, done, total_steps, losses)
-    train_seconds = time.perf_counter() - train_started
-    net.eval()
-    after = dev_metrics(reranker, data.dev)
-    blend = choose_blend(reranker, data.holdout, config.blend_grid)
-    n_train = len(data.train)
-    report: dict[str, Any] = {
-        "recipe": "cross-encoder",
-        "config": {**asdict(config), "datasets": list(config.datasets)},
-        "base_model": {"name": config.base_model, "path": display_path(base)},
-        "parameters": sum(p.numel() for p in net.parameters()),
-        "trained_parameters": sum(p.numel() for _, p in trainable),
-        "data": data.counts,
-        "splits": [{"dataset": s["dataset"], "rule": s["rule"]} for s in data.splits],
-        "train_pairs": n_train,
-        "train_positives": sum(p.kind == "positive" for p in data.train),
-        "steps": total_steps,
-        "resumed_from_step": start_step,
-        "loss_first": round(sum(losses[:10]) / max(1, len(losses[:10])), 4),
-        "loss_last": round(sum(losses[-10:]) / max(1, len(losses[-10:])), 4),
-        "loss_history": [round(v, 4) for v in losses],
-        "dev_before": before,
-        "dev_after": after,
-        "blend": blend,
-        "seconds": {
-            "data": round(data_seconds, 1),
-            "train": round(train_seconds, 1),
-            "total": round(time.perf_counter() - started, 1),
-        },
-        "pairs_per_second": round((total_steps - start_step) * config.batch_size / max(train_seconds, 1e-9), 2),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
-        "command": command,
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(str(out))
-    write_model_files(out, report, data.splits, model_card(report))
-    (out / BLEND_FILE).write_text(
-        json.dumps({"blend": blend["weight"], "chosen_on": blend["chosen_on"]}, indent=2) + "\n", encoding="utf-8"
-    )
-    if not config.keep_checkpoints:
-        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
-    return report
+        return report
+
+    def _train(
+        self,
+        net: Any,
+        tokenizer: Any,
+        data: TrainingData,
+        batches: list[list[int]],
+        optimizer: Any,
+        scheduler: Any,
+        start_step: int,
+        losses: list[float],
+    ) -> None:
+        """The steps from ``start_step`` on (``losses`` grows in place), a checkpoint every ``checkpoint_every``."""
+        import torch
+        from torch.nn import functional as F
+        from tqdm.auto import tqdm
+
+        config, total_steps = self.config, len(batches)
+        checkpoint = self.checkpoints / CHECKPOINT_FILE
+        net.train()
+        bar = tqdm(
+            range(start_step, total_steps),
+            desc="cross-encoder steps",
+            unit="step",
+            initial=start_step,
+            total=total_steps,
+            disable=not self.context.progress,
+        )
+        for step in bar:
+            batch = [data.train[i] for i in batches[step]]
+            encoded = tokenizer(
+                [p.query for p in batch],
+                [p.text for p in batch],
+                truncation=True,
+                max_length=config.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            logits = net(**encoded).logits.view(-1).float()
+            labels = torch.tensor([p.label for p in batch], dtype=torch.float32)
+            loss = F.binary_cross_entropy_with_logits(logits, labels)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+            done = step + 1
+            if done % config.checkpoint_every == 0 and done < total_steps:
+                state = {
+                    "model": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "step": done,
+                    "total_steps": total_steps,
+                    "losses": losses,
+                }
+                save_checkpoint(checkpoint, state)
+        net.eval()
+
+    def model_card(self, report: dict[str, Any]) -> str:
+        return model_card(report)
 
 
 def choose_blend(
@@ -319,28 +332,6 @@ def choose_blend(
         "chosen_on": f"{len(holdout)} held-out training queries (their hybrid top {len(holdout[0].doc_ids)})",
         "ndcg@10": table,
     }
-
-
-def _save_checkpoint(
-    path: Path, net: Any, optimizer: Any, scheduler: Any, step: int, total_steps: int, losses: list[float]
-) -> None:
-    """Write the training state atomically (a crash mid-write keeps the previous checkpoint)."""
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "model": net.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "step": step,
-            "total_steps": total_steps,
-            "losses": losses,
-        },
-        tmp,
-    )
-    os.replace(tmp, path)
 
 
 def model_card(report: dict[str, Any]) -> str:

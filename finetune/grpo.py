@@ -154,3 +154,12 @@ def run_grpo(
         log.info("resuming GRPO from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
     return trainer.model, list(trainer.state.log_history)
+
+
+def grpo_log(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps of TRL's log history that carry a reward or a loss, floats rounded to 4 places (for the report)."""
+    return [
+        {k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}
+        for entry in history
+        if "reward" in entry or "loss" in entry
+    ]

@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import random
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -40,14 +37,13 @@ from hopmem.agents.rerank.pointwise import (
     relevance_logits,
 )
 from hopmem.agents.rerank.prompts import clip_tokens, pointwise_messages
-from hopmem.finetune.grpo import LORA_TARGETS, GRPOSettings, lora_config, run_grpo
+from hopmem.finetune.grpo import LORA_TARGETS, GRPOSettings, grpo_log, lora_config, run_grpo
+from hopmem.finetune.recipe import RerankerRecipe, TrainContext, load_checkpoint, save_checkpoint
 from hopmem.finetune.reranker_data import (
-    PairSampling,
     RerankPair,
-    build_training_data,
+    TrainingData,
     data_card_lines,
     dev_metrics,
-    write_model_files,
 )
 from hopmem.finetune.rewards import RewardLog, pointwise_reward_func
 from hopmem.memory.errors import InputError
@@ -56,8 +52,6 @@ if TYPE_CHECKING:
     from hopmem.memory.embeddings import Embedder
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_DIR = "checkpoints"
 
 
 @dataclass
@@ -201,26 +195,6 @@ def _load_base(config: ProRankConfig) -> tuple[Any, Any, str]:
     return llm.model, llm.tokenizer, llm.name
 
 
-def _save_stage2(
-    path: Path, model: Any, optimizer: Any, scheduler: Any, step: int, total: int, losses: list[float]
-) -> None:
-    import torch
-    from peft import get_peft_model_state_dict
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    state = {
-        "adapter": get_peft_model_state_dict(model),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "step": step,
-        "total_steps": total,
-        "losses": losses,
-    }
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def run_stage2(
     model: Any,
     tokenizer: Any,
@@ -232,7 +206,7 @@ def run_stage2(
 ) -> dict[str, Any]:
     """Fine-grained score learning on the logit difference; returns losses and step counts."""
     import torch
-    from peft import set_peft_model_state_dict
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
     from tqdm.auto import tqdm
 
     if not groups:
@@ -255,10 +229,9 @@ def run_stage2(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     start, losses = 0, []
-    if config.resume and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if state.get("total_steps") != total:
-            raise InputError(f"The stage-2 checkpoint {checkpoint} is from a run with other settings; remove it.")
+    stale = f"The stage-2 checkpoint {checkpoint} is from a run with other settings; remove it."
+    state = load_checkpoint(checkpoint, total, stale) if config.resume else None
+    if state is not None:
         set_peft_model_state_dict(model, state["adapter"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -286,7 +259,15 @@ def run_stage2(
         losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < total:
-            _save_stage2(checkpoint, model, optimizer, scheduler, step + 1, total, losses)
+            state = {
+                "adapter": get_peft_model_state_dict(model),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step + 1,
+                "total_steps": total,
+                "losses": losses,
+            }
+            save_checkpoint(checkpoint, state)
     model.eval()
     return {"steps": total, "resumed_from_step": start, "loss_history": [round(v, 4) for v in losses]}
 
@@ -317,42 +298,81 @@ def train_prorank(
     Raises:
         InputError: on no data set, or data that yields no training pair.
     """
-    import torch
+    context = TrainContext(embedder, cache_dir, chunk_size, chunk_overlap, progress, command)
+    return ProRankRecipe(config, context).run()
 
-    started = time.perf_counter()
-    if not config.datasets:
-        raise InputError("Give at least one BEIR folder to train on (--dataset).")
-    if config.stage1.steps <= 0 and config.stage2_epochs <= 0:
-        raise InputError("Both stages are switched off; give stage-1 steps or stage-2 epochs.")
-    out = Path(config.output).expanduser()
-    checkpoints = out / CHECKPOINT_DIR
-    data = build_training_data(
-        PairSampling.of(config),
-        embedder,
-        cache_dir=cache_dir,
-        chunk_size=chunk_size,
-        chunk_overlap=chunk_overlap,
-        progress=progress,
-    )
-    data_seconds = time.perf_counter() - started
-    torch.manual_seed(config.seed)
-    model, tokenizer, base_name = _load_base(config)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    before = dev_metrics(_scorer(model, tokenizer, config, "base"), data.dev)
-    seconds: dict[str, float] = {"data": round(data_seconds, 1)}
 
-    reward_log = RewardLog(config.stage1.num_generations)
-    stage1_report: dict[str, Any] = {"steps": 0}
-    stage1_adapter = checkpoints / "stage1-adapter"
-    t0 = time.perf_counter()
-    if config.stage1.steps > 0 and config.resume and (stage1_adapter / "adapter_config.json").is_file():
-        from peft import PeftModel
+class ProRankRecipe(RerankerRecipe[ProRankConfig]):
+    """Stage 1 (GRPO prompt warm-up) then stage 2 (score learning) on one LoRA adapter."""
 
-        model = PeftModel.from_pretrained(model, str(stage1_adapter), is_trainable=True)
-        stage1_report = json.loads((stage1_adapter / "stage1.json").read_text(encoding="utf-8"))
-        log.info("stage 1 already done: loaded %s", stage1_adapter)
-    elif config.stage1.steps > 0:
+    name = "prorank"
+
+    def check(self) -> None:
+        super().check()
+        if self.config.stage1.steps <= 0 and self.config.stage2_epochs <= 0:
+            raise InputError("Both stages are switched off; give stage-1 steps or stage-2 epochs.")
+
+    def fit(self, data: TrainingData) -> dict[str, Any]:
+        import torch
+
+        config, progress = self.config, self.context.progress
+        torch.manual_seed(config.seed)
+        model, tokenizer, base_name = _load_base(config)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        before = dev_metrics(_scorer(model, tokenizer, config, "base"), data.dev)
+        seconds: dict[str, float] = {"data": round(self.data_seconds, 1)}
+
+        t0 = time.perf_counter()
+        model, stage1_report = self._stage1(model, tokenizer, data)
+        seconds["stage1"] = round(time.perf_counter() - t0, 1)
+        after_stage1 = dev_metrics(_scorer(model, tokenizer, config, "stage1"), data.dev)
+
+        t0 = time.perf_counter()
+        stage2_report: dict[str, Any] = {"steps": 0}
+        groups = stage2_groups(data.train, config)
+        if config.stage2_epochs > 0:
+            stage2_report = run_stage2(
+                model, tokenizer, groups, config, checkpoint=self.checkpoints / "stage2.pt", progress=progress
+            )
+            stage2_report["groups"] = len(groups)
+        seconds["stage2"] = round(time.perf_counter() - t0, 1)
+        model.eval()
+        after = dev_metrics(_scorer(model, tokenizer, config, "prorank"), data.dev)
+        seconds["total"] = round(self.elapsed(), 1)
+        report: dict[str, Any] = {
+            "recipe": self.name,
+            "config": self.config_fields(),
+            "base_model": {"name": config.base_model, "loaded_as": base_name},
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            **self.data_fields(data),
+            "stage1": stage1_report,
+            "stage2": stage2_report,
+            "dev_before": before,
+            "dev_after_stage1": after_stage1,
+            "dev_after": after,
+            "seconds": seconds,
+        }
+        self.out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(str(self.out))
+        return report
+
+    def _stage1(self, model: Any, tokenizer: Any, data: TrainingData) -> tuple[Any, dict[str, Any]]:
+        """The GRPO warm-up (or its saved adapter on resume); the model comes back wrapped in its LoRA adapter."""
+        config = self.config
+        peft_config = lora_config(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
+        stage1_adapter = self.checkpoints / "stage1-adapter"
+        if config.stage1.steps > 0 and config.resume and (stage1_adapter / "adapter_config.json").is_file():
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(stage1_adapter), is_trainable=True)
+            log.info("stage 1 already done: loaded %s", stage1_adapter)
+            return model, json.loads((stage1_adapter / "stage1.json").read_text(encoding="utf-8"))
+        if config.stage1.steps <= 0:
+            from peft import get_peft_model
+
+            return get_peft_model(model, peft_config), {"steps": 0}
+        reward_log = RewardLog(config.stage1.num_generations)
         rows = stage1_rows(data.train, tokenizer, config)
         model, history = run_grpo(
             model,
@@ -360,76 +380,33 @@ def train_prorank(
             rows,
             [pointwise_reward_func(reward_log)],
             settings=config.stage1,
-            output_dir=checkpoints / "stage1",
-            peft_config=lora_config(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets),
+            output_dir=self.checkpoints / "stage1",
+            peft_config=peft_config,
             seed=config.seed,
             resume=config.resume,
-            progress=progress,
+            progress=self.context.progress,
         )
         stage1_report = {
             "steps": config.stage1.steps,
             "prompts": len(rows),
             "rewards": reward_log.summary(),
-            "log": [
-                {k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}
-                for entry in history
-                if "reward" in entry or "loss" in entry
-            ],
+            "log": grpo_log(history),
         }
         model.save_pretrained(str(stage1_adapter))
         (stage1_adapter / "stage1.json").write_text(json.dumps(stage1_report) + "\n", encoding="utf-8")
-    else:
-        from peft import get_peft_model
+        return model, stage1_report
 
-        model = get_peft_model(
-            model, lora_config(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
-        )
-    seconds["stage1"] = round(time.perf_counter() - t0, 1)
-    after_stage1 = dev_metrics(_scorer(model, tokenizer, config, "stage1"), data.dev)
+    def adapter_record(self) -> dict[str, Any]:
+        return {
+            "recipe": self.name,
+            "base_model": self.config.base_model,
+            "passage_tokens": self.config.passage_tokens,
+            "query_tokens": self.config.query_tokens,
+            "score": 'logit("1") - logit("0")',
+        }
 
-    t0 = time.perf_counter()
-    stage2_report: dict[str, Any] = {"steps": 0}
-    groups = stage2_groups(data.train, config)
-    if config.stage2_epochs > 0:
-        stage2_report = run_stage2(
-            model, tokenizer, groups, config, checkpoint=checkpoints / "stage2.pt", progress=progress
-        )
-        stage2_report["groups"] = len(groups)
-    seconds["stage2"] = round(time.perf_counter() - t0, 1)
-    model.eval()
-    after = dev_metrics(_scorer(model, tokenizer, config, "prorank"), data.dev)
-    seconds["total"] = round(time.perf_counter() - started, 1)
-
-    report: dict[str, Any] = {
-        "recipe": "prorank",
-        "config": {**asdict(config), "datasets": list(config.datasets)},
-        "base_model": {"name": config.base_model, "loaded_as": base_name},
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "data": data.counts,
-        "splits": [{"dataset": s["dataset"], "rule": s["rule"]} for s in data.splits],
-        "train_pairs": len(data.train),
-        "stage1": stage1_report,
-        "stage2": stage2_report,
-        "dev_before": before,
-        "dev_after_stage1": after_stage1,
-        "dev_after": after,
-        "seconds": seconds,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
-        "command": command,
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out))
-    record = {
-        "recipe": "prorank",
-        "base_model": config.base_model,
-        "passage_tokens": config.passage_tokens,
-        "query_tokens": config.query_tokens,
-        "score": 'logit("1") - logit("0")',
-    }
-    write_model_files(out, report, data.splits, model_card(report), record)
-    if not config.keep_checkpoints:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    return report
+    def model_card(self, report: dict[str, Any]) -> str:
+        return model_card(report)
 
 
 def model_card(report: dict[str, Any]) -> str:

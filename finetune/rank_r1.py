@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import random
-import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,15 +35,14 @@ from hopmem.agents.rerank.model_paths import RECORD_FILE
 from hopmem.agents.rerank.pointwise import DEFAULT_BASE_MODEL, DEFAULT_PASSAGE_TOKENS, DEFAULT_QUERY_TOKENS
 from hopmem.agents.rerank.prompts import clip_tokens, setwise_messages
 from hopmem.agents.rerank.setwise import SetwiseLLMReranker
-from hopmem.finetune.grpo import LORA_TARGETS, GRPOSettings, lora_config, run_grpo
+from hopmem.finetune.grpo import LORA_TARGETS, GRPOSettings, grpo_log, lora_config, run_grpo
+from hopmem.finetune.recipe import RerankerRecipe, TrainContext
 from hopmem.finetune.reranker_data import (
-    PairSampling,
     RerankPair,
-    build_training_data,
+    TrainingData,
     data_card_lines,
     dev_metrics,
     portable_adapter_config,
-    write_model_files,
 )
 from hopmem.finetune.rewards import FORMAT_BONUS, NO_ANSWER, RewardLog, setwise_reward_func
 from hopmem.memory.errors import InputError
@@ -56,7 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
 RECIPE = "rank-r1"
 
 
@@ -220,111 +215,100 @@ def train_rank_r1(
     Raises:
         InputError: on no data set, no GRPO steps, or data that yields no training set.
     """
-    import torch
+    context = TrainContext(embedder, cache_dir, chunk_size, chunk_overlap, progress, command)
+    return RankR1Recipe(config, context).run()
 
-    started = time.perf_counter()
-    if not config.datasets:
-        raise InputError("Give at least one BEIR folder to train on (--dataset).")
-    if config.grpo.steps <= 0:
-        raise InputError("rank-r1 is trained by GRPO alone; give at least one GRPO step (--grpo-steps).")
-    out = Path(config.output).expanduser()
-    checkpoints = out / CHECKPOINT_DIR
-    data = build_training_data(
-        PairSampling.of(config),
-        embedder,
-        cache_dir=cache_dir,
-        chunk_size=chunk_size,
-        chunk_overlap=chunk_overlap,
-        progress=progress,
-    )
-    seconds: dict[str, float] = {"data": round(time.perf_counter() - started, 1)}
-    dev = shuffled_dev(data.dev, config.seed + 1)
-    torch.manual_seed(config.seed)
-    llm = _load(config)
-    model, tokenizer = llm.model, llm.tokenizer
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    rows = setwise_rows(data.train, tokenizer, config)
-    if not rows:
-        raise InputError(
-            "No setwise training prompt could be built: no training query has both a positive and a negative; "
-            "raise --negatives or --mine-depth."
+
+class RankR1Recipe(RerankerRecipe[RankR1Config]):
+    """GRPO on setwise prompts; the dev view after training reads the saved adapter, as the agent does."""
+
+    name = RECIPE
+
+    def check(self) -> None:
+        super().check()
+        if self.config.grpo.steps <= 0:
+            raise InputError("rank-r1 is trained by GRPO alone; give at least one GRPO step (--grpo-steps).")
+
+    def fit(self, data: TrainingData) -> dict[str, Any]:
+        import torch
+
+        config, out = self.config, self.out
+        seconds: dict[str, float] = {"data": round(self.data_seconds, 1)}
+        dev = shuffled_dev(data.dev, config.seed + 1)
+        torch.manual_seed(config.seed)
+        llm = _load(config)
+        model, tokenizer = llm.model, llm.tokenizer
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        rows = setwise_rows(data.train, tokenizer, config)
+        if not rows:
+            raise InputError(
+                "No setwise training prompt could be built: no training query has both a positive and a negative; "
+                "raise --negatives or --mine-depth."
+            )
+
+        t0 = time.perf_counter()
+        before = _dev(llm, config, dev, "rank-r1-base")
+        seconds["dev_before"] = round(time.perf_counter() - t0, 1)
+
+        t0 = time.perf_counter()
+        reward_log = RewardLog(config.grpo.num_generations)
+        settings = replace(config.grpo, checkpoint_every=config.checkpoint_every)
+        trained, history = run_grpo(
+            model,
+            tokenizer,
+            rows,
+            [setwise_reward_func(reward_log, ndcg=config.ndcg_reward)],
+            settings=settings,
+            output_dir=self.checkpoints / "grpo",
+            peft_config=lora_config(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets),
+            seed=config.seed,
+            resume=config.resume,
+            progress=self.context.progress,
         )
+        seconds["grpo"] = round(time.perf_counter() - t0, 1)
+        grpo_report = {
+            "steps": settings.steps,
+            "prompts": len(rows),
+            "rewards": reward_log.summary(),
+            "log": grpo_log(history),
+        }
+        trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
+        out.mkdir(parents=True, exist_ok=True)
+        trained.save_pretrained(str(out))
+        (out / RECORD_FILE).write_text(json.dumps(self.record(), indent=2) + "\n", encoding="utf-8")
+        portable_adapter_config(out, config.base_model)
+        del llm, model, trained
 
-    t0 = time.perf_counter()
-    before = _dev(llm, config, dev, "rank-r1-base")
-    seconds["dev_before"] = round(time.perf_counter() - t0, 1)
+        t0 = time.perf_counter()
+        after = _dev(_load(config, str(out)), config, dev, RECIPE)
+        seconds["dev_after"] = round(time.perf_counter() - t0, 1)
+        seconds["total"] = round(self.elapsed(), 1)
+        return {
+            "recipe": RECIPE,
+            "config": self.config_fields(),
+            "base_model": {"name": config.base_model},
+            "trainable_parameters": trainable,
+            **self.data_fields(data),
+            "grpo": grpo_report,
+            "dev_before": before,
+            "dev_after": after,
+            "seconds": seconds,
+        }
 
-    t0 = time.perf_counter()
-    reward_log = RewardLog(config.grpo.num_generations)
-    settings = replace(config.grpo, checkpoint_every=config.checkpoint_every)
-    trained, history = run_grpo(
-        model,
-        tokenizer,
-        rows,
-        [setwise_reward_func(reward_log, ndcg=config.ndcg_reward)],
-        settings=settings,
-        output_dir=checkpoints / "grpo",
-        peft_config=lora_config(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets),
-        seed=config.seed,
-        resume=config.resume,
-        progress=progress,
-    )
-    seconds["grpo"] = round(time.perf_counter() - t0, 1)
-    grpo_report = {
-        "steps": settings.steps,
-        "prompts": len(rows),
-        "rewards": reward_log.summary(),
-        "log": [
-            {k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}
-            for entry in history
-            if "reward" in entry or "loss" in entry
-        ],
-    }
-    trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
-    out.mkdir(parents=True, exist_ok=True)
-    trained.save_pretrained(str(out))
-    record = {
-        "recipe": RECIPE,
-        "base_model": config.base_model,
-        "passage_tokens": config.passage_tokens,
-        "query_tokens": config.query_tokens,
-        "set_size": config.set_size,
-        "reply": "<think>...</think> <answer>[k]</answer>",
-    }
-    (out / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    portable_adapter_config(out, config.base_model)
-    del llm, model, trained
+    def record(self) -> dict[str, Any]:
+        """``hopmem_reranker.json``: written before the dev view, which loads the adapter through it."""
+        return {
+            "recipe": RECIPE,
+            "base_model": self.config.base_model,
+            "passage_tokens": self.config.passage_tokens,
+            "query_tokens": self.config.query_tokens,
+            "set_size": self.config.set_size,
+            "reply": "<think>...</think> <answer>[k]</answer>",
+        }
 
-    t0 = time.perf_counter()
-    after = _dev(_load(config, str(out)), config, dev, RECIPE)
-    seconds["dev_after"] = round(time.perf_counter() - t0, 1)
-    seconds["total"] = round(time.perf_counter() - started, 1)
-
-    report: dict[str, Any] = {
-        "recipe": RECIPE,
-        "config": {**asdict(config), "datasets": list(config.datasets)},
-        "base_model": {"name": config.base_model},
-        "trainable_parameters": trainable,
-        "data": data.counts,
-        "splits": [{"dataset": s["dataset"], "rule": s["rule"]} for s in data.splits],
-        "train_pairs": len(data.train),
-        "grpo": grpo_report,
-        "dev_before": before,
-        "dev_after": after,
-        "seconds": seconds,
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        },
-        "command": command,
-    }
-    write_model_files(out, report, data.splits, model_card(report))
-    if not config.keep_checkpoints:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    return report
+    def model_card(self, report: dict[str, Any]) -> str:
+        return model_card(report)
 
 
 def model_card(report: dict[str, Any]) -> str:
@@ -385,7 +369,7 @@ def model_card(report: dict[str, Any]) -> str:
         "Reranking metrics (nDCG@10, recall@10, MRR@10) come from `hopmem eval rerank`.",
         "",
         f"Took {sec['total']} s (GRPO {sec['grpo']} s) on {report['machine']['platform']}, "
-        f"{report['machine']['cpus']} CPUs{', ' + report['machine']['cuda'] if report['machine']['cuda'] else ''}.",
+        f"{report['machine']['cpus']} CPUs{', ' + report['machine']['cuda'] if report['machine'].get('cuda') else ''}.",
         f"Command: `{report['command'] or 'hopmem finetune reranker --recipe rank-r1'}`",
         "",
     ]

@@ -131,9 +131,20 @@ def load_dataset(root: Path, split: str) -> BeirDataset:
 
 
 def dataset_hash(root: Path, split: str) -> str:
+    """sha256 over the files an evaluation of ``split`` reads: corpus, queries and that split's qrels."""
+    return _files_hash(Path(root), ["corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"])
+
+
+def folder_hash(root: Path) -> str:
+    """sha256 over every file a training run may read from a BEIR folder: corpus, queries and all qrels splits."""
+    qrels = sorted(f"qrels/{p.name}" for p in (Path(root) / "qrels").glob("*.tsv"))
+    return _files_hash(Path(root), ["corpus.jsonl", "queries.jsonl", *qrels])
+
+
+def _files_hash(root: Path, names: list[str]) -> str:
     digest = hashlib.sha256()
-    for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
-        path = Path(root) / name
+    for name in names:
+        path = root / name
         if path.is_file():
             digest.update(name.encode())
             digest.update(path.read_bytes())

@@ -1,4 +1,8 @@
-"""The interface every LLM backend implements, and its result type."""
+"""The interface every LLM backend implements, and its result type.
+
+``tests/agents/test_llm_conformance.py`` checks every backend (llama.cpp, transformers, an OpenAI-compatible server)
+against the promises written here.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +30,8 @@ class Completion:
 class ChatLLM(Protocol):
     """A chat model: messages in, text out.
 
-    Backends raise :class:`hopmem.memory.errors.LLMError` (one sentence, what to do) when they fail; they never
-    return an empty string to hide an error.
+    Backends raise :class:`hopmem.memory.errors.LLMError` (one sentence, what to do) when they fail, a prompt longer
+    than the context window included; they never return an empty string to hide an error.
     """
 
     name: str
@@ -40,7 +44,10 @@ class ChatLLM(Protocol):
         max_tokens: int,
         temperature: float = 0.0,
         stop: list[str] | None = None,
-    ) -> Completion: ...
+    ) -> Completion:
+        """A reply of at most ``max_tokens`` generated tokens (``completion_tokens`` counts them), cut before the first
+        of ``stop`` (which is not included); greedy at temperature 0, so the same messages give the same reply."""
+        ...
 
     def stream(
         self,
@@ -49,7 +56,9 @@ class ChatLLM(Protocol):
         max_tokens: int,
         temperature: float = 0.0,
         stop: list[str] | None = None,
-    ) -> Iterator[str]: ...
+    ) -> Iterator[str]:
+        """The reply of :meth:`complete` in pieces; at temperature 0 they join to the text :meth:`complete` gives."""
+        ...
 
     def complete_json(
         self,
@@ -68,4 +77,6 @@ class ChatLLM(Protocol):
         """
         ...
 
-    def count_tokens(self, text: str) -> int: ...
+    def count_tokens(self, text: str) -> int:
+        """The tokens ``text`` takes (the model's tokenizer, or an estimate where the backend has none: a server)."""
+        ...

@@ -25,7 +25,7 @@ class OpenAICompatLLM:
     Args:
         model: the model name the server knows (for vLLM, a LoRA adapter name works too).
         base_url: e.g. ``http://127.0.0.1:8000/v1``.
-        api_key: sent as a bearer token.
+        api_key: sent as a bearer token (no Authorization header when empty).
         timeout_s: per request.
         retries: extra attempts on connection errors and 5xx answers.
         json_format: how :meth:`complete_json` asks for schema-constrained output: ``json_schema`` (OpenAI's form,
@@ -55,7 +55,9 @@ class OpenAICompatLLM:
         self.context_window = context_window
         self.retries = retries
         self.json_format = json_format
-        self._client = httpx.Client(timeout=timeout_s, headers={"Authorization": f"Bearer {api_key}"})
+        # An empty key sends no header: "Bearer " alone is not a valid header value, and httpx refuses to send it.
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(timeout=timeout_s, headers=headers)
 
     def count_tokens(self, text: str) -> int:
         return max(1, len(text) // 4)

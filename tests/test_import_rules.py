@@ -26,8 +26,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 ROOT_PACKAGE = "hopmem"
 SDK = "sdk"  # the part name of the root package and its own subpackages (hopmem.bench, ...)
@@ -262,12 +260,9 @@ def test_no_import_cycles() -> None:
     assert not cycles, "modules that import each other at import time:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known cycles through function-level imports (agents/rerank.py <-> its backends, memory/store.py <-> "
-    "memory/lexical_index.py) are being removed in issue 19",
-)
 def test_no_import_cycles_through_deferred_imports() -> None:
+    """Stricter than the cycle rule: imports inside functions count too (issue 19 removed the last two such cycles,
+    agents/rerank.py with its backends and memory/store.py with memory/lexical_index.py)."""
     cycles = import_cycles(REPO, deferred=True)
     assert not cycles, "modules that import each other (deferred imports too):\n" + "\n".join(
         " <-> ".join(c) for c in cycles

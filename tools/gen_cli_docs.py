@@ -60,9 +60,9 @@ def walk(command: Any, path: list[str], parent: Any = None) -> list[CommandDoc]:
         parent: the parent's click context, so that usage lines carry the full path.
     """
     ctx = command.context_class(command, info_name=path[-1], parent=parent)
-    doc = CommandDoc(
-        path=" ".join(path), help=(command.help or "").strip(), usage=command.get_usage(ctx).removeprefix("Usage: ")
-    )
+    # The usage line is joined here rather than taken from get_usage, which wraps it to the terminal's width.
+    usage = " ".join([ctx.command_path, *command.collect_usage_pieces(ctx)])
+    doc = CommandDoc(path=" ".join(path), help=(command.help or "").strip(), usage=usage)
     for param in command.get_params(ctx):
         if param.param_type_name == "argument":
             doc.arguments.append((param.name, (getattr(param, "help", None) or "").strip(), bool(param.required)))

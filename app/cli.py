@@ -16,6 +16,7 @@ from hopmem.app.common import echo_json as _echo_json
 from hopmem.app.common import settings as _settings
 from hopmem.app.eval_qa_cli import eval_qa
 from hopmem.app.finetune_cli import eval_rerank, finetune_app
+from hopmem.app.mcp_cli import mcp
 from hopmem.app.memory_cli import memory_app
 from hopmem.app.trust_cli import trust_app
 from hopmem.memory.errors import HopmemError
@@ -39,6 +40,7 @@ app.add_typer(memory_app, name="memory")
 app.add_typer(bench_app, name="bench")
 app.add_typer(trust_app, name="trust")
 app.add_typer(finetune_app, name="finetune")
+app.command("mcp")(mcp)
 
 
 @app.callback()

@@ -18,6 +18,7 @@ from hopmem.app.eval_qa_cli import eval_qa
 from hopmem.app.finetune_cli import eval_rerank, finetune_app
 from hopmem.app.mcp_cli import mcp
 from hopmem.app.memory_cli import memory_app
+from hopmem.app.serve_cli import keys_app, serve
 from hopmem.app.trust_cli import trust_app
 from hopmem.memory.errors import HopmemError
 from hopmem.settings import Settings
@@ -40,6 +41,8 @@ app.add_typer(memory_app, name="memory")
 app.add_typer(bench_app, name="bench")
 app.add_typer(trust_app, name="trust")
 app.add_typer(finetune_app, name="finetune")
+app.add_typer(keys_app, name="keys")
+app.command("serve")(serve)
 app.command("mcp")(mcp)
 
 

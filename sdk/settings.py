@@ -214,6 +214,16 @@ class Settings(BaseSettings):
     ltr_retrain_every: int = Field(50, ge=1, description="retrain after this many new feedback events")
     ltr_max_queries: int = Field(500, ge=1, description="most recent distinct feedback queries used in training")
 
+    # The HTTP server (hopmem serve, app/server/): where it listens and what it accepts per request and per key.
+    server_host: str = Field("127.0.0.1", min_length=1, description="address hopmem serve binds (loopback by default)")
+    server_port: int = Field(8765, ge=1, le=65535, description="port hopmem serve listens on")
+    server_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes of hopmem serve (one store)")
+    server_max_body_bytes: int = Field(1_000_000, ge=1024, description="larger JSON request bodies get 413")
+    server_max_upload_bytes: int = Field(20_000_000, ge=1024, description="larger file uploads (ingest) get 413")
+    server_rate_per_minute: int = Field(
+        600, ge=0, description="requests per minute per API key and worker process (0 = no limit); over it: 429"
+    )
+
     @field_validator("data_dir", "cache_dir", mode="before")
     @classmethod
     def _expand(cls, value: Any) -> Any:

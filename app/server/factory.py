@@ -1,0 +1,150 @@
+"""Build the FastAPI application of ``hopmem serve``.
+
+:func:`create_app` wires the parts: the key store (:mod:`~.keys`), the per-principal handles (:mod:`~.sessions`),
+the limits (:mod:`~.limits`), the error shape (:mod:`~.errors`) and the routes (:mod:`~.memory_routes`,
+:mod:`~.chat_routes`), plus ``/health`` and ``/ready``. :func:`app_from_env` is what each uvicorn worker calls: it
+reads the settings from ``HOPMEM_*`` variables, which ``hopmem serve`` sets before it starts the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from hopmem.app.server import chat_routes, memory_routes
+from hopmem.app.server.errors import error_response, install_handlers
+from hopmem.app.server.keys import KeyStore
+from hopmem.app.server.limits import BodyLimitMiddleware, RateLimiter
+from hopmem.app.server.sessions import Sessions
+
+if TYPE_CHECKING:
+    from hopmem import Settings
+
+log = logging.getLogger(__name__)
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def key_path(settings: Settings) -> Any:
+    """Where the API keys live: ``DATA_DIR/keys.sqlite``."""
+    return settings.data_dir / "keys.sqlite"
+
+
+@dataclass
+class ServerState:
+    """What the routes share in one process (``app.state.hopmem``)."""
+
+    settings: Settings
+    keys: KeyStore
+    sessions: Sessions
+    rate: RateLimiter
+    open_local: bool
+    ready: bool = False
+
+
+def create_app(settings: Settings, *, keys: KeyStore | None = None, open_local: bool | None = None) -> FastAPI:
+    """The server application over ``settings``.
+
+    Args:
+        settings: the configuration (data dir, limits, rate, LLM).
+        keys: the key store (default: ``DATA_DIR/keys.sqlite``).
+        open_local: serve requests without a key while no key exists (default: when ``server_host`` is loopback).
+    """
+    state = ServerState(
+        settings=settings,
+        keys=keys or KeyStore(key_path(settings)),
+        sessions=Sessions(settings),
+        rate=RateLimiter(settings.server_rate_per_minute),
+        open_local=is_loopback(settings.server_host) if open_local is None else open_local,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.sessions.close()
+
+    app = FastAPI(
+        title="hopmem",
+        version=_version(),
+        summary="Local-first agentic RAG and memory: an OpenAI-compatible chat endpoint and a memory REST API.",
+        description="Every /v1 route takes an API key (`Authorization: Bearer hm_...`, made with `hopmem keys "
+        "create`); a key is bound to one tenant and one agent (or the tenant's user). Errors have OpenAI's shape.",
+        lifespan=lifespan,
+    )
+    app.state.hopmem = state
+    install_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware, max_body=settings.server_max_body_bytes, max_upload=settings.server_max_upload_bytes
+    )
+    app.include_router(memory_routes.router)
+    app.include_router(chat_routes.router)
+
+    @app.get("/health", tags=["health"], summary="Liveness")
+    def health() -> dict[str, str]:
+        """The process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["health"], summary="Readiness: models loaded, store writable", response_model=None)
+    def ready(request: Request) -> dict[str, Any] | JSONResponse:
+        """200 when the embedding model is loaded and the store is writable; the LLM's state is reported."""
+        return _readiness(request.app.state.hopmem)
+
+    return app
+
+
+def _readiness(state: ServerState) -> dict[str, Any] | JSONResponse:
+    from hopmem import HopmemError
+    from hopmem.memory_api import Memory
+
+    settings = state.settings
+    try:
+        with Memory(settings, tenant=settings.tenant) as memory:
+            memory.embedder.embed(["ready"])  # loads the model once per process
+        conn = sqlite3.connect(str(settings.store_path), timeout=settings.sqlite_busy_timeout_ms / 1000)
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # takes the write lock: the file is writable
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+    except (HopmemError, sqlite3.Error, OSError) as exc:
+        return error_response(503, f"Not ready: {str(exc).rstrip('.')}.", "not_ready")
+    state.ready = True
+    from hopmem.agent_api import Agent
+
+    agent = Agent(settings=settings)
+    try:
+        problem = chat_routes.llm_problem(agent)
+    finally:
+        agent.close()
+    return {"status": "ready", "store": "writable", "embedder": settings.embedder, "llm": problem or "ok"}
+
+
+def _version() -> str:
+    import hopmem
+
+    return str(hopmem.__version__)
+
+
+def app_from_env() -> FastAPI:
+    """The application of one uvicorn worker, configured from ``HOPMEM_*`` variables (``uvicorn --factory``)."""
+    from hopmem import get_settings
+
+    return create_app(get_settings())

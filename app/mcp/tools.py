@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 Mode = Literal["hybrid", "lexical", "dense"]
 SourceClass = Literal["user", "agent", "conversation", "tool", "external", "untrusted"]
-Tags = Annotated[list[str] | None, Field(description="only memories carrying all of these tags")]
+Tags = Annotated[list[str] | None, Field(description="only memories carrying any of these tags")]
 SourceClasses = Annotated[list[SourceClass] | None, Field(description="only memories of these source classes")]
 Since = Annotated[float | None, Field(description="only memories written at or after this Unix time (seconds)")]
 Until = Annotated[float | None, Field(description="only memories written before this Unix time (seconds)")]

@@ -290,3 +290,22 @@ def test_http_tools_per_key_tenant_and_agent(http_url: str) -> None:
 
     anyio.run(run, "key-alpha", alpha)
     anyio.run(run, "key-beta", beta)
+
+
+def test_docs_python_client_example_runs(tmp_path: Path) -> None:
+    """docs/mcp.md's client example, run as written: ``hopmem`` on PATH, the user's default data directory (a
+    temporary HOME, which the SDK passes to the server it starts)."""
+    page = (REPO / "docs" / "mcp.md").read_text()
+    section = page.split("## From Python, with the SDK's client", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    env = {**os.environ, "HOME": str(tmp_path), "PATH": f"{Path(HOPMEM).parent}{os.pathsep}{os.environ['PATH']}"}
+    for key in [k for k in env if k.startswith("HOPMEM_") or k.startswith("XDG_")]:
+        del env[key]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == str(sorted(TOOLS))
+    assert lines[1:] == ["stored 1", "1 The staff meeting moved to Fridays.", "1 recent"]
+    assert (tmp_path / ".local" / "share" / "hopmem" / "hopmem.sqlite").is_file()

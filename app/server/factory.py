@@ -9,6 +9,7 @@ reads the settings from ``HOPMEM_*`` variables, which ``hopmem serve`` sets befo
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -98,9 +99,9 @@ def create_app(settings: Settings, *, keys: KeyStore | None = None, open_local: 
     app.include_router(chat_routes.router)
 
     @app.get("/health", tags=["health"], summary="Liveness")
-    def health() -> dict[str, str]:
-        """The process answers."""
-        return {"status": "ok"}
+    def health() -> dict[str, Any]:
+        """The process answers (``pid`` tells the worker processes apart)."""
+        return {"status": "ok", "pid": os.getpid()}
 
     @app.get("/ready", tags=["health"], summary="Readiness: models loaded, store writable", response_model=None)
     def ready(request: Request) -> dict[str, Any] | JSONResponse:

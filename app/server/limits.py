@@ -8,6 +8,7 @@ key may make up to N times the rate, which the setting's description says.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -41,28 +42,30 @@ class BodyLimitMiddleware:
                 await _refuse(send, limit, upload)
                 return
         seen = 0
-        started = False
+        exceeded = started = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    exceeded = True
+                    raise _TooLarge  # the framework may turn this into its own error: tracking_send drops that
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
+        with contextlib.suppress(_TooLarge):
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _refuse(send, limit, upload)
+        if exceeded and not started:
+            await _refuse(send, limit, upload)
 
 
 async def _refuse(send: Send, limit: int, upload: bool) -> None:

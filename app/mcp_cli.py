@@ -21,7 +21,8 @@ def mcp(
     from hopmem.app.mcp import build_server
 
     server = build_server(_settings(), tenant=tenant, agent=agent)
-    server.handles.memory()  # a bad tenant or agent name fails here, in one sentence, before the client connects
+    with server.handles.memory():  # a bad tenant or agent name fails here, in one sentence, before a client connects
+        pass
     try:
         server.run("stdio")
     finally:

@@ -9,6 +9,8 @@ opening one loads the embedder and the vector index.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -35,8 +37,9 @@ SCOPE_KEY = "hopmem.identity"
 class Handles:
     """The ``Memory`` (and ``Agent``) of each identity, opened on first use and closed together.
 
-    Every SDK call goes through :meth:`call` under one lock: the tools run on worker threads, and one SQLite
-    connection per store is shared by the handles, so calls are serialized rather than interleaved.
+    The tools run on worker threads, and one identity's handles share one SQLite connection, so the calls of one
+    identity are serialized (one lock each); different identities (API keys) have their own handles and run side by
+    side, each on its own connection to the multi-process safe store.
 
     Args:
         settings: the settings every handle is opened with.
@@ -46,7 +49,8 @@ class Handles:
     def __init__(self, settings: Settings, default: Identity) -> None:
         self.settings = settings
         self.default = default
-        self.lock = threading.RLock()
+        self._guard = threading.Lock()
+        self._locks: dict[Identity, threading.Lock] = {}
         self._memories: dict[Identity, Memory] = {}
         self._agents: dict[Identity, Agent] = {}
 
@@ -54,31 +58,40 @@ class Handles:
         """The identity of the request being handled, or the default one."""
         return CURRENT.get() or self.default
 
-    def memory(self, who: Identity | None = None) -> Memory:
-        """The ``Memory`` of ``who`` (default: the current identity); call it while holding :attr:`lock`."""
+    def _open(self, who: Identity) -> tuple[Memory, threading.Lock]:
         from hopmem import Memory
 
-        who = who or self.current()
-        if who not in self._memories:
-            self._memories[who] = Memory(self.settings, tenant=who.tenant, agent=who.agent)
-        return self._memories[who]
+        with self._guard:
+            if who not in self._memories:
+                self._memories[who] = Memory(self.settings, tenant=who.tenant, agent=who.agent)
+                self._locks[who] = threading.Lock()
+            return self._memories[who], self._locks[who]
 
-    def agent(self, who: Identity | None = None) -> Agent:
-        """The ``Agent`` of ``who`` over that identity's ``Memory``; call it while holding :attr:`lock`."""
+    @contextmanager
+    def memory(self, who: Identity | None = None) -> Iterator[Memory]:
+        """The ``Memory`` of ``who`` (default: the current identity), held for this identity alone while in use."""
+        memory, lock = self._open(who or self.current())
+        with lock:
+            yield memory
+
+    @contextmanager
+    def agent(self, who: Identity | None = None) -> Iterator[Agent]:
+        """The ``Agent`` of ``who`` over that identity's ``Memory``, held like :meth:`memory`."""
         from hopmem import Agent
 
         who = who or self.current()
-        if who not in self._agents:
-            self._agents[who] = Agent(self.memory(who), settings=self.settings)
-        return self._agents[who]
+        memory, lock = self._open(who)
+        with lock:
+            if who not in self._agents:
+                self._agents[who] = Agent(memory, settings=self.settings)
+            yield self._agents[who]
 
     def close(self) -> None:
         """Close every handle (an ``Agent`` closes its ``Memory``)."""
-        with self.lock:
-            for who, agent in self._agents.items():
-                agent.close()
-                self._memories.pop(who, None)
-            for memory in self._memories.values():
-                memory.close()
-            self._agents.clear()
+        with self._guard:
+            for who, memory in self._memories.items():
+                with self._locks[who]:
+                    agent = self._agents.pop(who, None)
+                    agent.close() if agent is not None else memory.close()
             self._memories.clear()
+            self._locks.clear()

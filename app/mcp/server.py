@@ -77,7 +77,7 @@ class HopmemMCP(MCPServer[Any]):
     async def read_resource(self, uri: AnyUrl | str, context: Context[Any, Any] | None = None) -> Iterable[Any]:
         token = CURRENT.set(_identity_of(context, self.handles.default))
         try:
-            return await super().read_resource(uri, context)  # type: ignore[return-value]
+            return await super().read_resource(uri, context)
         finally:
             CURRENT.reset(token)
 
@@ -102,8 +102,8 @@ def _register_resources(server: MCPServer[Any], handles: Handles) -> None:
         if not memory_id.isdigit():
             raise ResourceNotFoundError(f"There is no memory {memory_id!r}; a memory id is a positive integer.")
         try:
-            with handles.lock:
-                record = handles.memory().get(int(memory_id))
+            with handles.memory() as memory:
+                record = memory.get(int(memory_id))
         except HopmemError as exc:
             raise ResourceNotFoundError(str(exc)) from None
         return json.dumps({"memory": memory_dict(record)}, ensure_ascii=False)

@@ -48,8 +48,8 @@ def recent(handles: Handles, limit: int) -> list[dict[str, Any]]:
     The SDK has no "latest" query, so this keeps the tail of ``Memory.export`` (oldest first); it reads the whole
     tenant, which is fine at the sizes an MCP client browses.
     """
-    with handles.lock:
-        tail = deque(handles.memory().export(), maxlen=limit)
+    with handles.memory() as memory:
+        tail = deque(memory.export(), maxlen=limit)
     return [memory_dict(r) for r in reversed(tail)]
 
 
@@ -79,8 +79,8 @@ def register_tools(server: MCPServer, handles: Handles) -> None:
         user approves it.
         """
         who = handles.current()
-        with handles.lock:
-            record = handles.memory(who).add(
+        with handles.memory(who) as memory:
+            record = memory.add(
                 content,
                 title=title,
                 tags=tags,
@@ -99,8 +99,8 @@ def register_tools(server: MCPServer, handles: Handles) -> None:
     ) -> dict[str, Any]:
         """Read one memory by id, or the most recently written memories (newest first)."""
         if id is not None:
-            with handles.lock:
-                return {"memories": [memory_dict(handles.memory().get(id))]}
+            with handles.memory() as memory:
+                return {"memories": [memory_dict(memory.get(id))]}
         return {"memories": recent(handles, limit)}
 
     @server.tool(
@@ -119,8 +119,8 @@ def register_tools(server: MCPServer, handles: Handles) -> None:
         until: Until = None,
     ) -> dict[str, Any]:
         """Search the memory (documents and written memories) without answering, best first."""
-        with handles.lock:
-            results = handles.memory().search(
+        with handles.memory() as memory:
+            results = memory.search(
                 query, k=k, mode=mode, agent=agent, tags=tags, source_class=source_class, since=since, until=until
             )
         return {"results": [r.to_dict() for r in results]}
@@ -139,8 +139,8 @@ def register_tools(server: MCPServer, handles: Handles) -> None:
         ),
     )
     def ask(question: Annotated[str, Field(description="the question")]) -> dict[str, Any]:
-        with handles.lock:
-            answer = handles.agent().ask(question)
+        with handles.agent() as agent:
+            answer = agent.ask(question)
         keys = ("n", "id", "title", "text", "score", "cited")
         citations = [{key: c.get(key) for key in keys} for c in answer.citations]
         return {"question": answer.question, "answer": answer.answer, "citations": citations}
@@ -160,8 +160,8 @@ def register_tools(server: MCPServer, handles: Handles) -> None:
         everything: Annotated[bool, Field(description="erase the whole tenant; takes no other selector")] = False,
     ) -> dict[str, Any]:
         """Erase memories for good, by id, by filter (combined: ids that pass the filter), or everything."""
-        with handles.lock:
-            report = handles.memory().erase(
+        with handles.memory() as memory:
+            report = memory.erase(
                 ids,
                 agent=agent,
                 tags=tags,
@@ -183,8 +183,8 @@ def register_tools(server: MCPServer, handles: Handles) -> None:
         query: Annotated[str | None, Field(description="the query the memory was found for")] = None,
     ) -> dict[str, Any]:
         """Say whether a memory was useful; it trains the ranking and counts for or against its writer's trust."""
-        with handles.lock:
-            event = handles.memory().feedback(memory_id, kind, query=query)
+        with handles.memory() as memory:
+            event = memory.feedback(memory_id, kind, query=query)
         return {"event": event, "memory_id": memory_id, "kind": kind}
 
     @server.tool(
@@ -196,6 +196,6 @@ def register_tools(server: MCPServer, handles: Handles) -> None:
         agent: Annotated[str | None, Field(description="one agent; omit for every agent of the tenant")] = None,
     ) -> dict[str, Any]:
         """The trust of the tenant's agents (a Beta mean from 0 to 1, most trusted first)."""
-        with handles.lock:
-            rows = handles.memory().trust_of(agent)
+        with handles.memory() as memory:
+            rows = memory.trust_of(agent)
         return {"agents": [row.to_dict() for row in rows]}

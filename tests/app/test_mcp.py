@@ -25,6 +25,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
+from hopmem import Memory
+from hopmem.settings import get_settings
 from tests.conftest import HOPMEM, REPO
 
 TOOLS = {"remember", "recall", "search", "ask", "erase", "feedback", "trust_status"}
@@ -155,13 +157,10 @@ def test_stdio_tenant_option_isolates(tmp_path: Path) -> None:
         assert _data(await client.call_tool("recall", {}))["memories"] == []
         assert _data(await client.call_tool("erase", {"everything": True}))["erased"]["memories"] == 0
 
-    async def alpha_again(client: Client) -> None:
-        found = _data(await client.call_tool("search", {"query": "vault code secret"}))["results"]
-        assert [r["text"] for r in found] == ["Alpha's secret: the vault code is 1234."]
-
     _run(_stdio(data, "--tenant", "alpha"), alpha)
     _run(_stdio(data, "--tenant", "beta"), beta)
-    _run(_stdio(data, "--tenant", "alpha"), alpha_again)
+    with Memory(get_settings(data_dir=data), tenant="alpha") as memory:  # beta's erase left alpha's memory alone
+        assert [r.content for r in memory.export()] == ["Alpha's secret: the vault code is 1234."]
 
 
 def test_stdio_resources(tmp_path: Path) -> None:

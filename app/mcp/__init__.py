@@ -9,7 +9,7 @@ given a key check). ``hopmem mcp`` (``hopmem.app.mcp_cli``) serves it over stdio
 from __future__ import annotations
 
 from hopmem.app.mcp.handles import Identity
-from hopmem.app.mcp.http import MCPHttpApp, mcp_http_app
+from hopmem.app.mcp.http import MCPHttpApp, bearer_token, mcp_http_app
 from hopmem.app.mcp.server import HopmemMCP, build_server
 
-__all__ = ["HopmemMCP", "Identity", "MCPHttpApp", "build_server", "mcp_http_app"]
+__all__ = ["HopmemMCP", "Identity", "MCPHttpApp", "bearer_token", "build_server", "mcp_http_app"]

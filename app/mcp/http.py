@@ -1,16 +1,18 @@
-"""The streamable-HTTP transport as an ASGI app, optionally behind API keys, for ``hopmem serve`` to mount.
+"""The streamable-HTTP transport as an ASGI app, optionally behind API keys, for ``hopmem serve`` to route to.
 
 The SDK's app needs its session manager running (a task group, started by the app's lifespan). Served on its own
-(uvicorn on :func:`mcp_http_app`) the lifespan starts it; mounted inside another app, whose server does not run
-a mounted app's lifespan, the host enters :meth:`MCPHttpApp.lifespan` in its own.
+(uvicorn on :func:`mcp_http_app`) the lifespan starts it; routed to from another app, whose server does not run
+this app's lifespan, the host enters :meth:`MCPHttpApp.lifespan` in its own.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from hopmem.app.mcp.handles import SCOPE_KEY, Identity
 from hopmem.app.mcp.server import HopmemMCP, build_server
@@ -19,16 +21,22 @@ from hopmem.settings import Settings
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-# Maps the bearer token of a request (None when it sent none) to who it acts as, or None to refuse it.
-Authenticate = Callable[[str | None], Identity | tuple[str, str | None] | None]
+# Maps a request to who it acts as (tenant, agent); or to a response to send instead (the host's own 401 or 429),
+# or None for the default 401.
+Authenticate = Callable[[Request], Identity | tuple[str, str | None] | Response | None]
+REFUSED = {
+    "error": {
+        "message": "A valid API key is required (Authorization: Bearer KEY).",
+        "type": "invalid_request_error",
+        "code": "invalid_key",
+    }
+}
 
 
-def _bearer(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() or None if scheme.lower() == "bearer" else None
-    return None
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header, or None."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 class MCPHttpApp:
@@ -37,8 +45,8 @@ class MCPHttpApp:
     Args:
         server: the MCP server.
         inner: the SDK's Starlette app for ``server``.
-        authenticate: maps a request's bearer token to its identity (None refuses it with 401); without it, every
-            request acts for the server's default identity.
+        authenticate: maps a request to its identity, or to the response that refuses it (None: a plain 401);
+            without it, every request acts for the server's default identity.
     """
 
     def __init__(self, server: HopmemMCP, inner: Any, authenticate: Authenticate | None) -> None:
@@ -48,9 +56,10 @@ class MCPHttpApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.authenticate is not None:
-            found = self.authenticate(_bearer(scope))
-            if found is None:
-                await _refuse(send)
+            found = self.authenticate(Request(scope))
+            if found is None or isinstance(found, Response):
+                refusal = found or JSONResponse(REFUSED, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+                await refusal(scope, receive, send)
                 return
             scope = {**scope, SCOPE_KEY: Identity(*found)}
         await self.inner(scope, receive, send)
@@ -63,25 +72,6 @@ class MCPHttpApp:
                 yield
         finally:
             self.server.handles.close()
-
-
-async def _refuse(send: Send) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "message": "A valid API key is required (Authorization: Bearer KEY).",
-                "type": "authentication_error",
-            }
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def mcp_http_app(
@@ -99,9 +89,9 @@ def mcp_http_app(
     Args:
         settings: the store and agent settings.
         tenant, agent: who requests act for when ``authenticate`` is None (default: ``settings.tenant``, the user).
-        authenticate: bearer token -> identity (tenant, agent), or None to answer 401; how ``hopmem serve`` puts
-            the endpoint behind its API keys.
-        path: where the endpoint is inside this app (``"/"`` when the host mounts it at ``/mcp``).
+        authenticate: request -> identity (tenant, agent), or the response refusing it (None: a plain 401); how
+            ``hopmem serve`` puts the endpoint behind its API keys (see :func:`bearer_token`).
+        path: the endpoint's path; a host app routes that same path to this app (``add_route(path, app)``).
         host: the address the server binds; on loopback the SDK checks Host and Origin (DNS rebinding).
         stateless: no MCP sessions (each request stands alone), for several server workers behind one address.
     """

@@ -201,9 +201,9 @@ def test_mcp_bad_tenant_fails_in_one_sentence(tmp_path: Path) -> None:
 SERVE = """
 import sys, uvicorn
 from hopmem.settings import get_settings
-from hopmem.app.mcp import mcp_http_app
+from hopmem.app.mcp import bearer_token, mcp_http_app
 KEYS = {"key-alpha": ("alpha", None), "key-beta": ("beta", "beta-bot")}
-app = mcp_http_app(get_settings(), authenticate=KEYS.get)
+app = mcp_http_app(get_settings(), authenticate=lambda request: KEYS.get(bearer_token(request)))
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
 

@@ -34,6 +34,7 @@ def memory_dict(record: Any) -> dict[str, Any]:
         "title": record.title,
         "content": record.content,
         "tags": record.tags,
+        "metadata": record.metadata,
         "source_class": record.source_class,
         "agent": record.agent_id,
         "source": record.source,
@@ -66,6 +67,7 @@ def register_tools(server: MCPServer, handles: Handles) -> None:
         content: Annotated[str, Field(description="the text to remember")],
         title: Annotated[str | None, Field(description="a short title")] = None,
         tags: Annotated[list[str] | None, Field(description="labels to filter on later")] = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="any JSON object to keep with the text")] = None,
         source_class: Annotated[
             SourceClass | None,
             Field(description="where the text comes from (default: agent when acting as an agent, else user)"),
@@ -84,6 +86,7 @@ def register_tools(server: MCPServer, handles: Handles) -> None:
                 content,
                 title=title,
                 tags=tags,
+                metadata=metadata,
                 source_class=source_class or ("agent" if who.agent else "user"),
                 importance=importance,
                 source=source,

@@ -82,18 +82,10 @@ def test_stdio_tools_schemas_and_annotations(tmp_path: Path) -> None:
 
 def test_stdio_remember_search_recall_ask_erase(tmp_path: Path) -> None:
     async def session(client: Client) -> None:
-        kept = _data(
-            await client.call_tool(
-                "remember",
-                {"content": f"Honeybees dance to point at flowers. {HOSTILE}", "title": HOSTILE, "tags": ["bees"]},
-            )
-        )["memory"]
-        again = _data(
-            await client.call_tool(
-                "remember",
-                {"content": f"Honeybees dance to point at flowers. {HOSTILE}", "title": HOSTILE, "tags": ["bees"]},
-            )
-        )["memory"]
+        note = {"content": f"Honeybees dance to point at flowers. {HOSTILE}", "title": HOSTILE, "tags": ["bees"]}
+        kept = _data(await client.call_tool("remember", {**note, "metadata": {"why": HOSTILE}}))["memory"]
+        assert kept["metadata"] == {"why": HOSTILE}
+        again = _data(await client.call_tool("remember", note))["memory"]
         assert again["id"] == kept["id"]
         other = _data(await client.call_tool("remember", {"content": "The staff meeting moved to Fridays."}))
         found = _data(await client.call_tool("search", {"query": "honeybee dance", "k": 5, "mode": "lexical"}))

@@ -9,11 +9,14 @@ address refuses to start without keys (:mod:`hopmem.app.serve_cli`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
+from fastapi.responses import Response
 
-from hopmem.app.server.errors import ApiError
+from hopmem.app.server.errors import ApiError, error_response
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,29 @@ def _presented_key(request: Request) -> str | None:
 
 def principal(request: Request) -> Principal:
     """The FastAPI dependency every ``/v1`` route takes: 401 without a valid key, 429 over the key's rate."""
-    state = request.app.state.hopmem
+    return identify(request.app.state.hopmem, request)
+
+
+def key_authenticator(state: Any) -> Callable[[Request], tuple[str, str | None] | Response]:
+    """The same key check for an app mounted in the server (the MCP endpoint): the request's (tenant, agent), or
+    the error response (401, 429) in OpenAI's shape."""
+
+    def authenticate(request: Request) -> tuple[str, str | None] | Response:
+        try:
+            who = identify(state, request)
+        except ApiError as exc:
+            return error_response(exc.status, exc.message, exc.code)
+        return who.tenant, who.agent
+
+    return authenticate
+
+
+def identify(state: Any, request: Request) -> Principal:
+    """The principal of ``request`` under the server ``state`` (its key store, rate limiter, settings).
+
+    Raises:
+        ApiError: 401 without a valid key (outside keyless local mode), 429 over the key's rate.
+    """
     key = _presented_key(request)
     if key is None:
         if state.open_local and state.keys.active_count() == 0:

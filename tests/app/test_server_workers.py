@@ -1,7 +1,11 @@
-"""``hopmem serve --workers 2``: two processes on one store serve writes and reads, and every write is there."""
+"""Processes and the store: two workers on one store, and a server killed (SIGKILL) in the middle of a batch add."""
 
 from __future__ import annotations
 
+import signal
+import sqlite3
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,3 +46,47 @@ def test_two_workers_share_one_store(tmp_path: Path) -> None:
                     assert len(found.json()["results"]) == 36
     finally:
         live.stop()
+
+
+def test_sigkill_during_batch_add_keeps_acknowledged_writes(tmp_path: Path) -> None:
+    root = tmp_path / "kill"
+    live = start_server(root)
+    key = live.key("crash")
+    acked: list[list[int]] = []
+    size = 40
+
+    def batches() -> None:
+        with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as c:
+            for b in range(1000):
+                items = [{"content": f"Batch {b} item {i}: a durable note about crash safety."} for i in range(size)]
+                try:
+                    reply = c.post("/v1/memories/batch", json={"items": items})
+                except httpx.HTTPError:
+                    return
+                assert reply.status_code == 200, reply.text
+                acked.append([r["id"] for r in reply.json()["results"]])
+
+    writer = threading.Thread(target=batches)
+    writer.start()
+    deadline = time.monotonic() + 120
+    while len(acked) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.15)  # the next batch is being embedded or written
+    live.proc.send_signal(signal.SIGKILL)
+    live.proc.wait()
+    writer.join(timeout=60)
+    assert len(acked) >= 3
+    with sqlite3.connect(root / "data" / "hopmem.sqlite") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    again = start_server(root, keys=False)
+    try:
+        with again.client(key) as c:
+            count = c.get("/v1/stats").json()["memories"]
+            assert count in (len(acked) * size, (len(acked) + 1) * size)  # a batch is one transaction: all or none
+            for ids in acked:
+                assert c.get(f"/v1/memories/{ids[0]}").status_code == 200
+                assert c.get(f"/v1/memories/{ids[-1]}").status_code == 200
+            found = c.post("/v1/memories/search", json={"query": "durable note crash", "k": 1000, "mode": "dense"})
+            assert len(found.json()["results"]) == count  # every stored memory has its vector
+    finally:
+        again.stop()

@@ -75,6 +75,9 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create a key and print its secret (shown this once; only its hash is stored)."""
+    from hopmem.memory_api import Memory
+
+    Memory(settings(), tenant=tenant, agent=agent).close()  # the engine's checks of the tenant and agent ids
     info, secret = _keys().create(tenant, agent)  # type: ignore[attr-defined]
     if as_json:
         echo_json({**info.to_dict(), "key": secret})

@@ -134,8 +134,8 @@ class Settings(BaseSettings):
     max_search_rounds: int = Field(2, ge=1, le=5, description="hard bound on retrieval rounds per question")
     reranker: Literal["prorank", "prorank-base", "rank-r1", "cross-encoder", "none"] = Field(
         "cross-encoder",
-        description="reranker of the fused evidence: cross-encoder (the default: MiniLM trained at install, blended "
-        "with the fused order; without a trained one the fused order is kept, with a warning in the trace), prorank "
+        description="reranker of the fused evidence: cross-encoder (the default: a MiniLM cross-encoder shipped in the "
+        "package, blended with the fused order by the weight saved with it), prorank "
         "(pointwise LLM + LoRA), rank-r1 (setwise reasoning) or none (keeps the fused order); see docs/reranking.md",
     )
     reranker_model: str = Field(

@@ -231,3 +231,71 @@ def bench_planner(
     for name, acc in report["decision_accuracy"].items():
         typer.echo(f"decision accuracy {name:<13} {acc['all']['accuracy']} (n={acc['all']['n']})")
     _write(report, json_out)
+
+
+@bench_app.command("serve")
+def bench_serve(
+    clients: Annotated[int, typer.Option(min=1, max=256, help="concurrent HTTP clients")] = 16,
+    requests: Annotated[int, typer.Option(min=1, help="requests of the loaded run (searches and adds)")] = 400,
+    json_out: Annotated[Path | None, _JSON] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes of the server")] = 2,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help="serve a copy of this kept store (e.g. reports/tmp/bench-store-10k of hopmem bench memory --store); "
+            "default: seed --n memories",
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="memories to seed when --store is not given")] = 10_000,
+    add_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of adds (the rest are searches)")] = 0.2,
+    chat: Annotated[int, typer.Option(min=0, help="chat completions after the loaded run (uses the LLM)")] = 0,
+    idle_queries: Annotated[int, typer.Option(min=0, help="searches timed one at a time before the load")] = 50,
+    mode: Annotated[str, typer.Option(help="search mode: hybrid, lexical or dense")] = "hybrid",
+    data: Annotated[Path | None, _DATA] = None,
+    seed: Annotated[int, typer.Option(help="seed of the texts, queries and operation order")] = 0,
+) -> None:
+    """Load a real hopmem serve on loopback: concurrent search/add (and chat), latency per operation, lost writes."""
+    from hopmem.app.serve_bench import ServeBenchConfig, run_serve_bench
+
+    config = ServeBenchConfig(
+        clients=clients,
+        requests=requests,
+        workers=workers,
+        store=store,
+        n=n,
+        add_share=add_share,
+        chat=chat,
+        idle_queries=idle_queries,
+        mode=mode,
+        seed=seed,
+        data_root=data,
+    )
+    report = run_serve_bench(config, settings=settings(), command=_command())
+    ver = report["verification"]
+    typer.echo(
+        f"n={report['n']}  workers={report['workers']}  clients={report['clients']}  requests={report['requests']}  "
+        f"wall {report['wall_s']} s  {report['throughput_rps']} req/s  errors={report['errors']}"
+    )
+    typer.echo(f"{'op (ms, end to end)':<22} {'count':>6} {'errors':>6} {'p50':>8} {'p95':>8} {'p99':>8}")
+    rows = [(op, row) for op, row in report["per_op"].items()]
+    if report["idle_search"] is not None:
+        rows.append(("search (idle)", report["idle_search"]))
+    for op, row in rows:
+        typer.echo(
+            f"{op:<22} {row['count']:>6} {row['errors']:>6} {row['p50']:>8.2f} {row['p95']:>8.2f} {row['p99']:>8.2f}"
+        )
+    typer.echo(
+        f"adds acknowledged={ver['acknowledged_adds']}  found={ver['found']}  indexed={ver['indexed']}  "
+        f"lost={len(ver['lost'])}  store memories={ver['stats']['memories']}  vectors={ver['stats']['vectors']}"
+    )
+    for name, target in report["targets"].items():
+        verdict = "met" if target["met"] else "NOT MET"
+        if "target_ms" in target:
+            typer.echo(f"target {name}: {target['measured_ms']:.2f} ms <= {target['target_ms']:.0f} ms: {verdict}")
+        else:
+            typer.echo(f"target {name}: {target['measured']} (target {target['target']}): {verdict}")
+    _write(report, json_out)
+    if report["errors"] or ver["lost"] or ver["unindexed"]:
+        typer.echo("error: requests failed or acknowledged writes are missing; see the report.", err=True)
+        raise typer.Exit(1)

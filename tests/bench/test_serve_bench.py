@@ -1,0 +1,71 @@
+"""``hopmem bench serve``: a small real run against a real ``hopmem serve`` (two workers) on loopback."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from tests.app.server_helpers import server_env
+from tests.conftest import run_hopmem
+
+
+def _ordered(row: dict[str, Any]) -> None:
+    assert 0 < row["p50"] <= row["p95"] <= row["p99"] <= row["max"], row
+
+
+def test_bench_serve_small_run_has_no_errors_and_keeps_every_write(shared_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reports" / "serve.json"
+    args = ["--n", "200", "--clients", "4", "--requests", "40", "--workers", "2", "--idle-queries", "5"]
+    result = run_hopmem(
+        "bench", "serve", *args, "--data", str(shared_data), "--json", str(out), env=server_env(tmp_path), timeout=600
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "search" in result.stdout and "p99" in result.stdout and "target errors" in result.stdout
+    report = json.loads(out.read_text())
+
+    assert report["n"] == 200 and report["workers"] == 2 and report["clients"] == 4 and report["requests"] == 40
+    assert report["store"]["seeded"] and report["store"]["vectors"] == 200
+    per_op = report["per_op"]
+    assert set(per_op) == {"search", "add"}
+    assert per_op["search"]["count"] + per_op["add"]["count"] == 40
+    assert per_op["add"]["count"] > 0 and per_op["search"]["count"] > per_op["add"]["count"]
+    for row in (per_op["search"], per_op["add"], report["all"], report["idle_search"]):
+        assert row["errors"] == 0
+        _ordered(row)
+    assert report["errors"] == 0 and report["error_samples"] == [] and report["warmup_errors"] == 0
+    assert report["throughput_rps"] > 0 and report["wall_s"] > 0
+
+    ver = report["verification"]
+    adds = per_op["add"]["count"]
+    assert ver["acknowledged_adds"] == ver["found"] == ver["indexed"] == adds
+    assert ver["lost"] == [] and ver["unindexed"] == [] and ver["changed"] == []
+    assert ver["stats"] == {"memories": 200 + adds, "vectors": 200 + adds}
+    assert report["targets"]["errors"]["met"] and report["targets"]["lost_writes"]["met"]
+    assert "search_p50_at_10k" not in report["targets"]  # judged only at 10k memories
+    assert report["command"].startswith("hopmem bench serve --n 200") and report["git_revision"]
+    assert report["machine"] and report["server"]["log_tail"] is None
+
+
+def test_bench_serve_on_a_kept_store_leaves_it_untouched(shared_data: Path, tmp_path: Path) -> None:
+    from hopmem.bench.corpus import generate_memories, load_corpus
+    from hopmem.memory_api import Memory
+    from hopmem.settings import get_settings
+
+    kept = tmp_path / "kept"
+    with Memory(get_settings(data_dir=kept, reranker="none", llm_backend="none")) as memory:
+        memory.add_many(generate_memories(50, load_corpus(shared_data)), progress=False)
+    before = (kept / "hopmem.sqlite").stat().st_size
+    out = tmp_path / "serve.json"
+    args = ["--store", str(kept), "--clients", "2", "--requests", "10", "--workers", "1", "--idle-queries", "0"]
+    result = run_hopmem(
+        "bench", "serve", *args, "--data", str(shared_data), "--json", str(out), env=server_env(tmp_path), timeout=600
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    assert report["n"] == 50 and report["store"]["source"] == str(kept) and not report["store"]["seeded"]
+    assert report["idle_search"] is None and report["errors"] == 0 and report["verification"]["lost"] == []
+    with sqlite3.connect(kept / "hopmem.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM memories").fetchone()[0] == 50
+    assert not (kept / "keys.sqlite").exists() and (kept / "hopmem.sqlite").stat().st_size == before

@@ -18,7 +18,9 @@ What it does, in order:
    *unindexed*.
 
 Latencies are milliseconds (p50/p95/p99 per operation); throughput is completed requests per second of the loaded
-run's wall clock. The search target (p50 <= 25 ms at 10k memories) is judged on the loaded run's searches.
+run's wall clock. The search target (p50 <= 25 ms at 10k memories) is judged on the loaded run's searches and on
+the idle ones (see :func:`_targets`). With ``clients`` requests always in flight, the loaded latency is about
+``clients / throughput`` (Little's law): on a 2-core machine it measures the queue more than the search.
 """
 
 from __future__ import annotations
@@ -337,16 +339,25 @@ def _operations(config: ServeBenchConfig, queries: list[str], new_texts: list[st
     return ops
 
 
-def _targets(start_memories: int, per_op: dict[str, Any], errors: int, lost: int) -> dict[str, Any]:
-    """The goals of the run, each with whether it is met (the search one only at its scale)."""
+def _targets(
+    start_memories: int, per_op: dict[str, Any], idle: dict[str, Any] | None, errors: int, lost: int
+) -> dict[str, Any]:
+    """The goals of the run, each with whether it is met.
+
+    The search goal applies only at its scale and is judged twice: on the loaded run's searches (``clients``
+    requests in flight, so the p50 includes the wait in the server's queue) and on the idle searches (one request at
+    a time: the latency a single caller sees).
+    """
     targets: dict[str, Any] = {}
-    search = per_op.get("search")
-    if search is not None and search["count"] and start_memories == SEARCH_TARGET_SCALE:
-        targets[f"search_p50_at_{SEARCH_TARGET_SCALE // 1000}k"] = {
-            "target_ms": SEARCH_TARGET_MS,
-            "measured_ms": search["p50"],
-            "met": bool(search["p50"] <= SEARCH_TARGET_MS),
-        }
+    scale = f"{SEARCH_TARGET_SCALE // 1000}k"
+    if start_memories == SEARCH_TARGET_SCALE:
+        for name, row in ((f"search_p50_at_{scale}", per_op.get("search")), (f"idle_search_p50_at_{scale}", idle)):
+            if row is not None and row["count"]:
+                targets[name] = {
+                    "target_ms": SEARCH_TARGET_MS,
+                    "measured_ms": row["p50"],
+                    "met": bool(row["p50"] <= SEARCH_TARGET_MS),
+                }
     targets["errors"] = {"target": 0, "measured": errors, "met": errors == 0}
     targets["lost_writes"] = {"target": 0, "measured": lost, "met": lost == 0}
     return targets
@@ -404,6 +415,7 @@ def run_serve_bench(config: ServeBenchConfig, *, settings: Settings, command: st
         server_log = _tail(log_path) if any(s.error for s in [*warm, *idle, *samples, *chat]) else None
 
     per_op = {op: _summary([s for s in samples if s.op == op]) for op in ("search", "add")}
+    idle_row = _summary(idle) if idle else None
     if chat:
         per_op["chat"] = {**_summary(chat), "wall_s": round(chat_wall, 3)}
     errors = sum(1 for s in samples if s.error) + sum(1 for s in chat if s.error)
@@ -418,7 +430,7 @@ def run_serve_bench(config: ServeBenchConfig, *, settings: Settings, command: st
         "n": start_memories,
         "per_op": per_op,
         "all": _summary(samples),
-        "idle_search": _summary(idle) if idle else None,
+        "idle_search": idle_row,
         "idle_queries": len(idle),
         "warmup_requests": len(warm),
         "warmup_errors": sum(1 for s in warm if s.error),
@@ -427,7 +439,7 @@ def run_serve_bench(config: ServeBenchConfig, *, settings: Settings, command: st
         "errors": errors,
         "error_samples": [s.error for s in [*samples, *chat] if s.error][:5],
         "verification": verification,
-        "targets": _targets(start_memories, per_op, errors, lost),
+        "targets": _targets(start_memories, per_op, idle_row, errors, lost),
         "store": store,
         "server": {
             "workers": config.workers,

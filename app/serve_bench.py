@@ -132,10 +132,15 @@ def _hopmem_command() -> list[str]:
 
 
 def _server_env(settings: Settings, data_dir: Path) -> dict[str, str]:
-    """This process's environment with the run's data folder and no rate limit (the limiter is not measured)."""
+    """This process's environment with the run's data folder, loopback and no rate limit (not what is measured).
+
+    The tenant and LLM backend are passed on explicitly, so that the CLI's global options reach the server too.
+    """
     env = dict(os.environ)
     env["HOPMEM_DATA_DIR"] = str(data_dir)
     env["HOPMEM_TENANT"] = settings.tenant
+    env["HOPMEM_LLM_BACKEND"] = settings.llm_backend
+    env["HOPMEM_SERVER_HOST"] = "127.0.0.1"
     env["HOPMEM_SERVER_RATE_PER_MINUTE"] = "0"
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
@@ -180,9 +185,11 @@ def _create_key(env: dict[str, str], tenant: str) -> str:
         env=env,
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         timeout=START_TIMEOUT_S,
     )
+    if out.returncode != 0:
+        raise RuntimeError(f"hopmem keys create failed ({out.returncode}): {out.stderr.strip()[-1000:]}")
     return str(json.loads(out.stdout)["key"])
 
 

@@ -69,3 +69,10 @@ def test_bench_serve_on_a_kept_store_leaves_it_untouched(shared_data: Path, tmp_
     with sqlite3.connect(kept / "hopmem.sqlite") as conn:
         assert conn.execute("SELECT count(*) FROM memories").fetchone()[0] == 50
     assert not (kept / "keys.sqlite").exists() and (kept / "hopmem.sqlite").stat().st_size == before
+
+
+def test_bench_serve_without_a_store_there_fails_with_one_line(tmp_path: Path) -> None:
+    result = run_hopmem("bench", "serve", "--store", str(tmp_path), env=server_env(tmp_path), timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().startswith("error: ") and "--store" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

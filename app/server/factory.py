@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.routing import Route
 
 from hopmem.app.server import chat_routes, memory_routes
-from hopmem.app.server.errors import error_response, install_handlers
+from hopmem.app.server.auth import principal
+from hopmem.app.server.errors import ApiError, error_response, install_handlers
 from hopmem.app.server.keys import KeyStore
 from hopmem.app.server.limits import BodyLimitMiddleware, RateLimiter
 from hopmem.app.server.sessions import Sessions
@@ -77,9 +79,15 @@ def create_app(settings: Settings, *, keys: KeyStore | None = None, open_local: 
         open_local=is_loopback(settings.server_host) if open_local is None else open_local,
     )
 
+    # MCP over streamable HTTP at /mcp, behind the same keys (docs/mcp.md); stateless: any worker answers any request.
+    from hopmem.app.mcp import mcp_http_app
+
+    mcp = mcp_http_app(settings, authenticate=_mcp_identity, host=settings.server_host, stateless=True)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with mcp.lifespan():
+            yield
         state.sessions.close()
 
     app = FastAPI(
@@ -97,6 +105,7 @@ def create_app(settings: Settings, *, keys: KeyStore | None = None, open_local: 
     )
     app.include_router(memory_routes.router)
     app.include_router(chat_routes.router)
+    app.router.routes.append(Route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False))
 
     @app.get("/health", tags=["health"], summary="Liveness")
     def health() -> dict[str, Any]:
@@ -109,6 +118,15 @@ def create_app(settings: Settings, *, keys: KeyStore | None = None, open_local: 
         return _readiness(request.app.state.hopmem)
 
     return app
+
+
+def _mcp_identity(request: Request) -> tuple[str, str | None] | JSONResponse:
+    """Who an MCP request acts as: the /v1 routes' key check and rate limit, refusals in their error shape."""
+    try:
+        found = principal(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.message, exc.code)
+    return found.tenant, found.agent
 
 
 def _readiness(state: ServerState) -> dict[str, Any] | JSONResponse:

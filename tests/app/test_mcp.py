@@ -300,3 +300,39 @@ def test_docs_python_client_example_runs(tmp_path: Path) -> None:
     assert lines[0] == str(sorted(TOOLS))
     assert lines[1:] == ["stored 1", "1 The staff meeting moved to Fridays.", "1 recent"]
     assert (tmp_path / ".local" / "share" / "hopmem" / "hopmem.sqlite").is_file()
+
+
+def test_hopmem_serve_routes_mcp_behind_its_keys(tmp_path: Path) -> None:
+    """``hopmem serve`` answers MCP at /mcp with its own key check: the key's tenant and agent, its 401 shape."""
+    from tests.app.server_helpers import one_sentence_error, start_server
+
+    server = start_server(tmp_path / "serve")
+    try:
+        alpha, beta = server.key("alpha"), server.key("beta", "beta-bot")
+        with server.client(alpha) as http:
+            assert http.post("/v1/memories", json={"content": "Alpha's roadmap: ship the MCP endpoint."}).is_success
+        for key in (None, "hm_wrong"):
+            with server.client(key) as http:
+                one_sentence_error(http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}), 401)
+
+        async def as_alpha(client: Client) -> None:
+            assert {t.name for t in (await client.list_tools()).tools} == TOOLS
+            found = _data(await client.call_tool("search", {"query": "roadmap MCP endpoint"}))["results"]
+            assert [r["text"] for r in found] == ["Alpha's roadmap: ship the MCP endpoint."]
+
+        async def as_beta(client: Client) -> None:
+            assert _data(await client.call_tool("search", {"query": "roadmap MCP endpoint"}))["results"] == []
+            mine = _data(await client.call_tool("remember", {"content": "Beta's note, written over MCP."}))["memory"]
+            assert mine["agent"] == "beta-bot"
+
+        async def run(key: str, session: Callable[[Client], Awaitable[None]]) -> None:
+            async with Client(_http(server.url + "/mcp", key), read_timeout_seconds=120) as client:
+                await session(client)
+
+        anyio.run(run, alpha, as_alpha)
+        anyio.run(run, beta, as_beta)
+        with server.client(beta) as http:  # the REST API of the same key sees what MCP wrote
+            found = http.post("/v1/memories/search", json={"query": "note written over MCP"}).json()["results"]
+            assert [r["text"] for r in found] == ["Beta's note, written over MCP."]
+    finally:
+        server.stop()

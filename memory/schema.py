@@ -167,6 +167,11 @@ def migrate(conn: sqlite3.Connection) -> int:
         script = MIGRATIONS[version - 1]
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Another process may have migrated between our first read and the write lock (two server workers
+            # opening a new file at once): the version is read again under the lock.
+            if int(conn.execute("PRAGMA user_version").fetchone()[0]) >= version:
+                conn.execute("COMMIT")
+                continue
             for statement in _split(script):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version}")

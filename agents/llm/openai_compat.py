@@ -62,6 +62,30 @@ class OpenAICompatLLM:
     def count_tokens(self, text: str) -> int:
         return max(1, len(text) // 4)
 
+    def _refusal(self, response: Any, payload: dict[str, Any]) -> LLMError | None:
+        """The error a 4xx/5xx answer means: raised at once (a 4xx) or kept to retry (a 5xx); None for a success."""
+        status = response.status_code
+        if status >= 400 and "response_format" in payload and "response_format" in response.text:
+            # a validation error about the format, whatever its status: retrying the same request is useless
+            raise _FormatRefused(
+                f"The LLM server at {self.base_url} refused the structured-output request "
+                f"({status}: {_one_line(response.text)}); use a server with JSON-schema output."
+            )
+        if status >= 500:
+            return LLMError(f"server answered {status}")
+        if status >= 400:
+            raise LLMError(
+                f"The LLM server at {self.base_url} refused the request ({status}: {_one_line(response.text)}); "
+                "check HOPMEM_LLM_MODEL."
+            )
+        return None
+
+    def _unreachable(self, last: Exception | None) -> LLMError:
+        return LLMError(
+            f"The LLM server at {self.base_url} is unreachable after {self.retries + 1} attempts "
+            f"({_one_line(str(last))}); start it or fix HOPMEM_LLM_BASE_URL."
+        )
+
     def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         import httpx
 
@@ -69,35 +93,20 @@ class OpenAICompatLLM:
         for attempt in range(self.retries + 1):
             try:
                 response = self._client.post(f"{self.base_url}/chat/completions", json=payload)
-                if response.status_code >= 400 and "response_format" in payload and "response_format" in response.text:
-                    # a validation error about the format, whatever its status: retrying the same request is useless
-                    raise _FormatRefused(
-                        f"The LLM server at {self.base_url} refused the structured-output request "
-                        f"({response.status_code}: {response.text[:200]}); use a server with JSON-schema output."
-                    )
-                if response.status_code >= 500:
-                    last = LLMError(f"server answered {response.status_code}")
-                elif response.status_code >= 400:
-                    raise LLMError(
-                        f"The LLM server at {self.base_url} refused the request ({response.status_code}: "
-                        f"{response.text[:200]}); check HOPMEM_LLM_MODEL."
-                    )
-                else:
+                last = self._refusal(response, payload)
+                if last is None:
                     return dict(response.json())
             except httpx.HTTPError as exc:
                 last = exc
             time.sleep(min(2.0, 0.25 * 2**attempt))
-        raise LLMError(
-            f"The LLM server at {self.base_url} is unreachable after {self.retries + 1} attempts ({last}); "
-            "start it or fix HOPMEM_LLM_BASE_URL."
-        )
+        raise self._unreachable(last)
 
     def _parse(self, data: dict[str, Any], start: float) -> Completion:
         try:
             text = data["choices"][0]["message"].get("content") or ""
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise LLMError(
-                f"The LLM server at {self.base_url} sent a malformed reply: {json.dumps(data)[:200]}."
+                f"The LLM server at {self.base_url} sent a malformed reply: {_one_line(json.dumps(data))}."
             ) from exc
         usage = data.get("usage") or {}
         return Completion(
@@ -178,5 +187,77 @@ class OpenAICompatLLM:
         temperature: float = 0.0,
         stop: list[str] | None = None,
     ) -> Iterator[str]:
-        # Token streaming over SSE arrives with the agent work; until then the whole reply is one piece.
-        yield self.complete(messages, max_tokens=max_tokens, temperature=temperature, stop=stop).text
+        """The reply's text pieces as the server sends them (``stream: true``, server-sent events).
+
+        A connection that fails before the first piece is retried like :meth:`complete`; one that breaks after it
+        (the server died mid-reply) raises :class:`LLMError` at once: retrying would repeat what was already given.
+        """
+        import httpx
+
+        payload: dict[str, Any] = {
+            "model": self.name,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
+        }
+        if stop:
+            payload["stop"] = stop
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            started = False
+            try:
+                with self._client.stream("POST", f"{self.base_url}/chat/completions", json=payload) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        last = self._refusal(response, payload)
+                    else:
+                        for piece in self._sse_pieces(response):
+                            started = True
+                            yield piece
+                        return
+            except httpx.HTTPError as exc:
+                if started:
+                    raise LLMError(
+                        f"The LLM server at {self.base_url} stopped answering in the middle of a reply "
+                        f"({_one_line(str(exc)) or type(exc).__name__}); check that it is still running."
+                    ) from exc
+                last = exc
+            time.sleep(min(2.0, 0.25 * 2**attempt))
+        raise self._unreachable(last)
+
+    def _sse_pieces(self, response: Any) -> Iterator[str]:
+        """The ``delta.content`` of each ``data:`` event of a streamed chat completion, up to ``[DONE]``."""
+        done = False
+        for line in response.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[len("data:") :].strip()
+            if data == "[DONE]":
+                done = True
+                break
+            try:
+                event = json.loads(data)
+                if "error" in event:
+                    raise LLMError(
+                        f"The LLM server at {self.base_url} failed during a streamed reply: "
+                        f"{_one_line(json.dumps(event['error']))}."
+                    )
+                choice = event["choices"][0] if event.get("choices") else {}
+                piece = (choice.get("delta") or {}).get("content") or ""
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+                raise LLMError(
+                    f"The LLM server at {self.base_url} sent a malformed stream event: {_one_line(data)}."
+                ) from exc
+            if piece:
+                yield str(piece)
+        if not done:
+            raise LLMError(
+                f"The LLM server at {self.base_url} ended a streamed reply without [DONE]; check that it is still "
+                "running."
+            )
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters on one line (server errors go into one-sentence messages)."""
+    return " ".join(text.split())[:limit].rstrip(".")

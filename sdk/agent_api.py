@@ -209,6 +209,37 @@ class Agent:
         snapshot = self._graph(True).get_state(self._thread(thread_id))
         return list(snapshot.values.get("history", [])) if snapshot and snapshot.values else []
 
+    def threads(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        """This tenant's conversations, most recent first: ``thread_id``, ``title`` (the first question), ``turns``.
+
+        Read from the checkpoint file (``checkpoint_path``); a tenant's threads are the ones :meth:`chat` and
+        :meth:`stream` wrote under its name, so another tenant's never show.
+        """
+        path = self.settings.checkpoint_path
+        if not path.exists():
+            return []
+        prefix = f"{self.memory.tenant}:"
+        conn = sqlite3.connect(str(path), timeout=10.0)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "checkpoints" not in tables:
+                return []
+            rows = conn.execute(
+                "SELECT thread_id FROM checkpoints WHERE substr(thread_id, 1, ?) = ? GROUP BY thread_id"
+                " ORDER BY max(checkpoint_id) DESC LIMIT ?",
+                (len(prefix), prefix, limit),
+            ).fetchall()
+        finally:
+            conn.close()
+        found = []
+        for (full,) in rows:
+            thread_id = str(full)[len(prefix) :]
+            turns = self.history(thread_id)
+            questions = [t["content"] for t in turns if t.get("role") == "user"]
+            if questions:
+                found.append({"thread_id": thread_id, "title": questions[0][:80], "turns": len(questions)})
+        return found
+
     def close(self) -> None:
         if self._checkpoint_conn is not None:
             self._checkpoint_conn.close()

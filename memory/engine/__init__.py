@@ -12,11 +12,13 @@ handle wrote it (``"via": "user"``), so that the user changing or erasing it lat
 (:mod:`hopmem.memory.trust.corrections`).
 
 Modules: :mod:`~.config` (what the engine reads from the settings), :mod:`~.core` (components and identity),
-:mod:`~.writes`, :mod:`~.reviews` (feedback, erase, trust, quarantine), :mod:`~.reads`.
+:mod:`~.writes`, :mod:`~.reviews` (feedback, erase, trust, quarantine), :mod:`~.reads`, :mod:`~.catalog`
+(browse without a query, sources, erase a source).
 """
 
 from __future__ import annotations
 
+from hopmem.memory.engine.catalog import CatalogMixin
 from hopmem.memory.engine.config import EngineConfig
 from hopmem.memory.engine.reads import ReadsMixin
 from hopmem.memory.engine.reviews import ReviewsMixin
@@ -26,7 +28,7 @@ from hopmem.memory.trust.gate import WriteBlockedError
 __all__ = ["EngineConfig", "MemoryEngine", "WriteBlockedError"]
 
 
-class MemoryEngine(WritesMixin, ReviewsMixin, ReadsMixin):
+class MemoryEngine(CatalogMixin, WritesMixin, ReviewsMixin, ReadsMixin):
     """One tenant's memory: write, search, update, erase, review and inspect memories and ingested documents.
 
     Args:

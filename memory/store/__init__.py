@@ -12,6 +12,7 @@ module of this package (all of them derive from :class:`~hopmem.memory.store.bas
 * :mod:`~hopmem.memory.store.erase`: erasing memories, documents and tenants (with :data:`EraseHook`);
 * :mod:`~hopmem.memory.store.reads`: reading memories back, counts, the integrity check;
 * :mod:`~hopmem.memory.store.lexical_search`: bm25 search (the in-process index or FTS5);
+* :mod:`~hopmem.memory.store.catalog`: listings for browsing faces (documents with chunk counts, newest memories);
 * :mod:`~hopmem.memory.store.vector_rows`: the stored vectors and their epoch, for the vector indexes;
 * :mod:`~hopmem.memory.store.rows`: row helpers they share.
 """
@@ -25,6 +26,7 @@ from hopmem.memory.db import connect
 from hopmem.memory.errors import InputError, StoreError
 from hopmem.memory.schema import migrate
 from hopmem.memory.sql_filters import VISIBLE_SQL, require_tenant
+from hopmem.memory.store.catalog import StoreCatalog
 from hopmem.memory.store.documents import DocumentWrites
 from hopmem.memory.store.erase import EraseHook, StoreErasure
 from hopmem.memory.store.lexical_search import LexicalSearch
@@ -34,7 +36,7 @@ from hopmem.memory.store.writes import MemoryWrites, UpdateHook, WriteHook
 __all__ = ["VISIBLE_SQL", "EraseHook", "MemoryStore", "UpdateHook", "WriteHook", "require_tenant"]
 
 
-class MemoryStore(DocumentWrites, MemoryWrites, StoreErasure, LexicalSearch, VectorRows):
+class MemoryStore(DocumentWrites, MemoryWrites, StoreErasure, LexicalSearch, VectorRows, StoreCatalog):
     """One SQLite file holding documents, memories, FTS5 index, embeddings and audit log.
 
     Args:

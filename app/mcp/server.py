@@ -17,6 +17,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
 from pydantic import AnyUrl, ValidationError
 
+from hopmem.app.handles import HandlePool
 from hopmem.app.mcp.handles import CURRENT, SCOPE_KEY, Handles, Identity
 from hopmem.app.mcp.tools import memory_dict, recent, register_tools
 from hopmem.memory.errors import HopmemError
@@ -109,17 +110,20 @@ def _register_resources(server: MCPServer[Any], handles: Handles) -> None:
         return json.dumps({"memory": memory_dict(record)}, ensure_ascii=False)
 
 
-def build_server(settings: Settings, *, tenant: str | None = None, agent: str | None = None) -> HopmemMCP:
+def build_server(
+    settings: Settings, *, tenant: str | None = None, agent: str | None = None, pool: HandlePool | None = None
+) -> HopmemMCP:
     """The MCP server over ``settings``'s store; calls without an identity of their own act for ``tenant``/``agent``.
 
     Args:
         settings: where the store lives and how the agent answers (``llm_backend="none"``: extractively).
         tenant: the default tenant (default: ``settings.tenant``).
         agent: the default agent identity (None: the user's own handle).
+        pool: handles to share with a host server (None: the MCP server opens its own).
     """
     from hopmem import __version__
 
-    handles = Handles(settings, Identity(tenant or settings.tenant, agent))
+    handles = Handles(settings, Identity(tenant or settings.tenant, agent), pool)
     server = HopmemMCP(handles, name="hopmem", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
     register_tools(server, handles)
     _register_resources(server, handles)

@@ -7,7 +7,6 @@ becomes a tool error carrying its one sentence (see :class:`hopmem.app.mcp.serve
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.types import ToolAnnotations
@@ -44,14 +43,9 @@ def memory_dict(record: Any) -> dict[str, Any]:
 
 
 def recent(handles: Handles, limit: int) -> list[dict[str, Any]]:
-    """The ``limit`` most recently written visible memories of the current identity's tenant, newest first.
-
-    The SDK has no "latest" query, so this keeps the tail of ``Memory.export`` (oldest first); it reads the whole
-    tenant, which is fine at the sizes an MCP client browses.
-    """
+    """The ``limit`` most recently written visible memories of the current identity's tenant, newest first."""
     with handles.memory() as memory:
-        tail = deque(memory.export(), maxlen=limit)
-    return [memory_dict(r) for r in reversed(tail)]
+        return [memory_dict(r) for r in memory.recent(limit)]
 
 
 def register_tools(server: MCPServer, handles: Handles) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
+from hopmem.app.handles import Identity
 from hopmem.app.server.errors import ApiError, error_response
 
 
@@ -26,6 +27,11 @@ class Principal:
     tenant: str
     agent: str | None
     key_id: str
+
+    @property
+    def identity(self) -> Identity:
+        """The (tenant, agent) pair the handle pool keys on."""
+        return Identity(self.tenant, self.agent)
 
 
 def _presented_key(request: Request) -> str | None:

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -30,6 +30,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from hopmem.app.handles import HandlePool, Identity
 from hopmem.app.server.auth import Principal, principal
 from hopmem.app.server.errors import ApiError
 from hopmem.memory.errors import HopmemError
@@ -162,14 +163,21 @@ def models(who: Who) -> dict[str, Any]:
 async def chat_completions(body: ChatIn, who: Who, request: Request) -> dict[str, Any] | StreamingResponse:
     """Answer the last user message from the key's memory, with citations; ``stream: true`` streams over SSE."""
     question = _question(body)
-    agent, lock = request.app.state.hopmem.sessions.agent(who)
-    await run_in_threadpool(_check_llm, agent)
+    pool: HandlePool = request.app.state.hopmem.handles
+    identity = who.identity
+
+    def check() -> int:
+        with pool.agent(identity) as agent:
+            _check_llm(agent)
+            return int(agent.settings.max_question_chars)
+
+    max_chars = await run_in_threadpool(check)
     trace_id = uuid.uuid4().hex
     created = int(time.time())
     if not body.stream:
 
         def run() -> Any:
-            with lock:
+            with pool.agent(identity) as agent:
                 return agent.ask(question)
 
         answer = await run_in_threadpool(run)
@@ -177,9 +185,9 @@ async def chat_completions(body: ChatIn, who: Who, request: Request) -> dict[str
         return _completion(answer, trace_id, created)
     from hopmem.agent_api import validate_question
 
-    validate_question(question, agent.settings.max_question_chars)  # a bad question is a 400, not a broken stream
+    validate_question(question, max_chars)  # a bad question is a 400, not a broken stream
     return StreamingResponse(
-        _sse(agent, lock, question, trace_id, created),
+        _sse(pool, identity, question, trace_id, created),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -189,26 +197,30 @@ _END = object()
 
 
 def _pump(
-    events: Iterator[dict[str, Any]],
-    lock: threading.Lock,
+    pool: HandlePool,
+    identity: Identity,
+    question: str,
     loop: asyncio.AbstractEventLoop,
     queue: asyncio.Queue[Any],
     stop: threading.Event,
 ) -> None:
-    """Pull the agent's events in this thread until the run ends or ``stop`` is set; then close the run."""
-    with lock:
-        try:
-            for event in events:
-                if stop.is_set():
-                    break
-                loop.call_soon_threadsafe(queue.put_nowait, event)
-        except Exception as exc:  # handed to the response, which reports it in the stream
-            loop.call_soon_threadsafe(queue.put_nowait, exc)
-        finally:
-            close = getattr(events, "close", None)
-            if close is not None:
-                close()  # GeneratorExit in the graph: nodes not yet started (remember) never run
-            loop.call_soon_threadsafe(queue.put_nowait, _END)
+    """Run the agent in this thread, handing its events over, until the run ends or ``stop`` is set; then close it."""
+    try:
+        with pool.agent(identity) as agent:
+            events = agent.stream(question)
+            try:
+                for event in events:
+                    if stop.is_set():
+                        break
+                    loop.call_soon_threadsafe(queue.put_nowait, event)
+            finally:
+                close = getattr(events, "close", None)
+                if close is not None:
+                    close()  # GeneratorExit in the graph: nodes not yet started (remember) never run
+    except Exception as exc:  # handed to the response, which reports it in the stream
+        loop.call_soon_threadsafe(queue.put_nowait, exc)
+    finally:
+        loop.call_soon_threadsafe(queue.put_nowait, _END)
 
 
 def _chunk(run_id: str, created: int, delta: dict[str, Any], finish: str | None, **extra: Any) -> str:
@@ -223,12 +235,12 @@ def _chunk(run_id: str, created: int, delta: dict[str, Any], finish: str | None,
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def _sse(agent: Any, lock: threading.Lock, question: str, trace_id: str, created: int) -> AsyncIterator[str]:
+async def _sse(pool: HandlePool, identity: Identity, question: str, trace_id: str, created: int) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
     stop = threading.Event()
     worker = threading.Thread(
-        target=_pump, args=(agent.stream(question), lock, loop, queue, stop), daemon=True, name="hopmem-chat"
+        target=_pump, args=(pool, identity, question, loop, queue, stop), daemon=True, name="hopmem-chat"
     )
     worker.start()
     streamed = False

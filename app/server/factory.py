@@ -1,9 +1,10 @@
 """Build the FastAPI application of ``hopmem serve``.
 
-:func:`create_app` wires the parts: the key store (:mod:`~.keys`), the per-principal handles (:mod:`~.sessions`),
-the limits (:mod:`~.limits`), the error shape (:mod:`~.errors`) and the routes (:mod:`~.memory_routes`,
-:mod:`~.chat_routes`), plus ``/health`` and ``/ready``. :func:`app_from_env` is what each uvicorn worker calls: it
-reads the settings from ``HOPMEM_*`` variables, which ``hopmem serve`` sets before it starts the workers.
+:func:`create_app` wires the parts: the key store (:mod:`~.keys`), the per-identity handles
+(:mod:`hopmem.app.handles`, shared with /mcp), the limits (:mod:`~.limits`), the error shape (:mod:`~.errors`) and
+the routes (:mod:`~.memory_routes`, :mod:`~.chat_routes`), plus ``/health`` and ``/ready``. :func:`app_from_env` is
+what each uvicorn worker calls: it reads the settings from ``HOPMEM_*`` variables, which ``hopmem serve`` sets before
+it starts the workers.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.routing import Route
 
+from hopmem.app.handles import HandlePool
 from hopmem.app.server import chat_routes, memory_routes
 from hopmem.app.server.auth import principal
 from hopmem.app.server.errors import ApiError, error_response, install_handlers
 from hopmem.app.server.keys import KeyStore
 from hopmem.app.server.limits import BodyLimitMiddleware, RateLimiter
-from hopmem.app.server.sessions import Sessions
 
 if TYPE_CHECKING:
     from hopmem import Settings
@@ -57,7 +58,7 @@ class ServerState:
 
     settings: Settings
     keys: KeyStore
-    sessions: Sessions
+    handles: HandlePool
     rate: RateLimiter
     open_local: bool
     ready: bool = False
@@ -74,7 +75,7 @@ def create_app(settings: Settings, *, keys: KeyStore | None = None, open_local: 
     state = ServerState(
         settings=settings,
         keys=keys or KeyStore(key_path(settings)),
-        sessions=Sessions(settings),
+        handles=HandlePool(settings),
         rate=RateLimiter(settings.server_rate_per_minute),
         open_local=is_loopback(settings.server_host) if open_local is None else open_local,
     )
@@ -82,13 +83,15 @@ def create_app(settings: Settings, *, keys: KeyStore | None = None, open_local: 
     # MCP over streamable HTTP at /mcp, behind the same keys (docs/mcp.md); stateless: any worker answers any request.
     from hopmem.app.mcp import mcp_http_app
 
-    mcp = mcp_http_app(settings, authenticate=_mcp_identity, host=settings.server_host, stateless=True)
+    mcp = mcp_http_app(
+        settings, authenticate=_mcp_identity, host=settings.server_host, stateless=True, pool=state.handles
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with mcp.lifespan():
             yield
-        state.sessions.close()
+        state.handles.close()
 
     app = FastAPI(
         title="hopmem",

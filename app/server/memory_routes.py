@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 
+from hopmem.app.handles import HandlePool
 from hopmem.app.server.auth import Principal, principal
 from hopmem.app.server.schemas import BatchIn, EraseIn, FeedbackIn, MemoryIn, ReviewIn, SearchIn, UpdateIn
 
@@ -21,14 +22,14 @@ router = APIRouter(prefix="/v1", tags=["memory"])
 Who = Annotated[Principal, Depends(principal)]
 
 
-def _sessions(request: Request) -> Any:
-    return request.app.state.hopmem.sessions
+def _handles(request: Request) -> HandlePool:
+    return cast(HandlePool, request.app.state.hopmem.handles)
 
 
 @router.post("/memories", summary="Remember one text")
 def add_memory(body: MemoryIn, who: Who, request: Request) -> dict[str, Any]:
     """Write one memory as the key's agent (or the user); ``quarantined`` says the trust gate held it for review."""
-    with _sessions(request).memory(who) as memory:
+    with _handles(request).memory(who.identity) as memory:
         record = memory.add(
             body.content,
             title=body.title,
@@ -46,7 +47,7 @@ def add_memory(body: MemoryIn, who: Who, request: Request) -> dict[str, Any]:
 @router.post("/memories/batch", summary="Remember many texts")
 def add_batch(body: BatchIn, who: Who, request: Request) -> dict[str, Any]:
     """Write many memories; every item is checked before the first write, so one bad item writes nothing."""
-    with _sessions(request).memory(who) as memory:
+    with _handles(request).memory(who.identity) as memory:
         results = memory.add_many(body.items, agent=body.agent, source_class=body.source_class, progress=False)
     return {"results": [vars(r) for r in results]}
 
@@ -54,7 +55,7 @@ def add_batch(body: BatchIn, who: Who, request: Request) -> dict[str, Any]:
 @router.post("/memories/search", summary="Search memories")
 def search(body: SearchIn, who: Who, request: Request) -> dict[str, Any]:
     """The top ``k`` memories of the key's tenant for ``query``, optionally filtered by agent, tags, class, time."""
-    with _sessions(request).memory(who) as memory:
+    with _handles(request).memory(who.identity) as memory:
         results = memory.search(
             body.query,
             k=body.k,
@@ -71,14 +72,14 @@ def search(body: SearchIn, who: Who, request: Request) -> dict[str, Any]:
 @router.get("/memories/{memory_id}", summary="Read one memory")
 def get_memory(memory_id: int, who: Who, request: Request) -> dict[str, Any]:
     """One memory of the key's tenant, with its provenance (404 when the tenant has no such memory)."""
-    with _sessions(request).memory(who) as memory:
+    with _handles(request).memory(who.identity) as memory:
         return dict(memory.get(memory_id).to_dict())
 
 
 @router.patch("/memories/{memory_id}", summary="Change a memory")
 def update_memory(memory_id: int, body: UpdateIn, who: Who, request: Request) -> dict[str, Any]:
     """Change content, title, tags, metadata or importance; the change joins the memory's provenance."""
-    with _sessions(request).memory(who) as memory:
+    with _handles(request).memory(who.identity) as memory:
         record = memory.update(
             memory_id,
             content=body.content,
@@ -94,14 +95,14 @@ def update_memory(memory_id: int, body: UpdateIn, who: Who, request: Request) ->
 @router.delete("/memories/{memory_id}", summary="Erase one memory")
 def delete_memory(memory_id: int, who: Who, request: Request) -> dict[str, Any]:
     """Erase one memory for good (vectors, feedback and conversations included); erases nothing of other tenants."""
-    with _sessions(request).memory(who) as memory:
+    with _handles(request).memory(who.identity) as memory:
         return dict(memory.erase(memory_id).to_dict())
 
 
 @router.post("/memories/erase", summary="Erase by ids, filter or everything")
 def erase(body: EraseIn, who: Who, request: Request) -> dict[str, Any]:
     """Erase memories by ids, by a filter (agent, tags, class, time), or the whole tenant (``everything``)."""
-    with _sessions(request).memory(who) as memory:
+    with _handles(request).memory(who.identity) as memory:
         report = memory.erase(
             body.ids,
             agent=body.agent,
@@ -117,7 +118,7 @@ def erase(body: EraseIn, who: Who, request: Request) -> dict[str, Any]:
 @router.post("/memories/{memory_id}/feedback", summary="Give feedback on a memory")
 def feedback(memory_id: int, body: FeedbackIn, who: Who, request: Request) -> dict[str, Any]:
     """Record ``up``, ``down`` or ``click``; it is also a trust signal about the memory's writer."""
-    with _sessions(request).memory(who) as memory:
+    with _handles(request).memory(who.identity) as memory:
         event = memory.feedback(memory_id, body.kind, query=body.query)
     return {"event": event}
 
@@ -125,34 +126,34 @@ def feedback(memory_id: int, body: FeedbackIn, who: Who, request: Request) -> di
 @router.get("/quarantine", summary="List writes held for review")
 def quarantine(who: Who, request: Request) -> dict[str, Any]:
     """The tenant's quarantined writes, oldest first."""
-    with _sessions(request).memory(who) as memory:
+    with _handles(request).memory(who.identity) as memory:
         return {"held": memory.quarantine()}
 
 
 @router.post("/quarantine/approve", summary="Approve held writes (user key)")
 def approve(body: ReviewIn, who: Who, request: Request) -> dict[str, Any]:
     """Release quarantined memories; only a user key may (an agent key gets 403)."""
-    with _sessions(request).memory(who) as memory:
+    with _handles(request).memory(who.identity) as memory:
         return {"approved": memory.approve(body.ids, note=body.note)}
 
 
 @router.post("/quarantine/reject", summary="Reject held writes (user key)")
 def reject(body: ReviewIn, who: Who, request: Request) -> dict[str, Any]:
     """Erase quarantined memories for good; only a user key may (an agent key gets 403)."""
-    with _sessions(request).memory(who) as memory:
+    with _handles(request).memory(who.identity) as memory:
         return dict(memory.reject(body.ids).to_dict())
 
 
 @router.get("/trust", summary="Trust of the tenant's agents")
 def trust(who: Who, request: Request, agent: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
     """The trust of ``agent``, or of every agent of the tenant (most trusted first)."""
-    with _sessions(request).memory(who) as memory:
+    with _handles(request).memory(who.identity) as memory:
         return {"agents": [t.to_dict() for t in memory.trust_of(agent)]}
 
 
 @router.get("/stats", summary="What the tenant's store holds")
 def stats(who: Who, request: Request) -> dict[str, Any]:
-    with _sessions(request).memory(who) as memory:
+    with _handles(request).memory(who.identity) as memory:
         data = memory.stats()
     data.pop("path", None)  # the server's file layout is not the client's business
     return {**data, "tenant": who.tenant, "agent": who.agent}
@@ -171,7 +172,7 @@ def ingest(who: Who, request: Request, files: Annotated[list[UploadFile], File()
                 while chunk := upload.file.read(1 << 20):
                     out.write(chunk)
             paths.append(target)
-        with _sessions(request).memory(who) as memory:
+        with _handles(request).memory(who.identity) as memory:
             report = memory.ingest(paths, progress=False)
     data = report.to_dict()
     return {k: _relative(v, tmp) for k, v in data.items()}

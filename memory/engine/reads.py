@@ -58,6 +58,10 @@ class ReadsMixin(EngineCore):
         """Every memory of this tenant, oldest first."""
         return self.store.export(self.tenant)
 
+    def recent(self, limit: int = 10) -> list[MemoryRecord]:
+        """The ``limit`` most recently written memories of this tenant, newest first (one indexed query)."""
+        return self.store.recent(self.tenant, limit)
+
     def stats(self) -> dict[str, Any]:
         data = self.store.stats(self.tenant)
         data["vector_backend"] = self.config.vector_backend

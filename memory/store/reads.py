@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from hopmem.memory.errors import InputError
 from hopmem.memory.records import MemoryRecord, SearchFilter
 from hopmem.memory.sql_filters import VISIBLE_SQL, filter_sql, require_tenant
 from hopmem.memory.store.base import StoreBase
@@ -62,6 +63,20 @@ class MemoryReads(StoreBase):
                 return
             yield from self.get(tenant, ids)
             after = ids[-1]
+
+    def recent(self, tenant: str, limit: int) -> list[MemoryRecord]:
+        """The ``limit`` most recently written visible memories of ``tenant``, newest first (by id: ids only grow)."""
+        require_tenant(tenant)
+        if limit < 1:
+            raise InputError(f"limit must be at least 1, got {limit}.")
+        ids = [
+            int(r[0])
+            for r in self.conn.execute(
+                "SELECT id FROM memories m WHERE tenant = ? AND " + VISIBLE_SQL + " ORDER BY id DESC LIMIT ?",
+                (tenant, limit),
+            )
+        ]
+        return self.get(tenant, ids)
 
     def stats(self, tenant: str) -> dict[str, Any]:
         """Counts of documents, memories and vectors of ``tenant`` (``memories`` counts visible ones only)."""

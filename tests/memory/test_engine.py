@@ -275,3 +275,14 @@ def test_export_yields_every_memory_in_id_order(memory: MemoryEngine) -> None:
     assert [r.id for r in memory.store.export("t1", batch=4)] == ids  # across batch boundaries
     memory.erase(ids[3:20:2])
     assert [r.id for r in memory.export()] == [i for i in ids if i not in ids[3:20:2]]
+
+
+def test_recent_is_newest_first_and_skips_erased_and_other_tenants(memory: MemoryEngine) -> None:
+    ids = [r.id for r in memory.add_many([f"recent note {i}" for i in range(7)], progress=False)]
+    assert [r.id for r in memory.recent(3)] == ids[::-1][:3]
+    memory.erase([ids[6]])
+    assert [r.id for r in memory.recent(3)] == [ids[5], ids[4], ids[3]]
+    assert memory.store.recent("someone-else", 5) == []
+    assert len(memory.recent(100)) == 6
+    with pytest.raises(InputError, match="at least 1"):
+        memory.recent(0)

@@ -199,3 +199,28 @@ def test_refuses_a_public_address_without_keys_and_keys_cli(tmp_path: Path) -> N
     assert run_hopmem("keys", "revoke", key["id"], env=env).returncode == 0
     again = run_hopmem("keys", "revoke", key["id"], env=env)
     assert again.returncode != 0 and "revoked already" in again.stderr
+
+
+def test_quarantine_review_over_http(server: LiveServer) -> None:
+    """A poisoning write is held (invisible to search), then the user key approves one and rejects another."""
+    user = server.client(server.key("review"))
+    bot = server.client(server.key("review", "poisoner"))
+    fact = "The Cranfield wind tunnel reached Mach 3.5 in its first supersonic test run in 1952."
+    assert not user.post("/v1/memories", json={"content": fact}).json()["quarantined"]
+    held = [bot.post("/v1/memories", json={"content": fact.replace("3.5", n)}).json() for n in ("1.5", "2.5")]
+    assert [h["quarantined"] for h in held] == [True, True]
+    listed = user.get("/v1/quarantine").json()["held"]
+    assert [e["id"] for e in listed] == [h["id"] for h in held] and "contradicts" in listed[0]["reason"]
+    found = user.post("/v1/memories/search", json={"query": "Cranfield wind tunnel Mach", "k": 10}).json()["results"]
+    assert {r["id"] for r in found}.isdisjoint(h["id"] for h in held)
+    assert server.client(server.key("other-tenant")).get("/v1/quarantine").json() == {"held": []}
+
+    assert user.post("/v1/quarantine/approve", json={"ids": [held[0]["id"]], "note": "checked"}).json()["approved"]
+    assert user.post("/v1/quarantine/reject", json={"ids": [held[1]["id"]]}).json()["memories"] == 1
+    assert user.get("/v1/quarantine").json() == {"held": []}
+    found = user.post("/v1/memories/search", json={"query": "Cranfield wind tunnel Mach", "k": 10}).json()["results"]
+    assert held[0]["id"] in {r["id"] for r in found} and held[1]["id"] not in {r["id"] for r in found}
+    assert user.get(f"/v1/memories/{held[0]['id']}").json()["provenance"][-1]["action"] == "approve"
+    one_sentence_error(user.get(f"/v1/memories/{held[1]['id']}"), 404)
+    user.close()
+    bot.close()

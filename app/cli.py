@@ -20,6 +20,7 @@ from hopmem.app.mcp_cli import mcp
 from hopmem.app.memory_cli import memory_app
 from hopmem.app.serve_cli import keys_app, serve
 from hopmem.app.trust_cli import trust_app
+from hopmem.app.ui_cli import ui
 from hopmem.memory.errors import HopmemError
 from hopmem.settings import Settings
 
@@ -44,6 +45,7 @@ app.add_typer(finetune_app, name="finetune")
 app.add_typer(keys_app, name="keys")
 app.command("serve")(serve)
 app.command("mcp")(mcp)
+app.command("ui")(ui)
 
 
 @app.callback()

@@ -1,0 +1,45 @@
+"""The Gradio Blocks app: a header naming who the session acts as, and the tabs (Chat with its reasoning view,
+Documents, Memory, Settings). Each tab is its own module; this one only lays them out."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from hopmem.ui import chat, documents, memory_browser, settings_tab
+from hopmem.ui.context import UIContext, explain
+
+CSS = """
+#reasoning { font-size: 0.9em; max-height: 640px; overflow-y: auto; }
+#citation-card, #mem-card { border-left: 3px solid var(--color-accent); padding-left: 0.8em; }
+"""
+
+
+def build_app(ctx: UIContext) -> gr.Blocks:
+    """The app over ``ctx`` (settings, handles, login)."""
+    with gr.Blocks(title="hopmem") as app:
+        header = gr.Markdown("## hopmem", elem_id="header")
+        overrides = gr.State({})
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                chat.build(ctx, overrides)
+            with gr.Tab("Documents", id="documents"):
+                documents.build(ctx)
+            with gr.Tab("Memory", id="memory"):
+                memory_browser.build(ctx)
+            with gr.Tab("Settings", id="settings"):
+                settings_tab.build(ctx, overrides)
+
+        def whoami(request: gr.Request) -> str:
+            try:
+                who = ctx.who(request)
+            except Exception as exc:
+                return f"## hopmem\n⚠ {explain(exc)}"
+            with ctx.handles.memory(who) as memory:
+                stats = memory.stats()
+            return (
+                f"## hopmem\nActing for {who.label} · {stats['documents']} documents, {stats['memories']} memories, "
+                f"{stats['quarantined']} held for review"
+            )
+
+        app.load(whoami, None, [header], api_name="whoami")
+    return app

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from hopmem.app.common import echo_json, settings
+from hopmem.memory.errors import InputError
 
 bench_app = typer.Typer(help="Benchmarks of the memory engine (JSON plus a short table).", no_args_is_help=True)
 
@@ -233,6 +234,14 @@ def bench_planner(
     _write(report, json_out)
 
 
+def _client_counts(text: str) -> tuple[int, ...]:
+    """``"1,2,4"`` -> (1, 2, 4); an empty text is no sweep."""
+    try:
+        return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise InputError(f"--sweep takes client counts separated by commas (e.g. 1,2,4,8,16), not {text!r}.") from None
+
+
 @bench_app.command("serve")
 def bench_serve(
     clients: Annotated[int, typer.Option(min=1, max=256, help="concurrent HTTP clients")] = 16,
@@ -254,6 +263,11 @@ def bench_serve(
     mode: Annotated[str, typer.Option(help="search mode: hybrid, lexical or dense")] = "hybrid",
     data: Annotated[Path | None, _DATA] = None,
     seed: Annotated[int, typer.Option(help="seed of the texts, queries and operation order")] = 0,
+    sweep: Annotated[
+        str, typer.Option(help="after the loaded run, one run per client count, e.g. 1,2,4,8,16 (latency by load)")
+    ] = "",
+    sweep_requests: Annotated[int, typer.Option(min=1, help="requests of each --sweep run")] = 200,
+    plot: Annotated[Path | None, typer.Option(help="write a PNG of the --sweep's search latency by clients")] = None,
 ) -> None:
     """Load a real hopmem serve on loopback: concurrent search/add (and chat), latency per operation, lost writes."""
     from hopmem.app.serve_bench import ServeBenchConfig, run_serve_bench
@@ -270,7 +284,11 @@ def bench_serve(
         mode=mode,
         seed=seed,
         data_root=data,
+        sweep=_client_counts(sweep),
+        sweep_requests=sweep_requests,
     )
+    if plot is not None and not config.sweep:
+        raise InputError("--plot draws the --sweep; give --sweep too (e.g. --sweep 1,2,4,8,16).")
     report = run_serve_bench(config, settings=settings(), command=_command())
     ver = report["verification"]
     typer.echo(
@@ -289,6 +307,17 @@ def bench_serve(
         f"adds acknowledged={ver['acknowledged_adds']}  found={ver['found']}  indexed={ver['indexed']}  "
         f"lost={len(ver['lost'])}  store memories={ver['stats']['memories']}  vectors={ver['stats']['vectors']}"
     )
+    if report["sweep"]:
+        typer.echo(f"{'clients':>7} {'req/s':>8} {'search p50':>11} {'p95':>8} {'add p50':>8} {'floor':>8}")
+        for row in report["sweep"]:
+            typer.echo(
+                f"{row['clients']:>7} {row['throughput_rps']:>8.1f} {row['search']['p50']:>11.2f} "
+                f"{row['search']['p95']:>8.2f} {row['add']['p50']:>8.2f} {row['bound_ms'] or 0:>8.2f}"
+            )
+    if plot is not None:
+        from hopmem.eval.plots import plot_serve_sweep
+
+        typer.echo(f"plot: {plot_serve_sweep(report, plot)}")
     for name, target in report["targets"].items():
         verdict = "met" if target["met"] else "NOT MET"
         if "target_ms" in target:

@@ -81,6 +81,9 @@ class ServeBenchConfig:
         mode: search mode of the searches.
         seed: seed of the corpus texts, queries and the operation order.
         data_root: folder with the corpora (default: ``shared/data``).
+        sweep: client counts of extra runs after the loaded one (``sweep_requests`` operations each, same mix), to
+            show how the latency grows with the requests in flight.
+        sweep_requests: operations of each sweep run.
     """
 
     clients: int = 16
@@ -94,11 +97,15 @@ class ServeBenchConfig:
     mode: str = "hybrid"
     seed: int = 0
     data_root: Path | None = None
+    sweep: tuple[int, ...] = ()
+    sweep_requests: int = 200
 
     def check(self) -> None:
         """Raises :class:`InputError` for values the run cannot use."""
         if self.clients < 1 or self.requests < 1 or self.workers < 1:
             raise InputError("--clients, --requests and --workers must each be at least 1.")
+        if any(c < 1 for c in self.sweep) or (self.sweep and self.sweep_requests < 1):
+            raise InputError("Every --sweep client count and --sweep-requests must be at least 1.")
         if not 0.0 <= self.add_share <= 1.0:
             raise InputError(f"The share of adds must be between 0 and 1, not {self.add_share}.")
         if self.store is None and self.n < 1:
@@ -331,12 +338,14 @@ def _verify(url: str, key: str, adds: list[Sample]) -> dict[str, Any]:
     }
 
 
-def _operations(config: ServeBenchConfig, queries: list[str], new_texts: list[str]) -> list[tuple[str, str]]:
-    """The loaded run's operations in order: adds take the next new text, searches the next query (cycled)."""
+def _operations(
+    config: ServeBenchConfig, queries: list[str], new_texts: list[str], count: int
+) -> list[tuple[str, str]]:
+    """``count`` operations in order: adds take the next new text, searches the next query (cycled)."""
     rng = random.Random(config.seed)
     ops: list[tuple[str, str]] = []
     adds = searches = 0
-    for _ in range(config.requests):
+    for _ in range(count):
         if rng.random() < config.add_share:
             ops.append(("add", new_texts[adds]))
             adds += 1
@@ -344,6 +353,29 @@ def _operations(config: ServeBenchConfig, queries: list[str], new_texts: list[st
             ops.append(("search", queries[searches % len(queries)]))
             searches += 1
     return ops
+
+
+def _sweep(
+    url: str, key: str, config: ServeBenchConfig, ops: list[tuple[str, str]]
+) -> tuple[list[dict[str, Any]], list[Sample]]:
+    """One run per client count of ``config.sweep`` over consecutive slices of ``ops``: a row of latency by load.
+
+    ``bound_ms`` is Little's law's floor for that run: with ``clients`` requests always in flight at the measured
+    throughput, a request spends ``clients / throughput`` seconds in the server on average, whatever the search costs.
+    """
+    rows: list[dict[str, Any]] = []
+    every: list[Sample] = []
+    for i, clients in enumerate(config.sweep):
+        part = ops[i * config.sweep_requests : (i + 1) * config.sweep_requests]
+        samples, wall_s = _run_ops(url, key, part, clients, config.mode)
+        every.extend(samples)
+        rps = len(samples) / wall_s if wall_s > 0 else 0.0
+        row = {"clients": clients, "requests": len(samples), "throughput_rps": round(rps, 2)}
+        row["search"] = _summary([s for s in samples if s.op == "search"])
+        row["add"] = _summary([s for s in samples if s.op == "add"])
+        row["bound_ms"] = round(1000 * clients / rps, 2) if rps else None
+        rows.append(row)
+    return rows, every
 
 
 def _targets(
@@ -394,13 +426,14 @@ def run_serve_bench(config: ServeBenchConfig, *, settings: Settings, command: st
         data_dir = root / "data"
         store = _prepare_store(config, settings, data_dir, corpus)
         start_memories = store["memories"]
-        adds_needed = config.requests
+        adds_needed = config.requests + len(config.sweep) * config.sweep_requests
         new_texts = [m["content"] for m in generate_memories(start_memories + adds_needed, corpus, seed=config.seed)]
         new_texts = new_texts[start_memories:]
         queries, query_source = generate_queries(
             max(config.requests, config.idle_queries, 50), corpus, seed=config.seed
         )
-        ops = _operations(config, queries, new_texts)
+        all_ops = _operations(config, queries, new_texts, adds_needed)
+        ops = all_ops[: config.requests]
         env = _server_env(settings, data_dir)
         key = _create_key(env, settings.tenant)
         log_path = root / "server.log"
@@ -418,14 +451,15 @@ def run_serve_bench(config: ServeBenchConfig, *, settings: Settings, command: st
             if config.chat:
                 chat_ops = [("chat", q) for q in queries[: config.chat]]
                 chat, chat_wall = _run_ops(url, key, chat_ops, min(config.clients, config.chat), config.mode)
-            verification = _verify(url, key, [s for s in samples if s.op == "add"])
+            sweep_rows, sweep_samples = _sweep(url, key, config, all_ops[config.requests :])
+            verification = _verify(url, key, [s for s in [*samples, *sweep_samples] if s.op == "add"])
         server_log = _tail(log_path) if any(s.error for s in [*warm, *idle, *samples, *chat]) else None
 
     per_op = {op: _summary([s for s in samples if s.op == op]) for op in ("search", "add")}
     idle_row = _summary(idle) if idle else None
     if chat:
         per_op["chat"] = {**_summary(chat), "wall_s": round(chat_wall, 3)}
-    errors = sum(1 for s in samples if s.error) + sum(1 for s in chat if s.error)
+    errors = sum(1 for s in [*samples, *chat, *sweep_samples] if s.error)
     lost = len(verification["lost"])
     report: dict[str, Any] = {
         "clients": config.clients,
@@ -445,6 +479,7 @@ def run_serve_bench(config: ServeBenchConfig, *, settings: Settings, command: st
         "throughput_rps": round(len(samples) / wall_s, 2) if wall_s > 0 else None,
         "errors": errors,
         "error_samples": [s.error for s in [*samples, *chat] if s.error][:5],
+        "sweep": sweep_rows,
         "verification": verification,
         "targets": _targets(start_memories, per_op, idle_row, errors, lost),
         "store": store,

@@ -69,3 +69,38 @@ def plot_rerank_report(report: dict[str, Any], path: Path | str) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_serve_sweep(report: dict[str, Any], path: Path | str) -> Path:
+    """Search latency of ``hopmem bench serve --sweep`` by clients in flight, with Little's-law floor and the target.
+
+    Args:
+        report: the bench's report (its ``sweep`` rows; ``targets`` for the search goal, when judged).
+        path: the PNG to write.
+    """
+    rows = report.get("sweep") or []
+    if not rows:
+        raise ConfigError("The report has no sweep rows; run hopmem bench serve with --sweep.")
+    plt = _pyplot()
+    clients = [r["clients"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(clients, [r["search"]["p50"] for r in rows], "o-", label="search p50 (HTTP, end to end)")
+    ax.plot(clients, [r["search"]["p95"] for r in rows], "s--", label="search p95")
+    ax.plot(clients, [r["bound_ms"] for r in rows], ":", color="grey", label="clients / throughput (Little's law)")
+    target = next(
+        (t for n, t in report.get("targets", {}).items() if n.startswith("search_p50") and "target_ms" in t), None
+    )
+    if target is not None:
+        ax.axhline(target["target_ms"], color="red", linewidth=0.8, label=f"target p50 {target['target_ms']:.0f} ms")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(clients, [str(c) for c in clients])
+    ax.set_xlabel("concurrent clients (requests in flight)")
+    ax.set_ylabel("ms")
+    ax.set_title(f"hopmem serve: {report.get('n')} memories, {report.get('workers')} workers, {report.get('mix')}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -7,6 +7,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.app.server_helpers import server_env
 from tests.conftest import run_hopmem
 
@@ -18,6 +20,7 @@ def _ordered(row: dict[str, Any]) -> None:
 def test_bench_serve_small_run_has_no_errors_and_keeps_every_write(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "reports" / "serve.json"
     args = ["--n", "200", "--clients", "4", "--requests", "40", "--workers", "2", "--idle-queries", "5"]
+    args += ["--sweep", "1,3", "--sweep-requests", "12", "--plot", str(tmp_path / "sweep.png")]
     result = run_hopmem(
         "bench", "serve", *args, "--data", str(shared_data), "--json", str(out), env=server_env(tmp_path), timeout=600
     )
@@ -37,8 +40,15 @@ def test_bench_serve_small_run_has_no_errors_and_keeps_every_write(shared_data: 
     assert report["errors"] == 0 and report["error_samples"] == [] and report["warmup_errors"] == 0
     assert report["throughput_rps"] > 0 and report["wall_s"] > 0
 
+    sweep = report["sweep"]
+    assert [r["clients"] for r in sweep] == [1, 3] and [r["requests"] for r in sweep] == [12, 12]
+    for row in sweep:
+        assert row["search"]["errors"] == row["add"]["errors"] == 0 and row["throughput_rps"] > 0
+        assert row["bound_ms"] == pytest.approx(1000 * row["clients"] / row["throughput_rps"], rel=1e-2)
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
     ver = report["verification"]
-    adds = per_op["add"]["count"]
+    adds = per_op["add"]["count"] + sum(r["add"]["count"] for r in sweep)
     assert ver["acknowledged_adds"] == ver["found"] == ver["indexed"] == adds
     assert ver["lost"] == [] and ver["unindexed"] == [] and ver["changed"] == []
     assert ver["stats"] == {"memories": 200 + adds, "vectors": 200 + adds}

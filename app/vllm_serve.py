@@ -321,7 +321,7 @@ def build_plan(args: argparse.Namespace, cache_dir: Path) -> LaunchPlan:
     )
 
 
-def _stop(cache_dir: Path, config: Path) -> None:
+def _stop(cache_dir: Path, config: Path | None) -> None:
     pid_file = _state_dir(cache_dir) / "server.pid"
     if pid_file.is_file():
         pid = int(pid_file.read_text().split()[0])
@@ -329,7 +329,7 @@ def _stop(cache_dir: Path, config: Path) -> None:
         pid_file.unlink()
     else:
         print("no vLLM server was started by make serve-vllm")
-    if config.is_file() and BLOCK_START in config.read_text(encoding="utf-8"):
+    if config is not None and config.is_file() and BLOCK_START in config.read_text(encoding="utf-8"):
         config.write_text(remove_block(config.read_text(encoding="utf-8")), encoding="utf-8")
         print(f"removed the vLLM settings from {config}")
 
@@ -362,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cache_dir = get_settings().cache_dir
         config = (args.config or settings_file()).expanduser()
         if args.stop:
-            _stop(cache_dir, config)
+            _stop(cache_dir, None if args.no_config else config)
             return 0
         pid_file = _state_dir(cache_dir) / "server.pid"
         if pid_file.is_file():
@@ -392,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             proc.wait()
         except KeyboardInterrupt:
-            _stop(cache_dir, config)
+            _stop(cache_dir, None if args.no_config else config)
     return 0
 
 

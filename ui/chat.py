@@ -124,7 +124,7 @@ def evidence_feedback(
             after = memory.memory_trust([record.id]).get(record.id)
             line = _trust_line(memory, record)
             card = render.memory_card(record, after)
-        thumb = "👍" if kind == "up" else "👎"
+        thumb = "▲ good" if kind == "up" else "▼ bad"
         change = f"memory trust {before:.3f} → {after:.3f}" if before is not None and after is not None else ""
         return f"Recorded {thumb} on #{record.id}: {change}; {line}.", card
     except Exception as exc:
@@ -144,7 +144,7 @@ def answer_feedback(kind: str, last: dict[str, Any] | None, ctx: UIContext, requ
         with ctx.handles.memory(ctx.who(request)) as memory:
             for memory_id in targets:
                 memory.feedback(memory_id, kind, query=last.get("question"))
-        thumb = "👍" if kind == "up" else "👎"
+        thumb = "▲ good" if kind == "up" else "▼ bad"
         what = "the remembered answer" if last.get("remembered") else "the cited passages"
         return f"Recorded {thumb} on {what} ({', '.join(f'#{i}' for i in targets)})."
     except Exception as exc:
@@ -195,7 +195,11 @@ def build(ctx: UIContext, overrides: gr.State) -> None:
         with gr.Column(scale=3):
             with gr.Row():
                 threads = gr.Dropdown(
-                    label="Conversation", choices=[("(new conversation)", NO_THREAD)], value=NO_THREAD, scale=4
+                    label="Conversation",
+                    choices=[("(new conversation)", NO_THREAD)],
+                    value=NO_THREAD,
+                    allow_custom_value=True,  # a thread id typed or sent through the API (the picker lists them)
+                    scale=4,
                 )
                 refresh = gr.Button("↻ Conversations", scale=1)
             chatbot = gr.Chatbot(label="Chat", height=380, elem_id="chat", buttons=["copy"])
@@ -205,13 +209,13 @@ def build(ctx: UIContext, overrides: gr.State) -> None:
             with gr.Row():
                 send = gr.Button("Ask", variant="primary", elem_id="ask")
                 stop = gr.Button("Stop", variant="stop", elem_id="stop")
-                up = gr.Button("👍 Answer", elem_id="answer-up")
-                down = gr.Button("👎 Answer", elem_id="answer-down")
+                up = gr.Button("▲ Good answer", elem_id="answer-up")
+                down = gr.Button("▼ Bad answer", elem_id="answer-down")
             status = gr.Markdown(elem_id="chat-status")
             citations = gr.Radio(label="Citations: click one to see it", choices=[], elem_id="citations")
             with gr.Row():
-                ev_up = gr.Button("👍 Evidence", elem_id="evidence-up")
-                ev_down = gr.Button("👎 Evidence", elem_id="evidence-down")
+                ev_up = gr.Button("▲ Good evidence", elem_id="evidence-up")
+                ev_down = gr.Button("▼ Bad evidence", elem_id="evidence-down")
             card = gr.Markdown(elem_id="citation-card")
         with gr.Column(scale=2):
             gr.Markdown("#### Reasoning")

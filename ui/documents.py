@@ -76,7 +76,8 @@ def ingest_uploads(files: Any, folder: Any, ctx: UIContext, request: gr.Request 
                     totals[key] += getattr(report, key)
                 if report.errors:
                     totals["failed"] += 1
-                    lines.append(f"- ✗ {name}: {report.errors[0][1]} Nothing was stored from it.")
+                    message = report.errors[0][1].replace(str(copy.resolve()), name).replace(str(copy), name)
+                    lines.append(f"- ✗ {name}: {message} Nothing was stored from it.")
                 else:
                     state = "new" if report.added else "changed" if report.replaced else "unchanged"
                     lines.append(f"- ✓ {name}: {state}, {report.chunks} chunks")
@@ -135,7 +136,9 @@ def build(ctx: UIContext) -> None:
     summary = gr.Markdown()
     table = gr.Dataframe(headers=SOURCE_HEADERS, interactive=False, elem_id="sources", wrap=True)
     with gr.Row():
-        pick = gr.Dropdown(label="Source to remove", choices=[], elem_id="remove-pick", scale=3)
+        pick = gr.Dropdown(
+            label="Source to remove", choices=[], elem_id="remove-pick", scale=3, allow_custom_value=True
+        )
         remove = gr.Button("Remove…", variant="stop", scale=1, elem_id="remove")
     with gr.Row(visible=False) as confirm_row:
         confirm_text = gr.Markdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from hopmem.ui.context import UIContext
@@ -29,6 +30,8 @@ def require_gradio() -> None:
     """Import gradio, or fail with one sentence naming the extra that installs it."""
     from hopmem import ConfigError
 
+    # Local first: no usage statistics leave the machine (gradio sends them unless told not to).
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
         import gradio  # noqa: F401
     except ImportError as exc:

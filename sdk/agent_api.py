@@ -12,6 +12,7 @@ from hopmem.agents.config import AgentConfig
 from hopmem.agents.deps import GraphDeps
 from hopmem.agents.graph import build_graph
 from hopmem.agents.llm import ChatLLM, load_llm
+from hopmem.agents.llm.metered import MeteredLLM
 from hopmem.answer import Answer
 from hopmem.memory.errors import ConfigError, InputError
 from hopmem.memory_api import Memory
@@ -93,7 +94,7 @@ class Agent:
             reranker, reranker_warning = self._reranker()
             deps = GraphDeps(
                 searcher=self.memory.searcher,
-                llm=self.llm,
+                llm=MeteredLLM(self.llm) if self.llm is not None else None,  # each call's cost goes into the trace
                 config=AgentConfig.from_settings(self.settings),
                 hopper=self._hopper(),
                 reranker=reranker,

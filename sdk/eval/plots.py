@@ -104,3 +104,40 @@ def plot_serve_sweep(report: dict[str, Any], path: Path | str) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_agent_bench(report: dict[str, Any], path: Path | str) -> Path:
+    """Where the agent's time goes (mean ms per step) and how the totals spread against the targets.
+
+    Args:
+        report: ``hopmem bench agent``'s report (``steps``, ``targets``) with its ``per_query`` rows.
+        path: the PNG to write.
+    """
+    plt = _pyplot()
+    steps = report["steps"]
+    names = sorted(steps, key=lambda n: steps[n]["mean"])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 4.0))
+    left.barh(names, [steps[n]["mean"] for n in names], color="#4c72b0")
+    for i, name in enumerate(names):
+        left.text(steps[name]["mean"], i, f" {100 * steps[name]['share']:.0f}%", va="center", fontsize=8)
+    left.set_xlabel("mean ms per question (share of the total)")
+    left.set_title("time per step")
+    rows = report.get("per_query") or []
+    totals = sorted(r["ms"] / 1000 for r in rows)
+    firsts = sorted(r["first_token_ms"] / 1000 for r in rows)
+    right.plot(totals, [(i + 1) / len(totals) for i in range(len(totals))], label="whole answer")
+    right.plot(firsts, [(i + 1) / len(firsts) for i in range(len(firsts))], label="first answer token")
+    for name, color in (("p95", "red"), ("first_token_p50", "orange")):
+        target = report["targets"].get(name)
+        if target:
+            right.axvline(target["target_ms"] / 1000, color=color, linestyle=":", label=f"target {name}")
+    right.set_xlabel("seconds")
+    right.set_ylabel("share of questions")
+    right.set_title(f"{report['n_queries']} questions of {report['dataset']} {report['split']}")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -275,7 +275,7 @@ def _ask(agent: Agent, question: Any, relevant: dict[str, int], counter: Countin
         return {"query_id": question.id, "error": f"{type(exc).__name__}: {exc}"}
     ms = (time.perf_counter() - started) * 1000
     steps = {s["step"]: s for s in result.trace}
-    ranking = _ranked_documents(agent, result.trace)
+    ranking = ranked_documents(agent, result.trace)
     return {
         "query_id": question.id,
         "question": question.text,
@@ -295,7 +295,7 @@ def _ask(agent: Agent, question: Any, relevant: dict[str, int], counter: Countin
     }
 
 
-def _ranked_documents(agent: Agent, trace: list[dict[str, Any]]) -> list[str]:
+def ranked_documents(agent: Agent, trace: list[dict[str, Any]]) -> list[str]:
     """The documents of the agent's final ranking (last rerank step, then the fused order), best chunk first."""
     rerank = [s for s in trace if s["step"] == "rerank"]
     fuse = [s for s in trace if s["step"] == "fuse"]

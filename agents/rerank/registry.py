@@ -5,7 +5,8 @@ first use, so naming a backend (or listing them) loads no model library. The fac
 module: the backends import the base, and the base imports none of them.
 
 :data:`RERANKERS` are the names ``HOPMEM_RERANKER`` accepts. ``served`` is not one of them: it is chosen by
-``prorank`` together with a server (``HOPMEM_RERANKER_SERVER``).
+``prorank`` together with a server (``HOPMEM_RERANKER_SERVER``). With a server, ``rank-r1`` reasons there too: its
+chat requests name the adapter ``rank-r1`` (the name ``make serve-vllm`` serves it under).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def load_reranker(
         cache_dir: hopmem's cache folder (``HOPMEM_CACHE_DIR``).
         batch_size: pairs per forward pass.
         server: the OpenAI-compatible root of a vLLM server (``HOPMEM_RERANKER_SERVER``); when set, ``prorank``
-            is scored there (:class:`hopmem.agents.rerank.served.ServedPointwiseReranker`) under ``served_model``.
+            is scored there (:class:`hopmem.agents.rerank.served.ServedPointwiseReranker`) under ``served_model``
+            and ``rank-r1`` generates its reasoning there under the name ``rank-r1``.
         served_model: the name the server serves the adapter under (``--lora-modules NAME=folder``).
 
     Raises:
@@ -82,6 +84,8 @@ def load_reranker(
         served_class = backend_class("served")
         served: Reranker = served_class(served_model, base_url=server, adapter=adapter, batch_size=batch_size)
         return served
+    if key == "rank-r1" and server:
+        return _served_setwise(location, cache_dir, server)
     if key not in RERANKERS:
         raise ConfigError(f"Unknown reranker {name!r}; use one of {', '.join(RERANKERS)}.")
     cls = backend_class(key)
@@ -105,4 +109,27 @@ def load_reranker(
         )
     else:  # rank-r1
         reranker = cls(adapter=find_adapter("rank-r1", location, cache_dir), name=key)
+    return reranker
+
+
+SERVED_SETWISE_NAME = "rank-r1"
+"""The name a server serves the rank-r1 adapter under (``make serve-vllm``'s ``--lora-modules rank-r1=...``)."""
+
+
+def _served_setwise(location: str | Path | None, cache_dir: Path, server: str) -> Reranker:
+    """The setwise reranker whose replies come from the server's ``rank-r1`` adapter; its prompts are clipped with
+    the adapter's base tokenizer and budgets, as in training and in process."""
+    from hopmem.agents.llm.openai_compat import OpenAICompatLLM
+    from hopmem.agents.rerank.served import load_tokenizer
+
+    try:
+        adapter: str | Path = find_adapter("rank-r1", location, cache_dir)
+    except ConfigError:
+        adapter = ""  # the server has the adapter; only its record (budgets, set size) is read here
+    record = read_reranker_record(Path(adapter)) if adapter else {}
+    tokenizer = load_tokenizer(
+        str(record.get("base_model") or "SmolLM2-135M-Instruct"), cache_dir=cache_dir / "transformers"
+    )
+    llm = OpenAICompatLLM(SERVED_SETWISE_NAME, base_url=server)
+    reranker: Reranker = backend_class("rank-r1")(adapter=adapter, llm=llm, tokenizer=tokenizer, name="rank-r1")
     return reranker

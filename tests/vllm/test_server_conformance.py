@@ -131,6 +131,28 @@ def test_the_adapter_by_name_chats_and_scores_like_transformers_and_peft(case: C
     assert max(abs(a - b) for a, b in zip(got_tuned, got_base, strict=True)) > 50 * TOLERANCE  # the adapter acts
 
 
+def test_the_setwise_reranker_reasons_through_the_adapter_by_name(case: Case) -> None:
+    """``rank-r1`` with a server (the agent's ``load_reranker``) sends each window's prompt to the server's ``rank-r1``
+    adapter; greedy replies equal those of the same adapter run in process by transformers + peft."""
+    if case.vllm is None:
+        pytest.skip("llama.cpp's server serves one model and no LoRA adapter by name")
+    from hopmem.agents.rerank.registry import load_reranker
+    from hopmem.agents.rerank.setwise import SetwiseLLMReranker
+    from hopmem.settings import get_settings
+
+    adapter = case.vllm.setwise_adapter
+    served = load_reranker("rank-r1", adapter, cache_dir=get_settings().cache_dir, server=case.base_url)
+    assert isinstance(served, SetwiseLLMReranker) and served.set_size == 3 and served.tokenizer is not None
+    local = SetwiseLLMReranker(adapter=adapter, max_tokens=40)
+    served.max_tokens = 40
+    served_order, local_order = served.order(QUERY, DOCS, 1), local.order(QUERY, DOCS, 1)
+    served_replies = [entry["reply"] for entry in served.last_trace]
+    local_replies = [entry["reply"] for entry in local.last_trace]
+    assert len(served_replies) >= 2 and not any("error" in entry for entry in served.last_trace)
+    assert served_replies == local_replies
+    assert served_order == local_order
+
+
 def test_logprob_scoring(case: Case) -> None:
     """vLLM returns the judgement tokens' log-probs for a whole batch in one request; llama.cpp's server cannot,
     and the served reranker says so in one sentence instead of returning wrong scores."""

@@ -9,7 +9,7 @@ from hopmem.ui import chat, documents, memory_browser, settings_tab
 from hopmem.ui.context import UIContext, explain
 
 CSS = """
-#reasoning { font-size: 0.9em; max-height: 640px; overflow-y: auto; }
+#reasoning { font-size: 0.9em; max-height: 900px; overflow-y: auto; }
 #citation-card, #mem-card { border-left: 3px solid var(--color-accent); padding-left: 0.8em; }
 """
 

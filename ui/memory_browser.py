@@ -18,7 +18,7 @@ from hopmem.ui import render
 from hopmem.ui.context import UIContext, explain
 
 SOURCE_CLASSES = ["any", "document", "user", "agent", "conversation", "tool", "external", "untrusted"]
-QUARANTINE_HEADERS = ["id", "agent", "reason", "held since", "title", "text"]
+QUARANTINE_HEADERS = ["id", "agent", "reason", "held since", "text"]
 
 
 def find_memories(
@@ -95,9 +95,8 @@ def list_quarantine(ctx: UIContext, request: gr.Request | None) -> tuple[Any, st
             h["id"],
             h.get("agent") or "",
             h.get("reason") or "",
-            render.when(h.get("at") or h.get("held_at")),
-            h.get("title") or "",
-            " ".join(str(h.get("content", "")).split())[:160],
+            render.when(h.get("at")),
+            " ".join(f"{h.get('title') or ''} {h.get('content', '')}".split())[:200],
         ]
         for h in held
     ]
@@ -120,24 +119,28 @@ def review(memory_id: float | None, verdict: str, ctx: UIContext, request: gr.Re
 
 
 def trust_plot(ctx: UIContext, request: gr.Request | None) -> tuple[Any, str]:
-    """Trust per agent over time: each agent's trust after each signal, and its trust now."""
+    """Trust per agent over time: each agent's trust after each signal about it, and its trust now.
+
+    An agent without signals has kept its prior all along: it is drawn flat from the plot's first time to now.
+    """
     rows: list[dict[str, Any]] = []
+    now = time.time()
     try:
         with ctx.handles.memory(ctx.who(request)) as memory:
             agents = memory.trust_of()
             for agent in agents:
                 for event in memory.trust_history(agent.agent, limit=200):
-                    at = event.get("at")
-                    after = event.get("trust")
-                    if at is not None and after is not None:
-                        rows.append(
-                            {"time": pd.Timestamp(float(at), unit="s"), "trust": float(after), "agent": agent.agent}
-                        )
-                rows.append({"time": pd.Timestamp(time.time(), unit="s"), "trust": agent.mean, "agent": agent.agent})
+                    rows.append({"time": float(event["at"]), "trust": float(event["trust"]), "agent": agent.agent})
+                rows.append({"time": now, "trust": agent.mean, "agent": agent.agent})
     except Exception as exc:
         return gr.skip(), f"⚠ {explain(exc)}"
+    start = min((r["time"] for r in rows if r["time"] < now), default=now - 3600)
+    for agent in agents:
+        if sum(1 for r in rows if r["agent"] == agent.agent) < 2:
+            rows.append({"time": start, "trust": agent.mean, "agent": agent.agent})
     table = "\n".join(f"- **{a.agent}**: {a.mean:.3f} after {a.signals} signals" for a in agents)
-    frame = pd.DataFrame(rows, columns=["time", "trust", "agent"])
+    frame = pd.DataFrame(rows, columns=["time", "trust", "agent"]).sort_values("time")
+    frame["time"] = pd.to_datetime(frame["time"], unit="s")
     return frame, table or "No agent has written anything yet."
 
 

@@ -155,7 +155,6 @@ def finetune_reranker(
     grpo_lr: Annotated[float, typer.Option(min=0.0, help="LLM recipes: GRPO learning rate")] = 5e-5,
     temperature: Annotated[float, typer.Option(min=0.0, help="LLM recipes: GRPO sampling temperature")] = 1.0,
     lora_r: Annotated[int, typer.Option(min=1, help="LLM recipes: LoRA rank")] = 16,
-    use_vllm: Annotated[bool, typer.Option(help="LLM recipes: generate with vLLM during GRPO (CUDA only)")] = False,
     stage2_epochs: Annotated[int, typer.Option(min=0, help="prorank: stage-2 passes (0 skips stage 2)")] = 1,
     stage2_loss: Annotated[str, typer.Option(help="prorank: listwise or pairwise")] = "listwise",
     stage2_groups: Annotated[int, typer.Option(min=1, help="prorank: cap on stage-2 groups")] = 300,
@@ -239,7 +238,6 @@ def finetune_reranker(
             lr=grpo_lr,
             temperature=temperature,
             checkpoint_every=checkpoint_every,
-            use_vllm=use_vllm,
         )
         llm_common: dict[str, Any] = {"passage_tokens": passage_tokens, "lora_r": lora_r, "lora_alpha": 2 * lora_r}
         if base_model:

@@ -2,8 +2,10 @@
 
 The trainer samples ``num_generations`` completions per prompt, scores them with the recipe's reward functions and
 updates only the LoRA weights (a peft ``LoraConfig`` for a fresh adapter, or an existing trainable ``PeftModel``).
-On a CUDA machine with vLLM installed, generation can go through vLLM (TRL's ``use_vllm`` in ``colocate`` mode); on
-a CPU generation goes through transformers, and training runs in float32.
+Generation goes through transformers (on a CPU training runs in float32). There is no vLLM generation: TRL 1.16's
+server mode syncs weights to the vLLM server over NCCL, which needs a CUDA device on both sides
+(``VLLMClient.init_communicator`` raises NotImplementedError otherwise), and its colocate mode runs vLLM inside the
+trainer's process, whose torch and transformers the vllm wheels pin to other versions than hopmem's (docs/vllm.md).
 
 Checkpoints are written every ``checkpoint_every`` steps under ``output_dir``; with ``resume`` a run continues from
 the newest one (TRL restores model, optimiser, scheduler and data order).
@@ -37,7 +39,6 @@ class GRPOSettings:
         temperature: sampling temperature (high enough that a group's answers differ).
         beta: KL weight against the base model (0 skips the reference model, TRL's default).
         checkpoint_every: steps between checkpoints.
-        use_vllm: generate with vLLM (needs CUDA and the vllm package); otherwise transformers.
     """
 
     steps: int = 40
@@ -48,7 +49,6 @@ class GRPOSettings:
     temperature: float = 1.0
     beta: float = 0.0
     checkpoint_every: int = 20
-    use_vllm: bool = False
 
 
 def lora_config(r: int, alpha: int, dropout: float, targets: Sequence[str] = LORA_TARGETS) -> Any:
@@ -105,8 +105,6 @@ def run_grpo(
         raise ModelNotAvailableError("GRPO training needs trl and datasets: run `make install`.") from exc
     if not rows:
         raise InputError("GRPO needs at least one training prompt; the data sets gave none.")
-    if settings.use_vllm and not torch.cuda.is_available():
-        raise InputError("use_vllm needs a CUDA GPU; train on this machine without it (transformers generation).")
     batch = settings.prompts_per_step * settings.num_generations
     needed = settings.steps * settings.prompts_per_step
     data = [rows[i % len(rows)] for i in range(max(needed, len(rows)))]
@@ -129,8 +127,7 @@ def run_grpo(
         use_cpu=not torch.cuda.is_available(),
         bf16=False,
         fp16=False,
-        use_vllm=settings.use_vllm,
-        vllm_mode="colocate",
+        use_vllm=False,
         logging_steps=1,
         save_strategy="steps",
         save_steps=max(1, settings.checkpoint_every),

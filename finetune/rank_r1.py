@@ -17,7 +17,7 @@ selection, the rest in a seeded random order (never the pairs' own order, which 
 flatter a model that only falls back). "After" is measured on the saved adapter, loaded as the agent loads it.
 Generation on a CPU is slow, so this view is small on purpose (``dev_queries`` 5, ``dev_depth`` 3).
 
-On a CUDA machine with vLLM, GRPO's generation goes through vLLM (``grpo.use_vllm``); checkpoints are written by TRL
+GRPO's generation goes through transformers (why not vLLM: :mod:`hopmem.finetune.grpo`); checkpoints are written by TRL
 under ``output/checkpoints`` every ``checkpoint_every`` steps and ``resume`` continues from the newest.
 """
 
@@ -343,7 +343,7 @@ def model_card(report: dict[str, Any]) -> str:
         "## Training (GRPO, TRL GRPOTrainer)",
         f"- {report['grpo'].get('steps', 0)} steps, {g['prompts_per_step']} prompts x {g['num_generations']} "
         f"generations per step, up to {g['max_completion_length']} tokens per reply, temperature {g['temperature']}, "
-        f"lr {g['lr']}, vLLM generation: {'yes' if g['use_vllm'] else 'no'}",
+        f"lr {g['lr']}",
         f"- reward = {reward_rule}, + {FORMAT_BONUS} for a well-formed `<think>`/`<answer>` reply; {NO_ANSWER} "
         "(plus a little per format tag, minus a little for length) when no valid passage is named",
         f"- mean reward {rewards.get('mean_reward', 'n/a')} (best {rewards.get('max_reward', 'n/a')}), groups with "

@@ -193,15 +193,18 @@ def wait_ready(proc: subprocess.Popen[bytes], base_url: str, log_path: Path, *, 
         time.sleep(0.5)
 
 
-def stop_process_group(pid: int, *, timeout_s: float = 30.0) -> bool:
+def stop_process_group(pid: int, *, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 30.0) -> bool:
     """SIGTERM the process group ``pid`` leads (the server started by :func:`start`), SIGKILL it after
-    ``timeout_s``; False when it was not running."""
+    ``timeout_s``; False when it was not running. ``proc``, the leader's handle in this process, is reaped on the way
+    (an unreaped leader stays in the group as a zombie)."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if proc is not None:
+            proc.poll()
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
@@ -377,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             seconds = wait_ready(proc, plan.base_url, log_path, timeout_s=args.timeout)
         except LLMError:
-            stop_process_group(proc.pid)
+            stop_process_group(proc.pid, proc=proc)
             pid_file.unlink(missing_ok=True)
             raise
         names = ", ".join([plan.served_name, *(a.name for a in plan.adapters)])

@@ -94,3 +94,22 @@ def test_settings_block_is_read_by_hopmem_and_removed_without_a_trace(
     assert config.read_text() == original
     no_adapter = settings_values(LaunchPlan(Path("py"), tmp_path))
     assert "reranker_server" not in no_adapter
+
+
+def test_stop_process_group_stops_a_running_group_and_returns_at_once_for_a_killed_one() -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from hopmem.app.vllm_serve import stop_process_group
+
+    running = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    assert stop_process_group(running.pid, proc=running, timeout_s=10)
+    assert running.wait(timeout=5) == -signal.SIGTERM
+    killed = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    os.killpg(killed.pid, signal.SIGKILL)
+    started = time.monotonic()
+    stop_process_group(killed.pid, proc=killed, timeout_s=10)  # its unreaped leader must not hold it for 10 s
+    assert time.monotonic() - started < 5
+    assert not stop_process_group(killed.pid, proc=killed)  # nothing left to stop

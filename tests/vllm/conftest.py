@@ -95,5 +95,5 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer
         log.info("vLLM server ready in %.1f s", seconds)
         yield VLLMServer(plan.base_url, proc.pid, BASE, adapter, setwise, time.monotonic() - started)
     finally:
-        stop_process_group(proc.pid)
+        stop_process_group(proc.pid, proc=proc)
         proc.wait(timeout=30)

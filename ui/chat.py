@@ -16,6 +16,7 @@ import gradio as gr
 
 from hopmem.ui import render
 from hopmem.ui.context import UIContext, explain
+from hopmem.ui.runs import stream_in_worker
 
 NO_THREAD = ""
 
@@ -52,17 +53,22 @@ def ask(
     try:
         agent, lock = ctx.handles.agent(ctx.who(request), overrides)
         text = ""
-        with lock:
-            for event in agent.stream(question, thread_id=thread_id):
-                if event["type"] == "step":
-                    steps.append(event["step"])
-                    yield chat, render.reasoning_markdown(steps, running=True), gr.skip(), gr.skip(), thread_id, "", ""
-                elif event["type"] == "token":
-                    text += event["text"]
-                    chat[-1] = {"role": "assistant", "content": text}
-                    yield chat, gr.skip(), gr.skip(), gr.skip(), thread_id, "", ""
-                else:
-                    answer = event["answer"]
+        answer = None
+        stop = ctx.new_run(getattr(request, "session_hash", None))
+        for event in stream_in_worker(agent, lock, question, thread_id, stop):
+            if event["type"] == "step":
+                steps.append(event["step"])
+                yield chat, render.reasoning_markdown(steps, running=True), gr.skip(), gr.skip(), thread_id, "", ""
+            elif event["type"] == "token":
+                text += event["text"]
+                chat[-1] = {"role": "assistant", "content": text}
+                yield chat, gr.skip(), gr.skip(), gr.skip(), thread_id, "", ""
+            else:
+                answer = event["answer"]
+        if answer is None:  # stopped before the end
+            chat[-1] = {"role": "assistant", "content": (text or "…") + "\n\n(stopped)"}
+            yield chat, render.reasoning_markdown(steps), gr.skip(), {}, thread_id, "", "Stopped."
+            return
     except Exception as exc:  # one sentence in the chat, never a stack trace
         chat[-1] = {"role": "assistant", "content": f"⚠ {explain(exc)}"}
         yield chat, render.reasoning_markdown(steps), gr.skip(), {}, thread_id, "", explain(exc)
@@ -248,7 +254,12 @@ def build(ctx: UIContext, overrides: gr.State) -> None:
     outputs = [chatbot, reasoning, citations, last, thread, question, status]
     asked = send.click(ask_fn, [question, chatbot, thread, overrides], outputs, api_name="ask")
     submitted = question.submit(ask_fn, [question, chatbot, thread, overrides], outputs, api_visibility="private")
-    stop.click(None, None, None, cancels=[asked, submitted], api_visibility="private")
+
+    def stop_fn(request: gr.Request) -> str:
+        stopped = ctx.stop_run(getattr(request, "session_hash", None))
+        return "Stopped." if stopped else "Nothing is running."
+
+    stop.click(stop_fn, None, [status], cancels=[asked, submitted], api_name="stop")
     citations.change(show_fn, [citations], [card], api_name="show_citation")
     ev_up.click(ev_up_fn, [citations, last], [status, card], api_name="evidence_up")
     ev_down.click(ev_down_fn, [citations, last], [status, card], api_name="evidence_down")

@@ -4,6 +4,7 @@ event's request becomes an identity and an exception becomes one sentence for th
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -40,8 +41,27 @@ class UIContext:
 
     def __post_init__(self) -> None:
         self.handles = Handles(self.settings)
+        self._runs: dict[str, threading.Event] = {}
+        self._runs_lock = threading.Lock()
         if not self.max_upload_bytes:
             self.max_upload_bytes = self.settings.max_file_bytes
+
+    def new_run(self, session: str | None) -> threading.Event:
+        """The stop flag of a new answer of browser session ``session`` (a Stop press sets it)."""
+        event = threading.Event()
+        if session:
+            with self._runs_lock:
+                self._runs[session] = event
+        return event
+
+    def stop_run(self, session: str | None) -> bool:
+        """Stop the running answer of ``session``; False when none runs."""
+        with self._runs_lock:
+            event = self._runs.pop(session, None) if session else None
+        if event is None or event.is_set():
+            return False
+        event.set()
+        return True
 
     def who(self, request: gr.Request | None) -> Identity:
         """The identity of the session that sent ``request``.

@@ -70,7 +70,9 @@ def build(ctx: UIContext, overrides: gr.State) -> None:
     with gr.Row():
         backend = gr.Dropdown(LLM_BACKENDS, value=s.llm_backend, label="LLM backend", elem_id="set-llm-backend")
         model = gr.Textbox(value=s.llm_model, label="LLM model (GGUF name/path, or the server's model name)")
-        base_url = gr.Textbox(value=s.llm_base_url, label="OpenAI-compatible URL (vLLM, llama.cpp server)")
+        base_url = gr.Textbox(
+            value=s.llm_base_url, label="OpenAI-compatible URL (vLLM, llama.cpp server)", elem_id="set-llm-url"
+        )
     with gr.Row():
         reranker = gr.Dropdown(RERANKERS, value=s.reranker, label="Reranker")
         hops = gr.Slider(1, 4, value=s.treehop_hops, step=1, label="TreeHop hops (1: none)")

@@ -222,3 +222,29 @@ def test_session_settings_are_shown_and_an_unreachable_llm_gives_one_sentence(cl
     # Another session keeps the server's settings.
     chat, _r, _c, status = _ask(client(), "What causes the tides?")
     assert status.startswith("Answered with") and "⚠" not in _text(chat[-1])
+
+
+def test_stop_ends_a_running_answer(client: Make) -> None:
+    import time
+
+    session = client()
+    with socket.socket() as silent:  # an LLM server that accepts and never answers: the run waits in its answer
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+        session.predict("openai", "m", url, "none", 1, True, 3, api_name="/apply_settings")
+        assert session.predict(api_name="/stop") == "Nothing is running."
+        job = session.submit("Why do lighthouses flash in patterns?", [], api_name="/ask")
+        deadline = time.monotonic() + 60
+        while not any("**Rerank**" in str(u[1]) for u in job.outputs()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not job.done()
+        assert session.predict(api_name="/stop") == "Stopped."
+        deadline = time.monotonic() + 10
+        while not job.done() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert job.done()
+        assert not any(str(u[-1]).startswith("Answered") for u in job.outputs())
+        session.predict("none", "m", url, "none", 1, True, 3, api_name="/apply_settings")
+        _chat, _reasoning, _choices_now, status = _ask(session, "What causes the tides?")
+        assert status.startswith("Answered with")

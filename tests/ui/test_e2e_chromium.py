@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,34 @@ def test_thumbs_down_on_evidence_changes_its_trust(page: Any, e2e_app: LiveUI, t
     assert float(after) < float(before)
     assert f"memory trust {before} → {after}" in page.inner_text("#chat-status")
     shot(page, "e2e-thumbs-down", tmp_path)
+
+
+def _settings(page: Any, backend: str, url: str, expect: str) -> None:
+    tab(page, "Settings")
+    page.locator("#set-llm-backend input").fill(backend)
+    page.keyboard.press("Enter")
+    page.fill("#set-llm-url textarea, #set-llm-url input", url)
+    page.click("#set-apply")
+    page.wait_for_function("e => document.querySelector('#set-status').innerText === e", arg=expect)
+    tab(page, "Chat")
+
+
+def test_stop_ends_a_running_answer_and_the_next_question_still_runs(page: Any, tmp_path: Path) -> None:
+    # An LLM server that accepts the connection and never answers: the run waits in its answer step until stopped.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+        _settings(page, "openai", url, "Applied: llm_backend, llm_base_url.")
+        page.fill("#question textarea", "Why do lighthouses flash in patterns?")
+        page.click("#ask")
+        page.wait_for_function("document.querySelector('#reasoning').innerText.includes('Rerank')")
+        page.wait_for_timeout(500)
+        assert not page.inner_text("#chat-status").startswith("Answered")
+        page.click("#stop")
+        page.wait_for_function("document.querySelector('#chat-status').innerText === 'Stopped.'")
+        assert "Remember" not in page.inner_text("#reasoning")
+        shot(page, "e2e-stopped", tmp_path)
+        # Another LLM for this session: its agent is free, so the next question runs to its answer at once.
+        _settings(page, "none", url, "Applied: llm_base_url.")
+        ask(page, "What causes the tides?")

@@ -27,11 +27,13 @@ class AgentConfig:
     top_k: int = 3
     retrieve_k: int = 10
     llm_max_tokens: int = 160
+    answer_sentences: int = 4
     llm_temperature: float = 0.0
     decompose: bool = True
     planner: str = "rules"
     max_subqueries: int = 3
     chain_min_words: int = CHAIN_MIN_WORDS
+    bridge: str = "extractive"
     max_search_rounds: int = 2
     agent_fusion: str = "rsf"
     treehop_weight: float = 0.25

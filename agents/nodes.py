@@ -25,7 +25,7 @@ from hopmem.agents.citations import attribute_citations, cited_numbers, strip_in
 from hopmem.agents.config import HISTORY_TURNS, SEARCH_MODE
 from hopmem.agents.evidence import as_passages, brief, fuse_lists, passage_text
 from hopmem.agents.extractive import extractive_answer
-from hopmem.agents.planner import bridge_answer, fill_placeholders, plan_question
+from hopmem.agents.planner import bridge_answer, condense, fill_placeholders, plan_question
 from hopmem.agents.prompts import answer_messages
 from hopmem.agents.state import AgentState, Citation, Passage, Step
 from hopmem.agents.trace import timed_step
@@ -90,8 +90,9 @@ def retrieve(state: AgentState, deps: GraphDeps) -> AgentState:
             queries.append(query)
             sub: dict[str, Any] = {"n": n, "query": query, "results": brief(found)}
             if planned["mode"] == "sequential" and n < len(planned["queries"]):
-                answers.append(bridge_answer(deps.llm, query, [passage_text(p) for p in found[: config.top_k]]))
-                sub["bridge_answer"] = answers[-1]
+                llm = deps.llm if config.bridge == "llm" else None  # None: picked from the evidence, no LLM call
+                answers.append(bridge_answer(llm, query, [passage_text(p) for p in found[: config.top_k]]))
+                sub["bridge_answer"], sub["bridge_by"] = answers[-1], "llm" if llm is not None else "extractive"
             subs.append(sub)
         step["subqueries"] = subs
     return {"round": rnd, "queries": queries, "lists": lists, "trace": [step]}
@@ -317,9 +318,10 @@ def _generate(
         step["warning"] = "no LLM configured: extractive answer"
         return extractive_answer(question, evidence)
     budget = llm.context_window - config.llm_max_tokens - 200 - sum(llm.count_tokens(t["content"]) for t in history)
-    messages = answer_messages(
-        question, evidence, history=history, budget_tokens=max(budget, 64), count=llm.count_tokens
-    )
+    shown = evidence
+    if config.answer_sentences:
+        shown = [{**e, "text": condense(question, str(e.get("text") or ""), config.answer_sentences)} for e in evidence]
+    messages = answer_messages(question, shown, history=history, budget_tokens=max(budget, 64), count=llm.count_tokens)
     try:
         if streaming:
             text = _stream_tokens(llm, messages, config)

@@ -21,6 +21,7 @@ placeholders that point nowhere - gives the rule-based plan instead, with ``sour
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import time
@@ -45,8 +46,10 @@ MAX_PLAN_QUESTION_CHARS = 2000
 """Longer questions are not sent to the LLM for planning (they would crowd the small model's context); whole plan."""
 PLAN_MAX_TOKENS = 160
 STANDALONE_MAX_TOKENS = 96
-BRIDGE_MAX_TOKENS = 40
-BRIDGE_BUDGET_TOKENS = 700
+BRIDGE_MAX_TOKENS = 32
+BRIDGE_BUDGET_TOKENS = 320
+BRIDGE_SENTENCES = 2
+"""Sentences kept per passage for a bridge answer, besides its first: the ones sharing most words with the query."""
 CHAIN_MIN_WORDS = 5
 """Default of ``Settings.chain_min_words``: the rules chain questions with at least this many content words."""
 
@@ -274,8 +277,9 @@ def bridge_answer(llm: ChatLLM | None, query: str, passages: Sequence[str]) -> s
         return ""
     if llm is not None:
         try:
+            condensed = [condense(query, text, BRIDGE_SENTENCES) for text in texts]
             reply, _ = llm.complete_json(
-                bridge_messages(query, texts, budget_tokens=BRIDGE_BUDGET_TOKENS, count=llm.count_tokens),
+                bridge_messages(query, condensed, budget_tokens=BRIDGE_BUDGET_TOKENS, count=llm.count_tokens),
                 BRIDGE_SCHEMA,
                 max_tokens=BRIDGE_MAX_TOKENS,
             )
@@ -288,6 +292,29 @@ def bridge_answer(llm: ChatLLM | None, query: str, passages: Sequence[str]) -> s
         except HopmemError as exc:
             log.info("bridge answer falls back to extraction: %s", exc)
     return extractive_bridge(query, texts)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def condense(query: str, passage: str, keep: int) -> str:
+    """``passage`` cut to its first sentence and the ``keep`` others sharing most content words with ``query``.
+
+    A bridge answer is one entity or phrase: the sentences that mention the query's words hold it, and the first
+    sentence says what the passage is about. Every prompt token costs time on a CPU (prompt processing dominates a
+    135M model's latency), so the rest is left out. The kept sentences stay in their order.
+    """
+    sentences = _SENTENCE_END.split(passage)
+    if len(sentences) <= keep + 1:
+        return passage
+    wanted = content_words(query)
+    shared = {i: len(content_words(sentences[i]) & wanted) for i in range(1, len(sentences))}
+    ranked = sorted((i for i in shared if shared[i]), key=lambda i: (-shared[i], i))
+    chosen = sorted({0, *ranked[:keep]})
+    out = sentences[0]
+    for before, i in itertools.pairwise(chosen):
+        out += (" " if i == before + 1 else " ... ") + sentences[i]
+    return out
 
 
 def extractive_bridge(query: str, passages: Sequence[str]) -> str:

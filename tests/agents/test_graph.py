@@ -277,6 +277,24 @@ def test_a_chained_question_searches_again_with_the_first_searchs_answer(
     assert cited and "lighthouse" in cited[0]["title"].lower()
 
 
+@pytest.mark.parametrize("bridge", ["extractive", "llm"])
+def test_the_bridge_setting_decides_whether_the_chain_calls_the_llm(
+    memory: Memory, smollm2: object, bridge: str
+) -> None:
+    settings = memory.settings.model_copy(
+        update={"remember_answers": False, "planner": "rules", "max_search_rounds": 1, "bridge": bridge}
+    )
+    answer = Agent(memory, settings=settings, llm=smollm2).ask(  # type: ignore[arg-type]
+        "What did Augustin-Jean Fresnel invent for lighthouses?"
+    )
+    step = _step(answer, "retrieve")
+    assert step["subqueries"][1]["bridge_by"] == bridge and step["subqueries"][1]["bridge_answer"]
+    kinds = [c["kind"] for c in step.get("llm_calls", [])]
+    assert kinds == ([] if bridge == "extractive" else ["json"])
+    (call,) = _step(answer, "answer")["llm_calls"]  # the answer is generated either way, and measured
+    assert call["kind"] == "complete" and call["prompt_tokens"] > 0 and call["completion_tokens"] > 0
+
+
 def test_the_chain_threshold_setting_reaches_the_agent(memory: Memory) -> None:
     question = "What did Augustin-Jean Fresnel invent for lighthouses?"  # five content words
     for words, mode in ((6, "whole"), (5, "sequential")):

@@ -13,6 +13,7 @@ from hopmem.agents.planner import (
     MODES,
     Plan,
     bridge_answer,
+    condense,
     check_plan,
     extractive_bridge,
     fill_placeholders,
@@ -197,6 +198,21 @@ def test_rule_standalone_prepends_the_previous_question_only_for_follow_ups() ->
     assert rule_standalone("When was he born?", []) == "When was he born?"
     plan = plan_question(None, "And when was it published?", HISTORY)
     assert plan.standalone == "Who wrote the novel Dracula? And when was it published?"
+
+
+def test_condense_keeps_the_first_sentence_and_those_sharing_the_query_words() -> None:
+    text = (
+        "Kiss and Tell is a 1945 American comedy film. The film was directed by Richard Wallace. It was based on a "
+        "play. It stars Shirley Temple as Corliss Archer. Later Shirley Temple became a diplomat."
+    )
+    assert condense("actress who portrayed Corliss Archer", text, 2) == (
+        "Kiss and Tell is a 1945 American comedy film. ... It stars Shirley Temple as Corliss Archer."
+    )
+    assert condense("Shirley Temple Corliss Archer", text, 2).endswith(
+        "Corliss Archer. Later Shirley Temple became a diplomat."
+    )
+    assert condense("anything", KISS, 2) == KISS  # short passages stay whole
+    assert condense("nothing shared", text, 2) == "Kiss and Tell is a 1945 American comedy film."
 
 
 def test_extractive_bridge_picks_a_new_name_from_the_best_sentence() -> None:

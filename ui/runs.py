@@ -44,7 +44,9 @@ def stream_in_worker(
                         if stop.is_set():
                             break
                 finally:
-                    run.close()  # ends the graph's run where it stands: no later step, no write-back
+                    close = getattr(run, "close", None)  # a generator: closing it ends the graph's run where it stands
+                    if close is not None:
+                        close()
         except Exception as exc:
             events.put(exc)
         finally:

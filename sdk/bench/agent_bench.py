@@ -70,7 +70,7 @@ def _ask(agent: Agent, question: Any, relevant: dict[str, int]) -> dict[str, Any
     for step in answer.trace:
         steps[step["step"]] += float(step.get("ms", 0.0))
         calls.extend({"step": step["step"], **call} for call in step.get("llm_calls", []))
-    plan = next((s for s in answer.trace if s["step"] == "plan"), {})
+    plan: dict[str, Any] = next((s for s in answer.trace if s["step"] == "plan"), {})
     ranking = ranked_documents(agent, answer.trace)
     return {
         "query_id": question.id,

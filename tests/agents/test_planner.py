@@ -8,14 +8,12 @@ import re
 import pytest
 
 import hopmem.agents.planner as planner
+from hopmem.agents.bridge import bridge_answer, condense, extractive_bridge
 from hopmem.agents.llm import ChatLLM
 from hopmem.agents.planner import (
     MODES,
     Plan,
-    bridge_answer,
-    condense,
     check_plan,
-    extractive_bridge,
     fill_placeholders,
     plan_question,
     rule_plan,

@@ -51,29 +51,33 @@ class MeteredLLM:
 
     def complete(self, messages: list[Message], **kwargs: Any) -> Completion:
         start = time.perf_counter()
-        completion = self.inner.complete(messages, **kwargs)
+        try:
+            completion = self.inner.complete(messages, **kwargs)
+        except Exception as exc:
+            self._failed("complete", messages, start, exc, kwargs)
+            raise
         ms = (time.perf_counter() - start) * 1000
-        record_llm_call(
-            _entry(
-                "complete",
-                completion.prompt_tokens,
-                completion.completion_tokens,
-                ms,
-                max_tokens=kwargs.get("max_tokens"),
-            )
-        )
+        call = _entry("complete", completion.prompt_tokens, completion.completion_tokens, ms)
+        record_llm_call({**call, "max_tokens": kwargs.get("max_tokens")})
         return completion
 
     def complete_json(self, messages: list[Message], schema: dict[str, Any], **kwargs: Any) -> Any:
         start = time.perf_counter()
-        reply, completion = self.inner.complete_json(messages, schema, **kwargs)
+        try:
+            reply, completion = self.inner.complete_json(messages, schema, **kwargs)
+        except Exception as exc:
+            self._failed("json", messages, start, exc, kwargs)
+            raise
         ms = (time.perf_counter() - start) * 1000
-        record_llm_call(
-            _entry(
-                "json", completion.prompt_tokens, completion.completion_tokens, ms, max_tokens=kwargs.get("max_tokens")
-            )
-        )
+        call = _entry("json", completion.prompt_tokens, completion.completion_tokens, ms)
+        record_llm_call({**call, "max_tokens": kwargs.get("max_tokens")})
         return reply, completion
+
+    def _failed(self, kind: str, messages: list[Message], start: float, exc: Exception, kwargs: dict[str, Any]) -> None:
+        """A failed call costs time too (a reply cut off by ``max_tokens`` is the usual one): record it."""
+        ms = (time.perf_counter() - start) * 1000
+        call = _entry(kind, self._prompt_tokens(messages), 0, ms, max_tokens=kwargs.get("max_tokens"))
+        record_llm_call({**call, "error": type(exc).__name__})
 
     def stream(self, messages: list[Message], **kwargs: Any) -> Iterator[str]:
         """The inner stream, timed: ``first_token_ms`` is the wait for the first piece (prompt processing)."""

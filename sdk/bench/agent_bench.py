@@ -98,6 +98,7 @@ def _llm_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for name, calls in sorted(groups.items()):
         entry: dict[str, Any] = {
             "count": len(calls),
+            "errors": sum(1 for c in calls if c.get("error")),
             "ms": _stats([c["ms"] for c in calls]),
             "prompt_tokens_mean": round(mean([c["prompt_tokens"] for c in calls]), 1),
             "completion_tokens": _stats([c["completion_tokens"] for c in calls]),

@@ -62,3 +62,18 @@ def test_bench_agent_reports_steps_llm_calls_and_targets(
     assert set(report["targets"]) == {"p50", "p95", "max", "first_token_p50"}
     assert 0.0 <= report["metrics"]["recall@10"] <= 1.0 and report["settings"]["llm_backend"] == "llamacpp"
     assert (tmp_path / "agent.png").read_bytes()[:4] == b"\x89PNG"
+
+
+class _Refusing(_Fixed):
+    def complete_json(self, messages: list[dict[str, str]], schema: object, **kwargs: object) -> object:
+        raise ValueError("cut off")
+
+
+def test_a_failed_call_is_recorded_with_its_time_and_error() -> None:
+    import pytest
+
+    llm = MeteredLLM(_Refusing())  # type: ignore[arg-type]
+    with timed_step("retrieve") as step, pytest.raises(ValueError, match="cut off"):
+        llm.complete_json([{"role": "user", "content": "one two"}], {}, max_tokens=32)
+    (call,) = step["llm_calls"]
+    assert call["kind"] == "json" and call["error"] == "ValueError" and call["prompt_tokens"] == 2 and call["ms"] >= 0

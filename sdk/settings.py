@@ -80,7 +80,9 @@ class Settings(BaseSettings):
         "most words with the question (0 = whole passages; fewer prompt tokens answer sooner on a CPU)",
     )
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
-    llm_threads: int = Field(0, ge=0, description="llama.cpp threads; 0 means one per core")
+    llm_threads: int = Field(
+        0, ge=0, description="llama.cpp threads; 0 means one per physical core this process may use"
+    )
     llm_timeout_s: float = Field(120.0, gt=0)
     llm_seed: int = 0
     llm_repeat_penalty: float = Field(1.3, ge=1.0, le=3.0, description="llama.cpp repeat penalty")

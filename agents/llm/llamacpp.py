@@ -17,13 +17,30 @@ from hopmem.memory.model_paths import resolve_gguf_path
 log = logging.getLogger(__name__)
 
 
+def default_threads() -> int:
+    """Threads for llama.cpp when none is set: the cores this process may use, physical ones where known.
+
+    ``os.cpu_count()`` counts logical CPUs of the whole machine; llama.cpp's threads meet at a barrier after every
+    layer, so a thread more than there are cores to run it (a container's CPU limit, the second hyper-thread of a
+    core) slows every token down instead of speeding it up.
+    """
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False) or allowed
+    except ImportError:
+        physical = allowed
+    return max(1, min(allowed, physical))
+
+
 class LlamaCppLLM:
     """A GGUF model run by llama.cpp on the CPU.
 
     Args:
         model: packaged alias (``SmolLM2-135M-Instruct``), a ``.gguf`` path, a folder or a cached HF id.
         context_window: tokens of context (prompt + answer).
-        threads: CPU threads; 0 means one per core.
+        threads: CPU threads; 0 means :func:`default_threads` (one per usable physical core).
         seed: sampling seed, for repeatable answers.
         repeat_penalty: llama.cpp's penalty on repeated tokens; small models loop without it.
     """
@@ -49,7 +66,7 @@ class LlamaCppLLM:
             self._llm = Llama(
                 model_path=str(path),
                 n_ctx=context_window,
-                n_threads=threads or os.cpu_count() or 1,
+                n_threads=threads or default_threads(),
                 seed=seed,
                 verbose=False,
             )

@@ -27,7 +27,7 @@ class AgentConfig:
     top_k: int = 3
     retrieve_k: int = 10
     llm_max_tokens: int = 160
-    answer_sentences: int = 4
+    answer_sentences: int = 2
     llm_temperature: float = 0.0
     decompose: bool = True
     planner: str = "rules"

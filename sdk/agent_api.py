@@ -52,6 +52,7 @@ def configured_llm(settings: Settings) -> ChatLLM | None:
         timeout_s=settings.llm_timeout_s,
         repeat_penalty=settings.llm_repeat_penalty,
         adapter=settings.llm_adapter,
+        flash_attn=settings.llm_flash_attn,
     )
 
 

@@ -20,13 +20,14 @@ def load_llm(
     timeout_s: float = 120.0,
     repeat_penalty: float = 1.3,
     adapter: str = "",
+    flash_attn: bool = True,
 ) -> ChatLLM | None:
     """The backend ``backend`` serving ``model`` (loaded once per process), or None for ``none``.
 
     ``adapter`` is a local peft LoRA adapter folder, applied by the ``transformers`` backend only (the others reject
     it rather than silently answering without it).
     """
-    key = (backend, model, context_window, threads, seed, base_url, timeout_s, repeat_penalty, adapter)
+    key = (backend, model, context_window, threads, seed, base_url, timeout_s, repeat_penalty, adapter, flash_attn)
     if key in _CACHE:
         return _CACHE[key]
     llm: ChatLLM
@@ -38,7 +39,12 @@ def load_llm(
         from hopmem.agents.llm.llamacpp import LlamaCppLLM
 
         llm = LlamaCppLLM(
-            model, context_window=context_window, threads=threads, seed=seed, repeat_penalty=repeat_penalty
+            model,
+            context_window=context_window,
+            threads=threads,
+            seed=seed,
+            repeat_penalty=repeat_penalty,
+            flash_attn=flash_attn,
         )
     elif backend == "openai":
         from hopmem.agents.llm.openai_compat import OpenAICompatLLM

@@ -22,12 +22,15 @@ def build_app(ctx: UIContext) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 chat.build(ctx, overrides)
-            with gr.Tab("Documents", id="documents"):
-                documents.build(ctx)
-            with gr.Tab("Memory", id="memory"):
-                memory_browser.build(ctx)
+            with gr.Tab("Documents", id="documents") as documents_tab:
+                load_sources, sources_outputs = documents.build(ctx)
+            with gr.Tab("Memory", id="memory") as memory_tab:
+                load_quarantine, quarantine_outputs = memory_browser.build(ctx)
             with gr.Tab("Settings", id="settings"):
                 settings_tab.build(ctx, overrides)
+        # A tab shows its lists when it opens (what other sessions changed included).
+        documents_tab.select(load_sources, None, sources_outputs, api_visibility="private")
+        memory_tab.select(load_quarantine, None, quarantine_outputs, api_visibility="private")
 
         def whoami(request: gr.Request) -> str:
             try:

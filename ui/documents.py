@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,8 @@ def remove_source(source: str | None, ctx: UIContext, request: gr.Request | None
     )
 
 
-def build(ctx: UIContext) -> None:
-    """Lay out the Documents tab and wire its events."""
+def build(ctx: UIContext) -> tuple[Callable[..., Any], list[Any]]:
+    """Lay out the Documents tab and wire its events; returns (the sources loader, its outputs) for the tab's select."""
     with gr.Row():
         files = gr.File(
             label="Files (drop .txt .md .html .pdf .docx)",
@@ -172,3 +173,4 @@ def build(ctx: UIContext) -> None:
     )
     erased = confirm.click(remove_fn, [pick], [confirm_row, removed], api_name="remove_source")
     erased.then(list_fn, None, [table, pick, summary], api_visibility="private")
+    return list_fn, [table, pick, summary]

@@ -9,6 +9,7 @@ All of it is the SDK's: ``Memory.search`` (with a query) or ``Memory.browse`` (w
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -144,8 +145,8 @@ def trust_plot(ctx: UIContext, request: gr.Request | None) -> tuple[Any, str]:
     return frame, table or "No agent has written anything yet."
 
 
-def build(ctx: UIContext) -> None:
-    """Lay out the Memory tab and wire its events."""
+def build(ctx: UIContext) -> tuple[Callable[..., Any], list[Any]]:
+    """Lay out the Memory tab and wire its events; returns (the quarantine loader, its outputs) for the tab's select."""
     with gr.Row():
         query = gr.Textbox(label="Search (empty: newest)", elem_id="mem-query", scale=3)
         agent = gr.Textbox(label="Agent", scale=1, elem_id="mem-agent")
@@ -233,3 +234,4 @@ def build(ctx: UIContext) -> None:
         quarantine_fn, None, [q_table, q_summary], api_visibility="private"
     )
     t_refresh.click(trust_fn, None, [plot, t_table], api_name="trust_plot")
+    return quarantine_fn, [q_table, q_summary]

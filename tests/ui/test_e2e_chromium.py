@@ -55,7 +55,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def e2e_app(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> Iterator[LiveUI]:
-    app = start_ui(tmp_path_factory.mktemp("ui-e2e"), sample_dir)
+    app = start_ui(tmp_path_factory.mktemp("ui-e2e"), sample_dir, max_file_bytes=1_000_000)
     yield app
     app.stop()
 
@@ -80,6 +80,13 @@ def shot(page: Any, name: str, tmp_path: Path) -> Path:
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 10_000
     return path
+
+
+def pick(page: Any, dropdown: str, value: str) -> None:
+    """Choose ``value`` in a dropdown by clicking it open and clicking the option."""
+    page.click(f"{dropdown} input")
+    page.locator(f"{dropdown} [role=option][aria-label='{value}']").click()
+    page.wait_for_function("([d, v]) => document.querySelector(d + ' input').value === v", arg=[dropdown, value])
 
 
 def tab(page: Any, name: str) -> None:
@@ -108,8 +115,7 @@ def citation(page: Any, contains: str) -> Any:
 def test_ask_shows_the_streamed_answer_and_its_citations(page: Any, tmp_path: Path) -> None:
     # This session answers with the bundled SmolLM2 through llama.cpp, so that the answer streams token by token.
     tab(page, "Settings")
-    page.locator("#set-llm-backend input").fill("llamacpp")
-    page.keyboard.press("Enter")
+    pick(page, "#set-llm-backend", "llamacpp")
     page.click("#set-apply")
     page.wait_for_function("document.querySelector('#set-status').innerText.includes('llm_backend')")
     shot(page, "ui-settings", tmp_path)
@@ -142,12 +148,21 @@ def test_ask_shows_the_streamed_answer_and_its_citations(page: Any, tmp_path: Pa
 def test_an_uploaded_document_is_found_cited(page: Any, tmp_path: Path) -> None:
     doc = tmp_path / "okapi.md"
     doc.write_text("# The okapi\n\nThe okapi is a forest giraffe of the Ituri rainforest in the Congo basin.\n")
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"x" * 1_500_000)
     tab(page, "Documents")
+    page.wait_for_function("document.querySelector('#sources').innerText.includes('tides.md')")  # listed on load
+    page.set_input_files("#upload-files input[type=file]", str(big))
+    toast = page.locator("[data-testid='toast-body']", has_text="exceed the maximum allowed size")
+    toast.wait_for()
+    assert "big.txt" in toast.inner_text()
+    shot(page, "e2e-oversize", tmp_path)
     page.set_input_files("#upload-files input[type=file]", str(doc))
     page.wait_for_selector("#upload-files :text('okapi.md')")
     page.click("#ingest")
     page.wait_for_function("document.querySelector('#ingest-report').innerText.includes('okapi.md: new')")
     page.wait_for_function("document.querySelector('#sources').innerText.includes('okapi.md')")
+    assert "big.txt" not in page.inner_text("#sources")
     shot(page, "ui-documents", tmp_path)
     answer = ask(page, "Where does the okapi live?")
     assert "Ituri" in answer
@@ -187,9 +202,12 @@ def test_erase_a_memory_and_see_it_gone_from_search_and_answers(page: Any, tmp_p
     page.wait_for_selector("#mem-erase-confirm")
     page.click("#mem-erase-confirm")
     page.wait_for_function(f"document.querySelector('#mem-erased').innerText.startsWith('Erased memory #{memory_id}')")
-    page.wait_for_function("document.querySelector('#mem-found').innerText.includes('memories')")
-    rows = page.locator("#mem-table [role=gridcell][data-col='0']").all_inner_texts()
-    assert memory_id not in [r.strip() for r in rows]
+    # The search runs again after the erase: wait until the table holds rows and none is the erased memory.
+    page.wait_for_function(
+        """m => { const ids = [...document.querySelectorAll("#mem-table [role=gridcell][data-col='0']")]
+        .map(c => c.innerText.trim()); return ids.length > 0 && !ids.includes(m); }""",
+        arg=memory_id,
+    )
     shot(page, "e2e-erased", tmp_path)
     ask(page, "How do you keep a sourdough starter alive?")
     labels = page.locator("#citations label").all_inner_texts()
@@ -215,8 +233,7 @@ def test_thumbs_down_on_evidence_changes_its_trust(page: Any, e2e_app: LiveUI, t
 
 def _settings(page: Any, backend: str, url: str, expect: str) -> None:
     tab(page, "Settings")
-    page.locator("#set-llm-backend input").fill(backend)
-    page.keyboard.press("Enter")
+    pick(page, "#set-llm-backend", backend)
     page.fill("#set-llm-url textarea, #set-llm-url input", url)
     page.click("#set-apply")
     page.wait_for_function("e => document.querySelector('#set-status').innerText === e", arg=expect)

@@ -41,7 +41,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 stats = memory.stats()
             return (
                 f"## hopmem\nActing for {who.label} · {stats['documents']} documents, {stats['memories']} memories, "
-                f"{stats['quarantined']} held for review"
+                f"{stats['quarantined']} held for review, {stats.get('feedback', 0)} feedback events"
             )
 
         app.load(whoami, None, [header], api_name="whoami")

@@ -248,3 +248,19 @@ def test_stop_ends_a_running_answer(client: Make) -> None:
         session.predict("none", "m", url, "none", 1, True, 3, api_name="/apply_settings")
         _chat, _reasoning, _choices_now, status = _ask(session, "What causes the tides?")
         assert status.startswith("Answered with")
+
+
+def test_a_folder_upload_ingests_its_supported_files(client: Make, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "kiwi.md").write_text("# Kiwi\n\nThe kiwi is a flightless bird of New Zealand that lays a huge egg.\n")
+    (folder / "script.py").write_text("print('not a document')\n")
+    session = client()
+    files = [handle_file(str(folder / "kiwi.md")), handle_file(str(folder / "script.py"))]
+    report = session.predict(None, files, api_name="/ingest")
+    assert report.startswith("Stored 1 new and 0 changed documents (1 chunks); 0 unchanged, 1 failed."), report
+    assert "✓ kiwi.md: new, 1 chunks" in report and "✗ script.py: unsupported type" in report
+    header = session.predict(api_name="/whoami")
+    assert "feedback events" in header

@@ -112,6 +112,16 @@ def _remember(step: Mapping[str, Any]) -> list[str]:
     return ["**Remember**"]
 
 
+def _llm_call(call: Mapping[str, Any]) -> str:
+    """One LLM call of a step: what it read and wrote, and how long it took (where a slow step's time went)."""
+    first = f", first token after {float(call['first_token_ms']):.0f} ms" if call.get("first_token_ms") else ""
+    failed = f", failed ({call['error']})" if call.get("error") else ""
+    return (
+        f"- LLM {call.get('kind')}: {call.get('prompt_tokens', 0)} prompt tokens, "
+        f"{call.get('completion_tokens', 0)} generated in {float(call.get('ms', 0.0)):.0f} ms{first}{failed}"
+    )
+
+
 RENDERERS = {
     "plan": _plan,
     "retrieve": _retrieve,
@@ -132,6 +142,7 @@ def reasoning_markdown(steps: Sequence[Mapping[str, Any]], *, running: bool = Fa
         render = RENDERERS.get(str(step.get("step")))
         lines = render(step) if render else [f"**{step.get('step')}**"]
         lines[0] += f" · {float(step.get('ms', 0.0)):.0f} ms"
+        lines += [_llm_call(call) for call in step.get("llm_calls") or []]
         parts.append("\n".join(lines))
     total = sum(float(s.get("ms", 0.0)) for s in steps)
     parts.append(f"_{'running… ' if running else ''}{len(steps)} steps, {total:.0f} ms in all_")

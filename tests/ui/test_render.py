@@ -56,6 +56,12 @@ def test_the_reasoning_view_renders_a_split_plan_a_hop_tree_and_setwise_reasonin
     assert "by `rank-r1`" in text and "reranker 0.900, trust 0.70" in text
     assert "place 1: chose #7: passage 7 &lt;names&gt; the city" in text  # text from the run is escaped
     assert "- ⚠ rerank: slow" in text
+    answer = {"step": "answer", "mode": "llm", "n_evidence": 3, "cited": [1], "ms": 1500.0, "llm_calls": [
+        {"kind": "stream", "prompt_tokens": 415, "completion_tokens": 24, "ms": 1440.4, "first_token_ms": 1012.2},
+        {"kind": "json", "prompt_tokens": 90, "completion_tokens": 0, "ms": 80.0, "error": "LLMError"}]}  # fmt: skip
+    text = render.reasoning_markdown([answer])
+    assert "- LLM stream: 415 prompt tokens, 24 generated in 1440 ms, first token after 1012 ms" in text
+    assert "- LLM json: 90 prompt tokens, 0 generated in 80 ms, failed (LLMError)" in text
 
 
 def test_session_settings_change_only_what_a_session_may(tmp_path: Path) -> None:

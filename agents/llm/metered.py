@@ -1,9 +1,9 @@
 """An LLM wrapper that reports what every call cost to the running step's trace.
 
 Each call adds one entry to the step's ``llm_calls`` (:func:`hopmem.agents.trace.record_llm_call`): its kind
-(``complete``, ``json``, ``stream``), prompt and generated tokens, milliseconds, tokens per second and, for a stream,
-the time to its first piece. The agent wraps its LLM in one, so ``hopmem bench agent`` and the UI can show where a
-run's time went without a profiler.
+(``complete``, ``json``, ``stream``), prompt and generated tokens, milliseconds, generated tokens per second of the
+whole call and, for a stream, the time to its first piece and the writing speed after it. The agent wraps its LLM in
+one, so ``hopmem bench agent`` and the UI can show where a run's time went without a profiler.
 """
 
 from __future__ import annotations
@@ -95,5 +95,7 @@ class MeteredLLM:
             generated = self.inner.count_tokens("".join(pieces)) if pieces else 0
             entry = _entry("stream", self._prompt_tokens(messages), generated, ms, max_tokens=kwargs.get("max_tokens"))
             entry["first_token_ms"] = round(first, 2) if first is not None else None
+            if first is not None and generated > 1 and ms > first:  # the writing speed, without the prompt's wait
+                entry["generation_tokens_per_s"] = round((generated - 1) / ((ms - first) / 1000), 1)
             entry["prompt_tokens_counted"] = "message contents (no chat template)"
             record_llm_call(entry)

@@ -110,6 +110,9 @@ def _llm_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
         firsts = [c["first_token_ms"] for c in calls if c.get("first_token_ms") is not None]
         if firsts:
             entry["first_token_ms"] = _stats(firsts)
+        writing = [c["generation_tokens_per_s"] for c in calls if c.get("generation_tokens_per_s")]
+        if writing:
+            entry["generation_tokens_per_s_p50"] = percentiles(writing, (50,))["p50"]
         out[name] = entry
     return out
 

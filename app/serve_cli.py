@@ -19,8 +19,7 @@ keys_app = typer.Typer(
 
 
 def _keys() -> object:
-    from hopmem.app.server.factory import key_path
-    from hopmem.app.server.keys import KeyStore
+    from hopmem.keys import KeyStore, key_path
 
     return KeyStore(key_path(settings()))
 
@@ -37,8 +36,8 @@ def serve(
     """
     import uvicorn
 
-    from hopmem.app.server.factory import is_loopback, key_path
-    from hopmem.app.server.keys import KeyStore
+    from hopmem.app.server.factory import is_loopback
+    from hopmem.keys import KeyStore, key_path
 
     extra = {k: v for k, v in (("server_host", host), ("server_port", port), ("server_workers", workers)) if v}
     config = settings(**extra)

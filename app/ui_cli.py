@@ -1,62 +1,20 @@
 """``hopmem ui``: serve the Gradio app (:mod:`hopmem.ui`), on loopback by default, behind a login elsewhere.
 
-The login is built here, from the API keys of ``hopmem serve`` (:mod:`hopmem.app.server.keys`) and the password in
-``HOPMEM_UI_PASSWORD``, so that the UI itself holds no key store: a key logs in with its id as the username and the
-whole key as the password, and the session acts as the key's tenant and agent; the password logs in (any username
-that is no key id) as the user of the configured tenant. A revoked key stops working at its session's next action.
+The command checks its options, then replaces this process with ``python -m hopmem.ui`` (same pid, signals and exit
+status), so that nothing in ``hopmem.app`` imports the UI (the project's dependency rule: nothing imports ``app`` or
+``ui``). The global options (``--data-dir``, ``--tenant``, ``--llm-backend``) reach it as ``HOPMEM_*`` variables.
+The login (API keys of ``hopmem keys`` or ``HOPMEM_UI_PASSWORD``) is the UI's own (:mod:`hopmem.ui.login`).
 """
 
 from __future__ import annotations
 
-import hmac
 import os
-from typing import TYPE_CHECKING, Annotated
+import sys
+from typing import Annotated
 
 import typer
 
 from hopmem.app.common import settings as _settings
-from hopmem.memory.errors import ConfigError
-
-if TYPE_CHECKING:
-    from hopmem import Settings
-    from hopmem.ui.identity import Login
-
-PASSWORD_VARIABLE = "HOPMEM_UI_PASSWORD"
-
-
-def build_login(settings: Settings, password: str | None) -> Login | None:
-    """The UI's login from the key file and ``password``; None when neither exists."""
-    from hopmem.app.server.factory import key_path
-    from hopmem.app.server.keys import KeyStore
-    from hopmem.ui.identity import Identity, Login
-
-    keys = KeyStore(key_path(settings))
-    if keys.active_count() == 0 and not password:
-        return None
-
-    def known(username: str) -> dict[str, object] | None:
-        found = next((k for k in keys.list() if k.id == username), None)
-        return None if found is None else found.to_dict()
-
-    def check(username: str, secret: str) -> bool:
-        info = keys.verify(secret)
-        if info is not None:
-            return info.id == username
-        if password and known(username) is None:
-            return hmac.compare_digest(secret.encode(), password.encode())
-        return False
-
-    def identity(username: str) -> Identity | None:
-        key = known(username)
-        if key is not None:
-            agent = str(key["agent"]) if key["agent"] else None
-            return None if key["revoked_at"] else Identity(str(key["tenant"]), agent)
-        return Identity(settings.tenant, None) if password else None
-
-    hint = "API key: its id (hopmem keys list) as username, the whole key as password."
-    if password:
-        hint += f" Or any other username with the UI password ({PASSWORD_VARIABLE})."
-    return Login(check=check, identity=identity, hint=hint)
 
 
 def ui(
@@ -75,16 +33,12 @@ def ui(
     --require-login) a visitor logs in with an API key of hopmem serve (each sees its key's tenant) or with the
     password in HOPMEM_UI_PASSWORD; without either the UI refuses to start. Gradio's public share link is never used.
     """
-    from hopmem.ui.launcher import is_loopback, launch
-
-    config = _settings()
-    login = None
-    if require_login or not is_loopback(host):
-        login = build_login(config, os.environ.get(PASSWORD_VARIABLE) or None)
-        if login is None:
-            raise ConfigError(
-                f"Refusing to serve the UI on {host} without a login; create an API key (hopmem keys create "
-                f"--tenant T) or set {PASSWORD_VARIABLE}, or bind to 127.0.0.1."
-            )
-    typer.echo(f"hopmem UI on http://{host}:{port} ({'login required' if login else 'no login: loopback'})", err=True)
-    launch(config, host=host, port=port, login=login, open_browser=open_browser)
+    config = _settings()  # the global options, passed on below; the UI refuses a host without a login itself
+    env = dict(os.environ)
+    env.update(HOPMEM_DATA_DIR=str(config.data_dir), HOPMEM_TENANT=config.tenant, HOPMEM_LLM_BACKEND=config.llm_backend)
+    argv = [sys.executable, "-m", "hopmem.ui", "--host", host, "--port", str(port)]
+    argv += ["--require-login"] if require_login else []
+    argv += ["--open"] if open_browser else []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)

@@ -31,15 +31,15 @@ ROOT_PACKAGE = "hopmem"
 SDK = "sdk"  # the part name of the root package and its own subpackages (hopmem.bench, ...)
 
 # What each part may import (itself included). DESIGN.md: `app, ui -> sdk -> agents -> memory`;
-# `finetune -> agents, memory`; `app -> finetune`; `app -> ui` (only `hopmem ui` starts it); memory imports no other
-# part; nothing imports app, and only app imports ui.
+# `finetune -> agents, memory`; `app -> finetune`; memory imports no other part; nothing imports app or ui
+# (`hopmem ui` replaces its process with `python -m hopmem.ui`).
 # ui gets the error classes through the root package (`hopmem.InputError`), not from hopmem.memory.errors.
 ALLOWED: dict[str, frozenset[str]] = {
     "memory": frozenset({"memory"}),
     "agents": frozenset({"agents", "memory"}),
     "finetune": frozenset({"finetune", "agents", "memory"}),
     SDK: frozenset({SDK, "agents", "memory"}),
-    "app": frozenset({"app", SDK, "agents", "memory", "finetune", "ui"}),
+    "app": frozenset({"app", SDK, "agents", "memory", "finetune"}),
     "ui": frozenset({"ui", SDK}),
 }
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from hopmem.ui.context import UIContext
 from hopmem.ui.identity import Login
+from hopmem.ui.login import refusal
 
 if TYPE_CHECKING:
     from hopmem import Settings
@@ -55,10 +56,7 @@ def launch(
     from hopmem import ConfigError
 
     if not is_loopback(host) and login is None:
-        raise ConfigError(
-            f"Refusing to serve the UI on {host} without a login; create an API key (hopmem keys create --tenant T) "
-            "or set HOPMEM_UI_PASSWORD, or bind to 127.0.0.1."
-        )
+        raise ConfigError(refusal(host))
     require_gradio()
     from hopmem.ui.app import CSS, build_app
 

@@ -25,8 +25,8 @@ from hopmem.app.handles import HandlePool
 from hopmem.app.server import chat_routes, memory_routes
 from hopmem.app.server.auth import principal
 from hopmem.app.server.errors import ApiError, error_response, install_handlers
-from hopmem.app.server.keys import KeyStore
 from hopmem.app.server.limits import BodyLimitMiddleware, RateLimiter
+from hopmem.keys import KeyStore, key_path
 
 if TYPE_CHECKING:
     from hopmem import Settings
@@ -45,11 +45,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def key_path(settings: Settings) -> Any:
-    """Where the API keys live: ``DATA_DIR/keys.sqlite``."""
-    return settings.data_dir / "keys.sqlite"
 
 
 @dataclass

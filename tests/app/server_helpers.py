@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from hopmem.app.server.keys import KeyStore
+from hopmem.keys import KeyStore
 from tests.conftest import HOPMEM
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hopmem.app.server.keys import KeyStore
+from hopmem.keys import KeyStore
 from tests.app.server_helpers import server_env
 from tests.conftest import HOPMEM
 from tests.ui.ui_helpers import LiveUI, start_ui

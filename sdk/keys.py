@@ -1,4 +1,7 @@
-"""API keys of ``hopmem serve``: each key is bound to one tenant and one agent identity (or the tenant's user).
+"""API keys (``hopmem keys``): each is bound to one tenant and one agent identity (or the tenant's user).
+
+The network faces share them: ``hopmem serve`` (and its /mcp) checks them on every request, ``hopmem ui`` logs in
+with them off loopback.
 
 A key reads ``hm_<id>_<secret>``: ``id`` (8 hex digits) names the row, ``secret`` is 32 random bytes. The store keeps
 only the SHA-256 of the whole key, so a leaked key file gives no usable key; the secret is shown once, when the key
@@ -20,9 +23,12 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hopmem.memory.errors import InputError, StoreError
+
+if TYPE_CHECKING:
+    from hopmem.settings import Settings
 
 KEY_PATTERN = re.compile(r"^hm_([0-9a-f]{8})_([A-Za-z0-9_-]{20,100})$")
 _SCHEMA = """
@@ -158,3 +164,8 @@ class KeyStore:
         if row is None or not hmac.compare_digest(row[5], _digest(key)) or row[4] is not None:
             return None
         return KeyInfo(*row[:5])
+
+
+def key_path(settings: Settings) -> Path:
+    """Where the API keys live: ``DATA_DIR/keys.sqlite``."""
+    return Path(settings.data_dir) / "keys.sqlite"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sqlite3
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from hopmem.agents.config import AgentConfig
@@ -202,6 +205,52 @@ class Agent:
                 final = chunk
         answer = Answer(question, final["answer"], final["citations"], final["trace"], thread_id=thread_id)
         yield {"type": "answer", "answer": answer}
+
+    async def aask(self, question: str) -> Answer:
+        """:meth:`ask` for async code (a notebook cell, a server): the run goes to a worker thread."""
+        return await asyncio.to_thread(self.ask, question)
+
+    async def astream(self, question: str, *, thread_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """The events of :meth:`stream` for ``async for``; each arrives as soon as the run produces it.
+
+        The run goes on in a worker thread; leaving the loop early (``break``, a cancelled task) stops it at its next
+        event, and nodes not yet started (the write-back of the answer) never run.
+        """
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+        done = object()
+
+        def hand_over(item: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed first: nobody is listening any more
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def pump() -> None:
+            events = self.stream(question, thread_id=thread_id)
+            try:
+                for event in events:
+                    if stop.is_set():
+                        break
+                    hand_over(event)
+            except Exception as exc:  # re-raised in the consumer, where the caller can handle it
+                hand_over(exc)
+            finally:
+                close = getattr(events, "close", None)
+                if close is not None:
+                    close()
+                hand_over(done)
+
+        threading.Thread(target=pump, daemon=True, name="hopmem-astream").start()
+        try:
+            while True:
+                item = await queue.get()
+                if item is done:
+                    return
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            stop.set()
 
     def _thread(self, thread_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": f"{self.memory.tenant}:{thread_id}"}}

@@ -38,6 +38,15 @@ class Answer:
     def __str__(self) -> str:
         return self.to_text()
 
+    def __repr__(self) -> str:
+        cited = [c["n"] for c in self.citations if c.get("cited")]
+        ms = sum(float(s.get("ms", 0.0)) for s in self.trace)
+        text = " ".join(self.answer.split())
+        short = text[:100] + ("…" if len(text) > 100 else "")
+        return (
+            f"<Answer {short!r} cites {cited} of {len(self.citations)} passages; {len(self.trace)} steps, {ms:.0f} ms>"
+        )
+
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td>{'&#9733;' if c.get('cited') else ''}[{c['n']}]</td>"

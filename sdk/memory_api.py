@@ -8,7 +8,9 @@ so that users and every face open a memory with one object they already know.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from hopmem.displays import SearchResults
 from hopmem.memory.engine import EngineConfig, MemoryEngine
 from hopmem.settings import Settings, get_settings
 
@@ -37,3 +39,10 @@ class Memory(MemoryEngine):
         self.settings = settings or get_settings()
         overrides = {"store_path": Path(path)} if path is not None else {}
         super().__init__(EngineConfig.from_settings(self.settings, **overrides), tenant=tenant, agent=agent)
+
+    def search(self, query: str, **options: Any) -> SearchResults:
+        """:meth:`MemoryEngine.search`'s results as a :class:`~hopmem.displays.SearchResults` (a list that renders as
+        a table in a notebook); the same arguments."""
+        results = SearchResults(super().search(query, **options))
+        results.query = query
+        return results

@@ -1,0 +1,43 @@
+"""Notebook renderings of SDK results: an HTML table in Jupyter (``_repr_html_``), a short ``repr`` elsewhere.
+
+Text from the memory is escaped everywhere: a stored passage is data, and a notebook must not run markup from it.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+
+def _cell(value: Any, limit: int = 240) -> str:
+    text = " ".join(str(value if value is not None else "").split())
+    return html.escape(text[:limit] + ("…" if len(text) > limit else ""))
+
+
+class SearchResults(list[Any]):
+    """The results of :meth:`hopmem.Memory.search`: a plain list of ``SearchResult``, shown as a table in a notebook
+    (rank, id, score, trust, each retriever's rank, who wrote it, title and text)."""
+
+    query: str = ""
+
+    def __repr__(self) -> str:
+        best = f"; best #{self[0].id} ({self[0].score:.3f})" if self else ""
+        return f"<SearchResults for {self.query!r}: {len(self)} memories{best}>"
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for rank, result in enumerate(self, start=1):
+            record = result.record
+            trust = "" if result.trust is None else f"{result.trust:.2f}"
+            ranks = ", ".join(f"{name} {place}" for name, place in sorted(result.ranks.items()))
+            writer = record.agent_id or record.source_class or ""
+            rows.append(
+                f"<tr><td>{rank}</td><td>{record.id}</td><td>{result.score:.3f}</td><td>{trust}</td>"
+                f"<td>{_cell(ranks)}</td><td>{_cell(writer)}</td><td>{_cell(record.title, 80)}</td>"
+                f"<td>{_cell(record.content)}</td></tr>"
+            )
+        head = "".join(f"<th>{h}</th>" for h in ("#", "id", "score", "trust", "ranks", "written by", "title", "text"))
+        return (
+            f"<div><p><b>Search:</b> {_cell(self.query, 400)} ({len(self)} memories)</p>"
+            f"<table><tr>{head}</tr>{''.join(rows)}</table></div>"
+        )

@@ -41,3 +41,25 @@ class SearchResults(list[Any]):
             f"<div><p><b>Search:</b> {_cell(self.query, 400)} ({len(self)} memories)</p>"
             f"<table><tr>{head}</tr>{''.join(rows)}</table></div>"
         )
+
+
+class TrustTable(list[Any]):
+    """The agents' trust from :meth:`hopmem.Memory.trust_of` (a list of ``AgentTrust``, most trusted first), shown in
+    a notebook as a table with a bar per agent (its Beta mean, with the number of signals behind it)."""
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{t.agent} {t.mean:.2f}" for t in self[:5])
+        return f"<TrustTable of {len(self)} agents: {shown}{', …' if len(self) > 5 else ''}>"
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for t in self:
+            width = round(100 * t.mean)
+            colour = "#2a9d8f" if t.mean >= 0.5 else "#e76f51"
+            bar = f"<div style='background:{colour};width:{width}px;height:10px'></div>"
+            rows.append(
+                f"<tr><td>{_cell(t.agent, 80)}</td><td>{t.mean:.3f}</td><td>{bar}</td>"
+                f"<td>{t.signals}</td><td>{t.alpha:.2f} / {t.beta:.2f}</td></tr>"
+            )
+        head = "".join(f"<th>{h}</th>" for h in ("agent", "trust", "", "signals", "alpha / beta"))
+        return f"<table><tr>{head}</tr>{''.join(rows)}</table>"

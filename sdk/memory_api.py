@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hopmem.displays import SearchResults
+from hopmem.displays import SearchResults, TrustTable
 from hopmem.memory.engine import EngineConfig, MemoryEngine
 from hopmem.settings import Settings, get_settings
 
@@ -46,3 +46,8 @@ class Memory(MemoryEngine):
         results = SearchResults(super().search(query, **options))
         results.query = query
         return results
+
+    def trust_of(self, agent: str | None = None) -> TrustTable:
+        """:meth:`MemoryEngine.trust_of` as a :class:`~hopmem.displays.TrustTable` (a list shown with a bar per agent
+        in a notebook); the same argument."""
+        return TrustTable(super().trust_of(agent))

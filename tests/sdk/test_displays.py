@@ -34,3 +34,22 @@ def test_an_answer_has_a_short_repr(tmp_path: Path, sample_dir: Path) -> None:
     assert text.startswith("<Answer '") and "cites [1] of 3 passages" in text and f"{len(answer.trace)} steps" in text
     assert len(text) < 260 and "<b>Q:</b>" in answer._repr_html_()
     agent.close()
+
+
+def test_trust_per_agent_renders_with_a_bar_each(tmp_path: Path) -> None:
+    settings = get_settings(data_dir=tmp_path / "data", llm_backend="none", reranker="none")
+    user = Memory(settings)
+    fact = "The Cranfield wind tunnel reached Mach 3.5 in its first supersonic test run in 1952."
+    user.add(fact)
+    for name, text in (
+        ("honest", "The tunnel's first run was in 1952 at Cranfield."),
+        ("liar", fact.replace("3.5", "1.5")),
+    ):
+        with Memory(settings, agent=name) as bot:
+            bot.add(text)
+    table = user.trust_of()
+    assert [t.agent for t in table] == ["honest", "liar"] and table[0].mean > 0.5 > table[1].mean
+    assert repr(table).startswith("<TrustTable of 2 agents: honest ")
+    page = table._repr_html_()
+    assert page.count("<tr>") == 3 and "#e76f51" in page and "#2a9d8f" in page  # the liar's bar is red
+    user.close()

@@ -23,13 +23,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from hopmem.agent_api import Agent
-from hopmem.eval.qa import ranked_documents
-from hopmem.eval.report import indexed_corpus
-from hopmem.memory.datasets.beir import load_dataset
+from hopmem.eval.qa import judged_questions, ranked_documents
 from hopmem.memory.datasets.metrics import mean, percentiles, recall_at_k
 from hopmem.memory.datasets.store_loader import BEIR_TENANT
-from hopmem.memory.embeddings import load_embedder
-from hopmem.memory.errors import InputError
 from hopmem.memory.run_record import RunRecord, cli_command
 from hopmem.memory_api import Memory
 from hopmem.settings import Settings, get_settings
@@ -161,14 +157,7 @@ def bench_agent(
     settings = settings or get_settings()
     run = RunRecord(cli_command())
     root = Path(dataset)
-    data = load_dataset(root, split)
-    questions = data.queries[:max_queries] if max_queries else data.queries
-    if not questions:
-        raise InputError(f"No question of {root} is judged in split {split!r}; check the qrels file.")
-    embedder = load_embedder(settings.embedder, **settings.embedder_options())
-    cached = indexed_corpus(root, embedder, settings, progress=progress)
-    source = cached.path
-    cached.close()
+    data, questions, source, embedder = judged_questions(root, split, settings, max_queries, progress=progress)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hopmem-bench-agent-") as tmp:
         run_settings = settings.model_copy(

@@ -23,6 +23,15 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: Path | str) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (its folder made), free it, and return the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def row_label(row: dict[str, Any]) -> str:
     """``hybrid`` for a candidate order kept as it is, ``hybrid + prorank`` for a reranked one."""
     return row["candidates"] if row["reranker"] == "none" else f"{row['candidates']} + {row['reranker']}"
@@ -64,11 +73,7 @@ def plot_rerank_report(report: dict[str, Any], path: Path | str) -> Path:
         fontsize=9,
     )
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def plot_serve_sweep(report: dict[str, Any], path: Path | str) -> Path:
@@ -100,11 +105,7 @@ def plot_serve_sweep(report: dict[str, Any], path: Path | str) -> Path:
     ax.set_title(f"hopmem serve: {report.get('n')} memories, {report.get('workers')} workers, {mix}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def plot_agent_bench(report: dict[str, Any], path: Path | str) -> Path:
@@ -137,8 +138,4 @@ def plot_agent_bench(report: dict[str, Any], path: Path | str) -> Path:
     right.set_title(f"{report['n_queries']} questions of {report['dataset']} {report['split']}")
     right.legend(fontsize=8)
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)

@@ -174,14 +174,7 @@ def evaluate_qa(
     settings = settings or get_settings()
     run = RunRecord(cli_command())
     root = Path(dataset)
-    data = load_dataset(root, split)
-    questions = data.queries[:max_queries] if max_queries else data.queries
-    if not questions:
-        raise InputError(f"No question of {root} is judged in split {split!r}; check the qrels file.")
-    embedder = load_embedder(settings.embedder, **settings.embedder_options())
-    cached = indexed_corpus(root, embedder, settings, progress=progress)
-    source = cached.path
-    cached.close()
+    data, questions, source, embedder = judged_questions(root, split, settings, max_queries, progress=progress)
     shared_llm = llm if llm is not None else configured_llm(settings)
     counter = CountingLLM(shared_llm) if shared_llm is not None else None
     reports: list[dict[str, Any]] = []
@@ -192,6 +185,26 @@ def evaluate_qa(
         )
         result = _write(reports, shared_llm, embedder.name, remember, json_out, run)  # a cut run keeps what it measured
     return result
+
+
+def judged_questions(
+    root: Path, split: str, settings: Settings, max_queries: int | None, *, progress: bool
+) -> tuple[Any, list[Any], Path, Any]:
+    """The data set, its first ``max_queries`` judged questions of ``split``, the cached indexed store's file and the
+    embedder: what every run of the agent over a BEIR folder starts from.
+
+    Raises:
+        InputError: on a folder that is not in BEIR layout or a split without judged questions.
+    """
+    data = load_dataset(root, split)
+    questions = list(data.queries[:max_queries] if max_queries else data.queries)
+    if not questions:
+        raise InputError(f"No question of {root} is judged in split {split!r}; check the qrels file.")
+    embedder = load_embedder(settings.embedder, **settings.embedder_options())
+    cached = indexed_corpus(root, embedder, settings, progress=progress)
+    source = Path(cached.path)
+    cached.close()
+    return data, questions, source, embedder
 
 
 def _write(

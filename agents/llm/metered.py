@@ -50,28 +50,27 @@ class MeteredLLM:
         return sum(self.inner.count_tokens(m.get("content", "")) for m in messages)
 
     def complete(self, messages: list[Message], **kwargs: Any) -> Completion:
-        start = time.perf_counter()
-        try:
-            completion = self.inner.complete(messages, **kwargs)
-        except Exception as exc:
-            self._failed("complete", messages, start, exc, kwargs)
-            raise
-        ms = (time.perf_counter() - start) * 1000
-        call = _entry("complete", completion.prompt_tokens, completion.completion_tokens, ms)
-        record_llm_call({**call, "max_tokens": kwargs.get("max_tokens")})
+        completion: Completion = self._measured(
+            "complete", messages, kwargs, lambda: self.inner.complete(messages, **kwargs)
+        )
         return completion
 
     def complete_json(self, messages: list[Message], schema: dict[str, Any], **kwargs: Any) -> Any:
+        return self._measured("json", messages, kwargs, lambda: self.inner.complete_json(messages, schema, **kwargs))
+
+    def _measured(self, kind: str, messages: list[Message], kwargs: dict[str, Any], call: Any) -> Any:
+        """Run ``call`` (a completion, or a JSON reply with its completion) and record what it cost, failed or not."""
         start = time.perf_counter()
         try:
-            reply, completion = self.inner.complete_json(messages, schema, **kwargs)
+            result = call()
         except Exception as exc:
-            self._failed("json", messages, start, exc, kwargs)
+            self._failed(kind, messages, start, exc, kwargs)
             raise
+        completion = result[1] if kind == "json" else result
         ms = (time.perf_counter() - start) * 1000
-        call = _entry("json", completion.prompt_tokens, completion.completion_tokens, ms)
-        record_llm_call({**call, "max_tokens": kwargs.get("max_tokens")})
-        return reply, completion
+        entry = _entry(kind, completion.prompt_tokens, completion.completion_tokens, ms)
+        record_llm_call({**entry, "max_tokens": kwargs.get("max_tokens")})
+        return result
 
     def _failed(self, kind: str, messages: list[Message], start: float, exc: Exception, kwargs: dict[str, Any]) -> None:
         """A failed call costs time too (a reply cut off by ``max_tokens`` is the usual one): record it."""

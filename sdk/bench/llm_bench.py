@@ -168,6 +168,7 @@ def run_llm_bench(
         LLMError: when the server does not answer chat requests.
     """
     from hopmem.bench.system import CpuMeter
+    from hopmem.memory.model_paths import display_path
     from hopmem.memory.run_record import RunRecord
 
     if adapter is None:
@@ -187,7 +188,12 @@ def run_llm_bench(
     )
     return {
         "benchmark": "llm",
-        "server": {"base_url": base_url, "label": label, "model": model, "adapter": str(adapter)},
+        "server": {
+            "base_url": base_url,
+            "label": label,
+            "model": model,
+            "adapter": display_path(adapter) if adapter else "",  # reports are read on other machines
+        },
         "generation": generation,
         "scoring": scoring,
         "cpu": meter.read(),

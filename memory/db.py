@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,9 +39,9 @@ def connect(
         if mmap_mb > 0 and target != ":memory:":
             conn.execute(f"PRAGMA mmap_size = {int(mmap_mb) * 1024 * 1024}")
         if not readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _retry_while_locked(conn, "PRAGMA journal_mode = WAL", busy_timeout_ms)
             conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        _retry_while_locked(conn, "SELECT count(*) FROM sqlite_master", busy_timeout_ms)
     except sqlite3.DatabaseError as exc:
         if conn is not None:
             conn.close()  # else the file stays open as long as the error (and its traceback) lives
@@ -50,6 +51,27 @@ def connect(
             f"Cannot open the store {target}: {exc.strerror}; check the path and its permissions."
         ) from exc
     return conn
+
+
+def _retry_while_locked(conn: sqlite3.Connection, statement: str, busy_timeout_ms: int) -> None:
+    """Run ``statement`` again while SQLite reports the file locked, up to the busy timeout.
+
+    Turning a new file to WAL needs an exclusive lock, and two connections that both hold a shared lock while asking
+    for it would deadlock, so SQLite answers one of them "locked" at once instead of calling the busy handler: the
+    busy timeout alone does not cover processes that create one store together (server workers starting at once).
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.005
+    while True:
+        try:
+            conn.execute(statement).fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if ("locked" not in text and "busy" not in text) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _explain(target: str, exc: sqlite3.DatabaseError) -> str:

@@ -19,6 +19,7 @@ class CatalogMixin(ReviewsMixin):
         self,
         *,
         agent: str | None = None,
+        tags: Sequence[str] | None = None,
         source_class: str | Sequence[str] | None = None,
         since: float | None = None,
         until: float | None = None,
@@ -30,7 +31,9 @@ class CatalogMixin(ReviewsMixin):
 
         The trust bounds apply to a memory's trust (the lowest along its provenance chain, see
         :meth:`memory_trust`), so the memories of a distrusted agent can be listed apart; under a trust bound the
-        scan reads at most ``20 * limit`` of the newest rows.
+        scan reads at most ``20 * limit`` of the newest rows. ``tags`` keep the memories that have any of them (as in
+        :meth:`search`); a face that files memories under tags (the LangGraph store, :mod:`hopmem.integrations`)
+        looks them up this way without a query.
 
         Raises:
             InputError: for a limit outside 1..1000, a trust bound that is no number, or a bad filter.
@@ -40,7 +43,7 @@ class CatalogMixin(ReviewsMixin):
         for name, bound in (("min_trust", min_trust), ("max_trust", max_trust)):
             if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float)):
                 raise InputError(f"{name} must be a number from 0 to 1, not {bound!r}.")
-        filters = check.search_filter(agent=agent, tags_=None, source_classes=source_class, since=since, until=until)
+        filters = check.search_filter(agent=agent, tags_=tags, source_classes=source_class, since=since, until=until)
         bounded = min_trust is not None or max_trust is not None
         ids = self.store.recent_ids(self.tenant, filters, limit=limit * 20 if bounded else limit)
         trusts = self.trust.memory_trusts(self.tenant, ids) if ids else {}

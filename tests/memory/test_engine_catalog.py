@@ -79,3 +79,12 @@ def test_sources_count_chunks_and_erase_source_removes_them_everywhere(memory: M
         assert other.sources() == []
         with pytest.raises(InputError, match="no document"):
             other.erase_source(b["source"])
+
+
+def test_browse_by_tags_keeps_memories_with_any_of_them(memory: MemoryEngine) -> None:
+    red = memory.add("A red note.", tags=["red", "warm"])
+    blue = memory.add("A blue note.", tags=["blue"])
+    memory.add("An untagged note.")
+    assert [r.id for r, _ in memory.browse(tags=["red"])] == [red.id]
+    assert [r.id for r, _ in memory.browse(tags=["blue", "warm"])] == [blue.id, red.id]
+    assert memory.browse(tags=["green"]) == []

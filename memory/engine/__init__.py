@@ -13,22 +13,23 @@ handle wrote it (``"via": "user"``), so that the user changing or erasing it lat
 
 Modules: :mod:`~.config` (what the engine reads from the settings), :mod:`~.core` (components and identity),
 :mod:`~.writes`, :mod:`~.reviews` (feedback, erase, trust, quarantine), :mod:`~.reads`, :mod:`~.catalog`
-(browse without a query, sources, erase a source).
+(browse without a query, sources, erase a source), :mod:`~.conversations` (multi-session chats turn by turn: add
+and search, over :mod:`~.writes`).
 """
 
 from __future__ import annotations
 
 from hopmem.memory.engine.catalog import CatalogMixin
 from hopmem.memory.engine.config import EngineConfig
+from hopmem.memory.engine.conversations import ConversationsMixin
 from hopmem.memory.engine.reads import ReadsMixin
 from hopmem.memory.engine.reviews import ReviewsMixin
-from hopmem.memory.engine.writes import WritesMixin
 from hopmem.memory.trust.gate import WriteBlockedError
 
 __all__ = ["EngineConfig", "MemoryEngine", "WriteBlockedError"]
 
 
-class MemoryEngine(CatalogMixin, WritesMixin, ReviewsMixin, ReadsMixin):
+class MemoryEngine(CatalogMixin, ConversationsMixin, ReviewsMixin, ReadsMixin):
     """One tenant's memory: write, search, update, erase, review and inspect memories and ingested documents.
 
     Args:

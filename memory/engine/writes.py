@@ -169,8 +169,14 @@ class WritesMixin(EngineCore):
             item = dataclasses.replace(item, on_behalf=True)
         return item
 
-    def _write(self, items: list[MemoryInput]) -> list[AddResult]:
-        texts = [f"{i.title}\n{i.content}" if i.title else i.content for i in items]
+    def _write(self, items: list[MemoryInput], embed_texts: Sequence[str] | None = None) -> list[AddResult]:
+        """Embed and store one batch through the trust gate; ``embed_texts`` (one per item) replaces the text the
+        vectors are made from (default: title and content), e.g. a conversation turn with its neighbours."""
+        texts = (
+            list(embed_texts)
+            if embed_texts is not None
+            else [f"{i.title}\n{i.content}" if i.title else i.content for i in items]
+        )
         vectors = np.asarray(self.embedder.embed(texts), dtype=np.float32)
         gate = WriteGate(self.store, self.trust, self.index, enabled=self.config.trust_gate)
         try:

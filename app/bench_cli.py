@@ -203,6 +203,52 @@ def bench_trust(
     _write(report, json_out)
 
 
+@bench_app.command("attack")
+def bench_attack(
+    json_out: Annotated[Path | None, _JSON] = None,
+    data: Annotated[Path | None, _DATA] = None,
+    seeds: Annotated[int, typer.Option(min=1, help="seeds 0..N-1, each attack run with the defence on and off")] = 3,
+    attacks: Annotated[
+        str,
+        typer.Option(help="comma-separated: paraphrase, sybil, farming, sleeper, feedback, flooding, injection"),
+    ] = "paraphrase,sybil,farming,sleeper,feedback,flooding,injection",
+    facts: Annotated[int, typer.Option(min=10, help="true facts the honest agents write")] = 80,
+    knowledge: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="share of the facts each honest reviewer knows")
+    ] = 0.5,
+    error_rate: Annotated[float, typer.Option(min=0.0, max=0.5, help="chance a reviewer's verdict is wrong")] = 0.1,
+    quarantine_review: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="chance the user works through the quarantine list per round")
+    ] = 0.5,
+    answers: Annotated[
+        bool, typer.Option("--answers/--no-answers", help="ask the agent each attacked question (slower)")
+    ] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Attacks the trust defence was not shaped for (defence on and off, reviewers without an oracle)."""
+    from hopmem.bench.attacks import headline, run_attack_bench
+    from hopmem.bench.attacks.world import WorldParams
+
+    world = WorldParams(
+        facts=facts, knowledge=knowledge, error_rate=error_rate, quarantine_review=quarantine_review, answers=answers
+    )
+    report = run_attack_bench(
+        settings=settings(),
+        data_root=data,
+        seeds=list(range(seeds)),
+        attacks=[a.strip() for a in attacks.split(",") if a.strip()],
+        world=world,
+        progress=not quiet,
+        command=_command(),
+    )
+    typer.echo(f"{'attack':<11} {'figure':<22} {'defended':>9} {'undefended':>11}  met")
+    for name, result in report["attacks"].items():
+        for key in headline(name):
+            on, off = result["defended"].get(key), result["undefended"].get(key)
+            typer.echo(f"{name:<11} {key:<22} {on!s:>9} {off!s:>11}  {result['met'].get(key)}")
+    _write(report, json_out)
+
+
 @bench_app.command("planner")
 def bench_planner(
     json_out: Annotated[Path | None, _JSON] = None,

@@ -1,0 +1,73 @@
+"""``hopmem bench attack``: the paraphraser, the reviewers' verdicts and a small real run of two attacks."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from hopmem.bench.attacks import ATTACKS, run_attack_bench
+from hopmem.bench.attacks.paraphrase import paraphrase
+from hopmem.bench.attacks.poisoning import AttackScale
+from hopmem.bench.attacks.world import WorldParams, content_words, fact_tokens, states
+from hopmem.bench.trust_bench import Fact
+from hopmem.memory.trust.contradiction import contradiction
+from hopmem.settings import get_settings
+
+TRUE = "The wind tunnel reached a speed of 35 metres per second during the first test at Glasgow."
+FALSE = "The wind tunnel reached a speed of 45 metres per second during the first test at Glasgow."
+
+
+def test_a_paraphrase_keeps_the_lie_and_shares_fewer_words_with_the_truth() -> None:
+    rng = random.Random(0)
+    texts = {paraphrase(FALSE, rng) for _ in range(20)}
+    assert len(texts) > 1  # several frames
+    for text in texts:
+        assert "45" in text and "Glasgow" in text and "35" not in text
+        shared = content_words(text) & content_words(TRUE)
+        assert len(shared) / len(content_words(text) | content_words(TRUE)) < 0.5
+    assert contradiction(FALSE, TRUE) == "numbers"
+
+
+def test_a_reviewer_judges_by_the_token_it_knows_not_by_the_memory_id() -> None:
+    fact = Fact("t", TRUE, FALSE, "wind tunnel speed metres per second first test", "number")
+    assert fact_tokens(fact) == ("35", "45")
+    assert states(paraphrase(FALSE, random.Random(1)), fact) == "false"
+    assert states(TRUE, fact) == "true"
+    assert states("An unrelated sentence about boundary layers.", fact) is None
+    negated = Fact("t", "the layer is thin near the edge.", "the layer is not thin near the edge.", "layer", "negation")
+    assert fact_tokens(negated) == (None, "not")
+    assert states("Reports say the layer is not thin near the edge.", negated) == "false"
+    assert states("the layer is thin near the edge.", negated) == "true"
+
+
+def test_a_small_real_run_reports_every_figure_and_the_lies_land_without_the_defence(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    settings = get_settings(data_dir=tmp_path / "unused", llm_backend="none")
+    world = WorldParams(facts=20, honest=3, review_every=5, reviews=3, answers=False)
+    scale = AttackScale(targets=4, sybils=2)
+    report = run_attack_bench(
+        settings=settings,
+        data_root=shared_data,
+        seeds=[0],
+        attacks=["paraphrase", "injection"],
+        world=world,
+        scale=scale,
+        documents=2,
+        progress=False,
+    )
+    assert set(ATTACKS) >= set(report["attacks"]) == {"paraphrase", "injection"}
+    para = report["attacks"]["paraphrase"]
+    off = para["undefended_runs"][0]
+    assert off["counts"]["attacker_writes"] == 4
+    assert off["counts"]["false_visible"] == 4  # nothing holds a lie back with the defence off
+    assert off["poisoned_top5"] > 0
+    for side in ("defended", "undefended"):
+        assert 0.0 <= para[side]["poisoned_top5"] <= 1.0 and 0.0 <= para[side]["honest_quarantined"] <= 1.0
+    assert set(para["met"]) >= {"poisoned_top5", "poisoned_top5_separated", "honest_quarantined"}
+    injection = report["attacks"]["injection"]
+    for run in injection["defended_runs"] + injection["undefended_runs"]:
+        assert run["cross_tenant_leaks"] == 0
+        assert run["counts"]["documents"] == 2
+    assert 0.0 <= report["paraphrase_evasion"]["paraphrase_flagged_rate"] <= 1.0
+    assert report["command"] and report["machine"]

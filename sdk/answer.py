@@ -6,6 +6,8 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
+from hopmem.trace_view import Trace
+
 
 @dataclass
 class Answer:
@@ -25,6 +27,11 @@ class Answer:
             "trace": self.trace,
             "question": self.question,
         }
+
+    def trace_view(self) -> Trace:
+        """The trace as a :class:`~hopmem.trace_view.Trace`: in a notebook the plan, the hop tree, a bar per step
+        with its time and the warnings (``trace`` itself stays the plain list that ``to_dict`` writes)."""
+        return Trace(self.trace, question=self.question)
 
     def to_text(self, *, snippet_chars: int = 160) -> str:
         lines = [self.answer, "", "Sources (* = cited in the answer):"]
@@ -54,9 +61,9 @@ class Answer:
             f"<td>{c['score']:.3f}</td><td>{html.escape(str(c.get('text', ''))[:240])}</td></tr>"
             for c in self.citations
         )
-        steps = " &rarr; ".join(f"{html.escape(s['step'])} ({s.get('ms', 0):.0f} ms)" for s in self.trace)
+        view = self.trace_view()
         return (
             f"<div><p><b>Q:</b> {html.escape(self.question)}</p><p><b>A:</b> {html.escape(self.answer)}</p>"
             f"<table><tr><th></th><th>title</th><th>score</th><th>text</th></tr>{rows}</table>"
-            f"<p style='color:#666'>{steps}</p></div>"
+            f"<details><summary>{view.compact_html()}</summary>{view._repr_html_()}</details></div>"
         )

@@ -1,5 +1,8 @@
 """PNG plots of evaluation reports (matplotlib, headless), for the docs, the model cards and the notebooks.
 
+:func:`metrics_by_method_figure` draws any report's headline table (the notebook display of
+:class:`hopmem.eval.display.EvalReport`); the others draw one report kind each. Files are written by ``_save`` only.
+
 matplotlib is imported inside the functions (the ``plot`` extra), with the non-interactive ``Agg`` backend, so a
 plot can be written on a server without a display.
 """
@@ -30,6 +33,54 @@ def _save(plt: Any, fig: Any, path: Path | str) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def figure_png(fig: Any) -> bytes:
+    """``fig`` as PNG bytes (for an inline notebook image), the figure freed."""
+    import io
+
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def metrics_by_method_figure(labels: list[str], metrics: dict[str, list[float]], title: str = "") -> Any:
+    """Grouped horizontal bars: one group per method (``labels``), one bar per metric, its value written beside it.
+
+    Any report whose rows are methods with scores in [0, 1] (retrieval, QA variants, rerankers, TreeHop, memory
+    categories) draws with this. Returns the matplotlib Figure (not saved; :func:`plot_metrics_by_method` saves one).
+    """
+    plt = _pyplot()
+    names = list(metrics)
+    fig, ax = plt.subplots(figsize=(7.5, 0.3 * len(labels) * max(1, len(names)) ** 0.5 + 1.6))
+    height = 0.8 / max(1, len(names))
+    colours = ("#3b6ea5", "#9cc3e6", "#d08c60", "#5aa469", "#b07aa1", "#e1b12c")
+    top = 0.0
+    for j, name in enumerate(names):
+        ys = [i - 0.4 + height * (j + 0.5) for i in range(len(labels))]
+        values = metrics[name]
+        ax.barh(ys, values, height, label=name, color=colours[j % len(colours)])
+        for y, value in zip(ys, values, strict=True):
+            ax.text(value + 0.005, y, f"{value:.3f}", va="center", fontsize=7)
+        top = max(top, *values, 0.1)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, min(1.05, top * 1.2))
+    ax.set_xlabel("score")
+    ax.legend(loc="lower right", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metrics_by_method(
+    labels: list[str], metrics: dict[str, list[float]], path: Path | str, title: str = ""
+) -> Path:
+    """:func:`metrics_by_method_figure` written as a PNG at ``path``; returns the path."""
+    return _save(_pyplot(), metrics_by_method_figure(labels, metrics, title), path)
 
 
 def row_label(row: dict[str, Any]) -> str:

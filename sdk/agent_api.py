@@ -66,6 +66,36 @@ class Agent:
         memory: the memory to answer from (opened from ``settings`` when omitted).
         settings: configuration; read from the environment when omitted.
         llm: an LLM to use instead of the configured backend (``None`` uses the settings).
+
+    Examples:
+        Ask over the bundled sample documents without an LLM (the answer is then extractive, and says so):
+
+        >>> import asyncio, tempfile, hopmem
+        >>> from hopmem.demo import sample_dir
+        >>> settings = hopmem.get_settings(
+        ...     data_dir=tempfile.mkdtemp(), llm_backend="none", reranker="none", remember_answers=False
+        ... )
+        >>> memory = hopmem.Memory(settings)
+        >>> _ = memory.ingest([sample_dir()], progress=False)
+        >>> agent = hopmem.Agent(memory, settings=settings)
+        >>> answer = agent.ask("How do honeybees share directions?")
+        >>> [c["title"] for c in answer.citations if c.get("cited")]
+        ['How honeybees share directions']
+        >>> [name for name, ms in answer.trace_view().timings()]
+        ['plan', 'retrieve', 'hop', 'fuse', 'rerank', 'answer', 'remember']
+        >>> answer.trace_view().warnings()[0]
+        ('answer', 'no LLM configured: extractive answer')
+
+        The same from async code (a server; in a notebook cell ``await agent.aask(...)`` directly):
+
+        >>> asyncio.run(agent.aask("How do honeybees share directions?")).answer == answer.answer
+        True
+        >>> async def steps():
+        ...     events = agent.astream("How do honeybees share directions?")
+        ...     return [e["step"]["step"] async for e in events if e["type"] == "step"]
+        >>> asyncio.run(steps())[-1]
+        'remember'
+        >>> agent.close()
     """
 
     def __init__(

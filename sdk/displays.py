@@ -16,7 +16,22 @@ def _cell(value: Any, limit: int = 240) -> str:
 
 class SearchResults(list[Any]):
     """The results of :meth:`hopmem.Memory.search`: a plain list of ``SearchResult``, shown as a table in a notebook
-    (rank, id, score, trust, each retriever's rank, who wrote it, title and text)."""
+    (rank, id, score, trust, each retriever's rank, who wrote it, title and text).
+
+    Examples:
+        Stored text is data: markup in it is escaped in the table.
+
+        >>> import tempfile, hopmem
+        >>> memory = hopmem.Memory(hopmem.get_settings(data_dir=tempfile.mkdtemp(), llm_backend="none"))
+        >>> _ = memory.add("Pier 4 <script>alert(1)</script> opens at eight.", title="Pier")
+        >>> results = memory.search("pier opens", k=3)
+        >>> len(results), results[0].record.title
+        (1, 'Pier')
+        >>> page = results._repr_html_()
+        >>> "&lt;script&gt;" in page, "<script>" in page
+        (True, False)
+        >>> memory.close()
+    """
 
     query: str = ""
 

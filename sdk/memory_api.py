@@ -26,6 +26,24 @@ class Memory(MemoryEngine):
         tenant: the tenant every call acts for (default: ``settings.tenant``).
         path: the store file (default: ``settings.store_path``).
         agent: the agent this handle acts as (its credentials); None is the user's own handle.
+
+    Examples:
+        A memory in a fresh folder; search returns :class:`~hopmem.displays.SearchResults` (a table in a notebook):
+
+        >>> import tempfile, hopmem
+        >>> settings = hopmem.get_settings(data_dir=tempfile.mkdtemp(), llm_backend="none", reranker="none")
+        >>> memory = hopmem.Memory(settings)
+        >>> memory.add("The ferry to the island leaves at nine from pier 4.", title="Ferry").title
+        'Ferry'
+        >>> _ = memory.add("Bins go out on Monday night.", title="Bins")
+        >>> results = memory.search("when does the ferry leave", k=2)
+        >>> [r.record.title for r in results]
+        ['Ferry', 'Bins']
+        >>> results
+        <SearchResults for 'when does the ferry leave': 2 memories; best #1 (...)>
+        >>> memory.trust_of()  # no agent has written yet
+        <TrustTable of 0 agents: >
+        >>> memory.close()
     """
 
     def __init__(

@@ -45,7 +45,25 @@ def _default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    """Everything a user can configure. Read with :func:`get_settings`; print with ``hopmem config show``."""
+    """Everything a user can configure. Read with :func:`get_settings`; print with ``hopmem config show``.
+
+    Examples:
+        Values come from the arguments, then ``HOPMEM_*`` variables, then the TOML file, then the defaults:
+
+        >>> import hopmem
+        >>> settings = hopmem.Settings(data_dir="/tmp/hopmem-example", llm_backend="none")
+        >>> settings.store_path.name, settings.llm_backend, settings.embedder
+        ('hopmem.sqlite', 'none', 'all-MiniLM-L6-v2')
+        >>> hopmem.get_settings(chunk_size=128).chunk_size
+        128
+
+        A bad value is refused in one sentence that names where to fix it:
+
+        >>> hopmem.get_settings(chunk_size=1)
+        Traceback (most recent call last):
+        ...
+        hopmem.memory.errors.ConfigError: Invalid setting 'chunk_size': Input should be greater than or equal to 32; ...
+    """
 
     model_config = SettingsConfigDict(env_prefix="HOPMEM_", extra="forbid", validate_default=True)
 

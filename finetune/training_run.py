@@ -22,6 +22,7 @@ import base64
 import html
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from typing import Any
 from hopmem.memory.errors import ConfigError, InputError
 
 METRICS_FILE = "metrics.json"
+SMOOTH_OVER = 30
+"""A curve of more points than this is drawn faint, with its running mean of 10 points over it."""
 
 Curve = list[tuple[float, float]]
 """``(step or epoch, value)`` points, in training order."""
@@ -209,7 +212,11 @@ class TrainingRun:
         for ax, panel in zip(axes[0], panels, strict=True):
             for name, points in panel.items():
                 xs, ys = zip(*points, strict=True)
-                ax.plot(xs, ys, marker="o" if len(points) < 30 else None, markersize=3, linewidth=1.2, label=name)
+                if len(points) <= SMOOTH_OVER:
+                    ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.2, label=name)
+                    continue
+                (raw,) = ax.plot(xs, ys, linewidth=0.7, alpha=0.35)  # noisy per step: the running mean shows the trend
+                ax.plot(xs, _rolling(ys), linewidth=1.6, color=raw.get_color(), label=f"{name} (mean of 10)")
             ax.set_xlabel("epoch" if self.recipe == "treehop" else "step")
             ax.set_ylabel("loss" if panel is losses else ("recall" if self.recipe == "treehop" else "reward"))
             ax.grid(alpha=0.3)
@@ -274,6 +281,11 @@ def _ends(points: Curve) -> tuple[float, float]:
     window = 10 if len(points) > 30 else 1
     head, tail = points[:window], points[-window:]
     return sum(v for _, v in head) / len(head), sum(v for _, v in tail) / len(tail)
+
+
+def _rolling(values: Sequence[float], window: int = 10) -> list[float]:
+    """The mean of each value and the ``window - 1`` before it (fewer at the start)."""
+    return [sum(values[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1)) for i in range(len(values))]
 
 
 def _number(value: Any) -> str:

@@ -69,7 +69,7 @@ def metrics_by_method_figure(labels: list[str], metrics: dict[str, list[float]],
     ax.invert_yaxis()
     ax.set_xlim(0, min(1.05, top * 1.2))
     ax.set_xlabel("score")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()

@@ -70,7 +70,7 @@ def test_a_shipped_model_loads_as_a_run_with_its_curve(recipe: str) -> None:
     key = "recall" if recipe == "treehop" else "mrr"
     assert f"<td>{last[key]:.4f}</td>" in page
     fig = run.plot()
-    assert sum(len(ax.lines) for ax in fig.axes) == len(curves)
+    assert sum(len(ax.get_legend().get_texts()) for ax in fig.axes) == len(curves)  # one labelled line per curve
 
 
 def test_a_grpo_log_in_the_rank_r1_shape_gives_loss_and_reward_curves(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -75,6 +77,13 @@ def test_enough_examples_ran() -> None:
 
 
 def test_the_finetune_package_is_callable_and_still_a_package() -> None:
+    """``hopmem.finetune`` is handed out by the root on first access only, and importing it loads no torch."""
+    code = (
+        "import sys, hopmem; before = 'hopmem.finetune' in sys.modules; f = hopmem.finetune; "
+        "print(before, callable(f), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True", "False"]
     import hopmem
     import hopmem.finetune as package
 

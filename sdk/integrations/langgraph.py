@@ -250,7 +250,7 @@ class HopmemStore(BaseStore):
                 record.id, content=text, title=title, tags=tags, metadata={"langgraph": entry}, agent=self.agent
             )
             return
-        options = {"title": title, "tags": tags, "metadata": {"langgraph": entry}}
+        options: dict[str, Any] = {"title": title, "tags": tags, "metadata": {"langgraph": entry}}
         options |= {"agent": self.agent, "source_class": self.source_class}
         added = self.memory.add(text, **options)
         stored = _entry(added)

@@ -43,7 +43,18 @@ except ImportError as exc:  # pragma: no cover - llama-index-core is a core depe
 
 __all__ = ["HopmemQueryEngine", "HopmemRetriever", "answer_response", "memory_ids", "result_node"]
 
-_LLM_HIDDEN = ("hopmem_id", "tags", "document_id", "chunk_index", "external_id", "created_at", "score", "ranks")
+_LLM_HIDDEN = (
+    "hopmem_id",
+    "tags",
+    "document_id",
+    "chunk_index",
+    "external_id",
+    "created_at",
+    "score",
+    "ranks",
+    "n",
+    "cited",
+)
 """Metadata LlamaIndex leaves out of the text it gives an LLM (``MetadataMode.LLM``): bookkeeping, not evidence.
 Title, source, writer and trust stay, so a synthesizer's prompt says where each passage came from."""
 

@@ -160,6 +160,11 @@ class TrainingRun:
         return cls(folder, report)
 
     @property
+    def folder(self) -> Path:
+        """The run's folder (the same as :attr:`path`): what ``model_dir=`` of an evaluation takes."""
+        return self.path
+
+    @property
     def recipe(self) -> str:
         """``cross-encoder``, ``prorank``, ``rank-r1``, ``treehop`` (or ``unknown``)."""
         return recipe_of(self.report)

@@ -130,7 +130,7 @@ def test_treehop_through_the_call_returns_the_run_it_wrote(
         mlp_size=16,
         **options,
     )
-    assert isinstance(run, TrainingRun) and run.path == out and run.recipe == "treehop"
+    assert isinstance(run, TrainingRun) and run.path == run.folder == out and run.recipe == "treehop"
     assert run.config["epochs"] == 3 and run.config["attn_size"] == 16
     again = TrainingRun.load(out)
     assert again.report == json.loads((out / "metrics.json").read_text())

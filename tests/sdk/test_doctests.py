@@ -58,10 +58,11 @@ def test_docstring_examples_pass(name: str) -> None:
     missing = [obj for obj in DOCUMENTED[name] if obj not in named]
     assert not missing, f"{name}: no docstring examples on {missing}"
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    report: list[str] = []
     for test in tests:
-        runner.run(test)
+        runner.run(test, out=report.append)
     result = runner.summarize(verbose=False)
-    assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {name} failed (see the output)"
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {name} failed:\n" + "".join(report)
     assert result.attempted >= len(DOCUMENTED[name])
     _ran[name] = result.attempted
 

@@ -82,6 +82,8 @@ def _qa(dataset: Path, split: str, common: dict[str, Any], **options: Any) -> di
     if variants is None:
         settings = common["settings"]
         base = variant_from_options(**{"planner": settings.planner, **described})
+        if isinstance(vary, str):  # as the CLI takes it: "fusion,reranker"
+            vary = [p.strip() for p in vary.split(",") if p.strip()]
         pieces = list(vary) if vary else list(PIECES)
         variants = comparison_variants(base, default_reranker=settings.reranker, pieces=pieces) if compare else [base]
     elif described or compare:
@@ -118,7 +120,9 @@ def _memory(dataset: Path, split: str | None, common: dict[str, Any], **options:
     passed = {k: v for k, v in common.items() if k in accepted}  # the shared options it takes
     if "max_queries" in common and "max_queries" not in accepted and "limit" in accepted:
         passed["limit"] = common["max_queries"]  # the memory harness calls it limit (questions in file order)
-    if split is not None and "split" in accepted:
+    if split is not None:
+        if "split" not in accepted:
+            raise InputError("The memory evaluation reads every question of the file; it takes no split.")
         passed["split"] = split
     return _call(harness, dataset, **passed, **options)
 

@@ -102,7 +102,7 @@ def test_qa_dispatch_builds_the_variants_as_the_cli_does(tiny: Path, settings: h
         max_queries=2,
         treehop=False,
         compare=True,
-        vary=["fusion"],
+        vary="fusion",  # as the CLI's --vary takes it
     )
     names = [row["method"] for row in report.table()]
     assert names == [v["variant"] for v in report["variants"]] and len(names) == 2
@@ -167,6 +167,8 @@ def test_memory_dispatch_reports_recall_per_method_and_category(tmp_path: Path, 
     assert row["recall@5"] == overall["recall@5"] and row["recall@10"] == overall["recall@10"]
     assert report.score_names() == ["recall@5", "recall@10"]
     assert "data:image/png;base64," in report._repr_html_()
+    with pytest.raises(InputError, match="takes no split"):
+        hopmem.evaluate(path, kind="memory", split="test", settings=settings)
 
 
 def test_unknown_kind_and_option_are_refused_in_one_sentence(tiny: Path, settings: hopmem.Settings) -> None:

@@ -14,6 +14,7 @@ from hopmem.app.bench_cli import bench_app
 from hopmem.app.common import OVERRIDES as _OVERRIDES
 from hopmem.app.common import echo_json as _echo_json
 from hopmem.app.common import settings as _settings
+from hopmem.app.conversation_cli import eval_memory
 from hopmem.app.eval_qa_cli import eval_qa
 from hopmem.app.finetune_cli import eval_rerank, finetune_app
 from hopmem.app.mcp_cli import mcp
@@ -32,11 +33,12 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Show the configuration in effect.", no_args_is_help=True)
 models_app = typer.Typer(help="Check and list the models hopmem uses.", no_args_is_help=True)
-eval_app = typer.Typer(help="Evaluate on BEIR-format data sets.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate on BEIR-format data sets and LoCoMo-format conversations.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 eval_app.command("qa")(eval_qa)
+eval_app.command("memory")(eval_memory)
 
 app.add_typer(memory_app, name="memory")
 app.add_typer(bench_app, name="bench")
@@ -66,13 +68,35 @@ def _global(
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="files, folders or BEIR corpus.jsonl files")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="files, folders, BEIR corpus.jsonl or LoCoMo-format conversation .json files")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    input_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="auto (a .json file in the LoCoMo shape is a conversation), documents or conversations",
+        ),
+    ] = "auto",
+    window: Annotated[int, typer.Option(min=1, help="conversations: turns per memory")] = 1,
 ) -> None:
-    """Read, chunk, embed and store documents (.txt .md .html .pdf .docx, BEIR corpus.jsonl)."""
+    """Read, chunk, embed and store documents (.txt .md .html .pdf .docx, BEIR corpus.jsonl), or store multi-session
+    conversations (LoCoMo format) one memory per turn with speaker, session, date and turn ids."""
+    from hopmem.memory.conversations import is_conversation_file
+    from hopmem.memory.errors import InputError
     from hopmem.memory_api import Memory
 
+    if input_format not in ("auto", "documents", "conversations"):
+        raise InputError(f"Unknown --format {input_format!r}; use auto, documents or conversations.")
+    if input_format == "conversations" or (
+        input_format == "auto" and paths and all(is_conversation_file(p) for p in paths)
+    ):
+        from hopmem.app.conversation_cli import ingest_conversations
+
+        ingest_conversations(paths, window=window, as_json=as_json, quiet=quiet)
+        return
     with Memory(_settings()) as memory:
         report = memory.ingest(paths, progress=not quiet)
         stats = memory.stats()

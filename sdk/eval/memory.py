@@ -4,9 +4,10 @@ Each conversation is stored alone (its own fresh store and tenant, so a question
 with :meth:`hopmem.Memory.add_conversation`; then every question runs through every method:
 
 - ``lexical``, ``dense``, ``hybrid``: :meth:`hopmem.Memory.search_conversation` (hybrid fuses the two lists the
-  conversation way, :data:`hopmem.memory.engine.conversations.CONVERSATION_FUSION`);
-- ``agent``: :meth:`hopmem.Agent.ask` with :data:`AGENT_SETTINGS` (plan, retrieve, fuse, cross-encoder rerank over a
-  deeper pool, answer); its ranking is the reranked candidates, then the rest of the fused order.
+  conversation way, :data:`hopmem.memory.conversation_search.CONVERSATION_FUSION`);
+- ``agent``: :meth:`hopmem.Agent.ask` with :data:`AGENT_SETTINGS` over a memory switched to conversation search
+  (plan, retrieve each sub-query, fuse, cross-encoder rerank over a deeper pool, answer); its ranking is the
+  reranked candidates, then the rest of the fused order.
 
 Recall is counted over retrieved **turns**: a memory that holds w turns takes w places of the ranking (in the order
 of its turns), so a window of turns cannot raise recall by holding more text. For a question with evidence turns E
@@ -31,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from hopmem.eval.report import write_report
+from hopmem.memory.conversation_search import CONVERSATION_FUSION, ConversationFusion
 from hopmem.memory.conversations import Conversation, ConversationQuestion, load_conversations, turns_of
 from hopmem.memory.datasets.metrics import mean, percentiles, token_f1
-from hopmem.memory.engine.conversations import CONVERSATION_FUSION, ConversationFusion
 from hopmem.memory.errors import InputError
 from hopmem.memory.run_record import RunRecord, cli_command
 from hopmem.settings import Settings, get_settings
@@ -57,10 +58,10 @@ AGENT_SETTINGS: dict[str, Any] = {
     "retrieve_depth": 50,
     "retrieve_k": 30,
     "rerank_depth": 40,
-    "fusion": "rsf",
 }
 """Settings the agent runs conversations with (on top of the caller's): no write-back (an answer would become
-evidence for later questions), a deeper candidate pool for the cross-encoder."""
+evidence for later questions), a deeper candidate pool for the cross-encoder. Its memory searches with the
+conversation search (:meth:`hopmem.Memory.use_conversation_search`), the same fusion as ``hybrid``."""
 
 MEMORY_OPTIONS: dict[str, Any] = {"window": 1, "embed_context": 1, "resolve_dates": True}
 """How conversations are stored for the evaluation (``Memory.add_conversation``'s options)."""
@@ -95,7 +96,7 @@ def evaluate_memory(
             stored at all).
         conversations: only these conversations (by ``sample_id``).
         window, embed_context, resolve_dates: how turns are stored (default :data:`MEMORY_OPTIONS`).
-        fusion: hybrid's fusion (default :data:`~hopmem.memory.engine.conversations.CONVERSATION_FUSION`).
+        fusion: hybrid's fusion (default :data:`~hopmem.memory.conversation_search.CONVERSATION_FUSION`).
         agent_settings: settings the agent runs with (default :data:`AGENT_SETTINGS`).
         llm: an LLM to answer with instead of the configured one.
         plot: write a PNG of recall@10 per category and method here.
@@ -219,7 +220,9 @@ def _run_conversation(
                 from hopmem.agent_api import Agent
 
                 agent_settings = run_settings.model_copy(update=agent_changes)
-                agent = Agent(Memory(agent_settings), settings=agent_settings, llm=llm)
+                agent_memory = Memory(agent_settings)
+                agent_memory.use_conversation_search(fusion)
+                agent = Agent(agent_memory, settings=agent_settings, llm=llm)
             if any(m != "agent" for m in methods):
                 memory.search_conversation(conv.questions[0].question, k=1)  # warm-up: loads the index and model
             rows = []

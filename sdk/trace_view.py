@@ -154,14 +154,19 @@ class Trace(list[dict[str, Any]]):
             return ""
         if all(s.get("skipped") for s in hops):
             return f"<p><b>Hop tree:</b> skipped ({_e(hops[0]['skipped'])})</p>"
-        queries = self.plan.get("queries") or []
-        trees = []
-        for step in hops:
+        planned = self.plan.get("queries") or []
+        searched: dict[int, str] = {}  # a tree's n is its sub-query as the last retrieval searched it (a chain's
+        trees = []  # later queries carry the earlier answers there, not the plan's {1} placeholders)
+        for step in self:
+            if step.get("step") == "retrieve":
+                searched = {int(s["n"]): str(s.get("query", "")) for s in step.get("subqueries") or [] if s.get("n")}
+            if step.get("step") != "hop":
+                continue
             for tree in step.get("trees") or []:
                 nodes = [node for layer in tree.get("hops") or [] for node in layer]
                 added = set(tree.get("added") or [])
                 n = int(tree.get("n", 0))
-                label = queries[n - 1] if 0 < n <= len(queries) else f"query {n}"
+                label = searched.get(n) or (planned[n - 1] if 0 < n <= len(planned) else f"query {n}")
                 trees.append(f"<li>q{n}: {_e(label, 120)}{self._children(nodes, None, added)}</li>")
         legend = "(passage id, score; <b>new</b>: not found by the query itself)"
         return f"<p><b>Hop tree</b> {legend}:</p><ul>{''.join(trees)}</ul>"

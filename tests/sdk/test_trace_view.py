@@ -118,3 +118,27 @@ def test_a_chain_shows_its_sub_queries_answers_and_a_skipped_hop() -> None:
         "<Trace 4 steps, 77 ms: plan sequential (2 queries) → retrieve 30 ms → retrieve #2 45 ms → hop 0 ms; "
         "2 warnings>"
     )
+
+
+def test_a_chain_s_hop_tree_is_labelled_with_the_query_as_searched() -> None:
+    """A chain's later query is searched with the earlier answer in place of ``{1}``; its tree says so."""
+    trace = Trace(
+        [
+            {"step": "plan", "mode": "sequential", "queries": ["who directed Heat", "when was {1} born"], "ms": 1.0},
+            {
+                "step": "retrieve",
+                "round": 1,
+                "ms": 5.0,
+                "subqueries": [
+                    {"n": 1, "query": "who directed Heat", "results": []},
+                    {"n": 2, "query": "when was Michael Mann born", "results": []},
+                ],
+            },
+            {
+                "step": "hop",
+                "ms": 2.0,
+                "trees": [{"n": 2, "hops": [[{"id": 3, "hop": 1, "score": 0.5, "parent": None}]], "added": []}],
+            },
+        ]
+    )
+    assert "<li>q2: when was Michael Mann born<ul><li>hop 1: #3 (0.500)</li></ul></li>" in trace._repr_html_()

@@ -239,6 +239,19 @@ class Settings(BaseSettings):
     trust_contradiction_similarity: float = Field(
         0.8, ge=0.0, le=1.0, description="cosine similarity above which two memories are compared for contradiction"
     )
+    trust_semantic_similarity: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="cosine from which a write worded unlike a trusted memory is checked for a swapped value "
+        "(the paraphrase tier: held for review, no trust signal); 1.0 turns the tier off",
+    )
+    trust_vouch_evidence: float = Field(
+        1.0,
+        ge=0.0,
+        description="confirmation an agent must have received from others before its own confirmations and "
+        "down-votes count (fresh identities cannot vouch for one another); 0 lets every agent above the threshold",
+    )
     trust_ranking: bool = Field(True, description="weigh search results by memory trust")
     trust_rank_floor: float = Field(0.01, gt=0.0, le=1.0, description="lowest weight trust gives a result")
     trust_gate: bool = Field(True, description="quarantine writes of low-trust or suspicious agents")
@@ -310,6 +323,8 @@ class Settings(BaseSettings):
             overwrite_window_s=self.trust_overwrite_window_s,
             contradiction_similarity=self.trust_contradiction_similarity,
             rank_floor=self.trust_rank_floor,
+            semantic_similarity=self.trust_semantic_similarity,
+            vouch_evidence=self.trust_vouch_evidence,
         )
 
     @property

@@ -17,6 +17,19 @@ honest texts of the concurrency benchmark's corpus, nearly all such overlaps; no
 rules flag 4 more, as before), and every false version in the trust benchmark's fact sets (seeds 0-4) gets the same
 verdict as before.
 
+**The paraphrase tier** (:func:`paraphrase_contradiction`): an attacker who has read this module rewrites the lie in
+other words (synonyms, a frame such as "according to several reports, ...") so that fewer than half of the words
+are shared and the rule above stays silent; the meaning, and the swapped value, stay. For such pairs the gate uses
+a looser closeness (``trust_semantic_similarity``, cosine 0.7) and asks instead that the two texts be about the same
+thing by what a synonym cannot replace: a shared name (months and weekdays aside), or, in texts without names, at
+least half of the old text's long words (six letters or more); then a swapped number or name, or (cosine at least
+0.75 and half the old text's content words kept) a negation, is a possible contradiction. On real text it is weaker
+evidence than the first tier: among 3,000 honest texts of the concurrency benchmark's corpus, 68 pairs of close
+neighbours (cosine >= 0.7) have that shape, such as two villages that are each the centre of their own district; so
+the gate holds such a write for review but records no trust signal against its writer (the user's rejection does).
+On the trust benchmark's facts (seeds 0-2, 600 facts) it flags 84% of the paraphrased lies (the first tier 55%)
+and none of the pairs of true facts.
+
 This is a heuristic, not natural-language inference: it misses contradictions phrased in other words, and it can
 flag two true statements that differ only in a number (two measurements of different things, or two records that
 differ in an identifier). The benchmark (``hopmem bench trust``) reports its false-quarantine rate on real text.
@@ -61,6 +74,62 @@ def _content(words: list[str]) -> set[str]:
 
 def _negated(words: list[str]) -> bool:
     return any(w.lower() in NEGATIONS or w.lower().endswith("n't") for w in words)
+
+
+_CALENDAR = frozenset(
+    [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ]
+)
+LONG_WORD = 6
+"""Letters from which a word counts as a long word: rare enough that a synonym table seldom replaces it."""
+
+
+def paraphrase_contradiction(new: str, old: str, similarity: float) -> str | None:
+    """Why ``new`` may contradict ``old`` although it is worded differently (see the module docstring), or None.
+
+    ``similarity`` is the cosine of their embeddings; the caller has already required the paraphrase tier's floor.
+    """
+    if new.strip() == old.strip():
+        return None
+    new_words, old_words = _words(new), _words(old)
+    new_names, old_names = _names(new) - _CALENDAR, _names(old) - _CALENDAR
+    if new_names or old_names:
+        same_topic = bool(new_names & old_names)
+    else:
+        old_long = {w for w in _content(old_words) if len(w) >= LONG_WORD}
+        new_long = {w for w in _content(new_words) if len(w) >= LONG_WORD}
+        same_topic = bool(old_long) and len(old_long & new_long) / len(old_long) >= MIN_SHARED
+    if not same_topic:
+        return None
+    new_numbers, old_numbers = _numbers(new), _numbers(old)
+    if (new_numbers - old_numbers) and (old_numbers - new_numbers):
+        return "numbers"
+    if (new_names - old_names) and (old_names - new_names):
+        return "names"
+    old_content = _content(old_words)
+    kept = len(_content(new_words) & old_content) / max(1, len(old_content))
+    if similarity >= 0.75 and kept >= MIN_SHARED and _negated(new_words) != _negated(old_words):
+        return "negation"
+    return None
 
 
 def contradiction(new: str, old: str) -> str | None:

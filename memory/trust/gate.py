@@ -7,7 +7,9 @@ held in quarantine (stored, invisible to every read, listed for review):
 * the agent is in a write burst (more than ``trust_burst_max_writes`` writes within ``trust_burst_window_s``): the
   writes beyond the limit are held;
 * the text contradicts a memory trusted at least ``trust_reference_level`` that another writer stored (a close
-  embedding neighbour that disagrees on a number, a negation or a name, :mod:`hopmem.memory.trust.contradiction`).
+  embedding neighbour that disagrees on a number, a negation or a name, :mod:`hopmem.memory.trust.contradiction`),
+  or may contradict one in other words (the paraphrase tier, from cosine ``trust_semantic_similarity``: held for
+  review without a trust signal, because the evidence is weaker).
 
 The user's own writes (no agent) are not gated. Then :meth:`WriteGate.hook` runs inside the write's transaction and
 records what the write says about trust: the burst and contradiction signals, and a confirmation for the writer of a
@@ -32,7 +34,7 @@ import numpy as np
 from hopmem.memory.errors import HopmemError
 from hopmem.memory.records import AddResult, MemoryInput
 from hopmem.memory.store import MemoryStore, WriteHook
-from hopmem.memory.trust.contradiction import contradiction
+from hopmem.memory.trust.contradiction import contradiction, paraphrase_contradiction
 from hopmem.memory.trust.model import TrustModel
 
 if TYPE_CHECKING:
@@ -52,12 +54,16 @@ class WriteBlockedError(HopmemError):
 
 @dataclass
 class Contradiction:
-    """Item ``position`` of a batch contradicts the trusted memory ``memory_id`` (``why``: numbers, negation, names)."""
+    """Item ``position`` of a batch contradicts the trusted memory ``memory_id`` (``why``: numbers, negation, names).
+
+    ``paraphrase`` marks a finding of the paraphrase tier: the write is held, but no trust signal is recorded.
+    """
 
     position: int
     memory_id: int
     why: str
     similarity: float
+    paraphrase: bool = False
 
 
 @dataclass
@@ -124,7 +130,8 @@ class WriteGate:
             plan.contradictions = self._contradictions(tenant, items, vectors)
             for found in plan.contradictions:
                 if plan.hold[found.position] is None:
-                    plan.hold[found.position] = f"contradicts trusted memory {found.memory_id} ({found.why})"
+                    verb = "may contradict" if found.paraphrase else "contradicts"
+                    plan.hold[found.position] = f"{verb} trusted memory {found.memory_id} ({found.why})"
         if not self.enabled:
             plan.hold = [None] * len(items)
         return plan
@@ -140,7 +147,8 @@ class WriteGate:
             if item.agent_id is None:
                 continue
             hits = self.index.search(tenant, np.asarray(vectors[position], np.float32), NEIGHBOURS)
-            close = [(h.memory_id, h.score) for h in hits if h.score >= params.contradiction_similarity]
+            floor = min(params.contradiction_similarity, params.semantic_similarity)
+            close = [(h.memory_id, h.score) for h in hits if h.score >= floor]
             if close:
                 candidates[position] = close
         if not candidates:
@@ -158,10 +166,16 @@ class WriteGate:
                 writers = {e.get("agent") for e in record.provenance} | {record.agent_id}
                 if item.agent_id in writers:
                     continue  # an agent revising its own statement is not contradicting a trusted source
-                why = contradiction(item.content, record.content)
+                lexical = score >= params.contradiction_similarity
+                why = contradiction(item.content, record.content) if lexical else None
                 if why is not None:
                     found.append(Contradiction(position, mid, why, float(score)))
                     break
+                if score >= params.semantic_similarity:
+                    why = paraphrase_contradiction(item.content, record.content, float(score))
+                    if why is not None:
+                        found.append(Contradiction(position, mid, f"paraphrase: {why}", float(score), paraphrase=True))
+                        break
         return found
 
     def hook(self, tenant: str, items: Sequence[MemoryInput], plan: GatePlan) -> WriteHook:
@@ -179,7 +193,7 @@ class WriteGate:
                     self.model.record(conn, tenant, agent, "burst", detail={"writes": total}, now=now)
             for found in plan.contradictions:
                 item, result = items[found.position], results[found.position]
-                if item.agent_id is None or result.status != "added":
+                if item.agent_id is None or result.status != "added" or found.paraphrase:
                     continue
                 self.model.record(
                     conn,

@@ -77,6 +77,8 @@ class TrustParams:
     overwrite_window_s: float
     contradiction_similarity: float
     rank_floor: float
+    semantic_similarity: float
+    vouch_evidence: float
 
     @property
     def prior_mean(self) -> float:
@@ -279,12 +281,19 @@ class TrustModel:
         return SignalOutcome(agent, kind, True, weight, before, after, "", info)
 
     def confirmation_scale(self, tenant: str, by: str | None, *, now: float | None = None) -> float:
-        """How much a confirmation given by ``by`` counts: the user's weight, or the agent's trust (0 below the
-        threshold, so that distrusted agents cannot vouch)."""
+        """How much a confirmation or a down-vote given by ``by`` counts: the user's weight, or the agent's trust.
+
+        An agent's word counts only once it is *vouched*: others confirmed it at least ``trust_vouch_evidence``
+        (its alpha that far above the prior), so that a crowd of fresh identities cannot raise one another (the
+        sybil attack) or bury honest memories; and not at all below the threshold, so distrusted agents cannot
+        vouch either.
+        """
         if by is None:
             return self.params.user_weight
-        trust = self.agent_trust(tenant, by, now=now).mean
-        return trust if trust >= self.params.threshold else 0.0
+        state = self.agent_trust(tenant, by, now=now)
+        if state.alpha - self.params.prior_alpha < self.params.vouch_evidence - 1e-9:
+            return 0.0
+        return state.mean if state.mean >= self.params.threshold else 0.0
 
     def count_writes(self, conn: sqlite3.Connection, tenant: str, agent: str, n: int, now: float) -> int:
         """Count ``n`` writes of ``agent`` in its burst window (inside the caller's transaction); returns how many

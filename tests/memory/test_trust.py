@@ -105,7 +105,12 @@ def test_confirmations_weigh_by_the_confirmer_and_distrusted_agents_cannot_vouch
         record = writer.add("The Fresnel lens concentrates light into a horizontal beam.")
     with _as(settings, "peer") as peer:
         peer.feedback(record.id, "up")
-    assert _trust(user, "writer") == pytest.approx((4 + 4 / 6) / (6 + 4 / 6), abs=1e-6)
+        assert _trust(user, "writer") == pytest.approx(4 / 6)  # a fresh identity cannot vouch yet
+        own = peer.add("A lighthouse keeper trims the wick every evening.")
+    user.feedback(own.id, "up")  # the user confirms the peer: alpha 4 -> 6, trust 0.75
+    with _as(settings, "peer") as peer:
+        peer.feedback(record.id, "up")
+    assert _trust(user, "writer") == pytest.approx((4 + 0.75) / (6 + 0.75), abs=1e-6)
     for _ in range(3):
         user.trust.signal("t", "shill", "contradiction")
     assert _trust(user, "shill") < settings.trust_threshold
@@ -113,6 +118,28 @@ def test_confirmations_weigh_by_the_confirmer_and_distrusted_agents_cannot_vouch
     with _as(settings, "shill") as shill:
         shill.feedback(record.id, "up")
     assert _trust(user, "writer") == pytest.approx(before)
+
+
+def test_fresh_identities_cannot_raise_one_another_or_bury_an_honest_agent(
+    settings: Settings, user: MemoryEngine
+) -> None:
+    with _as(settings, "honest") as honest:
+        truth = honest.add("The Fresnel lens concentrates light into a horizontal beam.")
+    lies = []
+    for k in range(5):
+        with _as(settings, f"sybil-{k}") as sybil:
+            lies.append(sybil.add(f"Sybil statement number {k} about lighthouse lenses and their makers."))
+            sybil.feedback(truth.id, "down")
+    for k in range(5):
+        with _as(settings, f"sybil-{k}") as sybil:
+            for lie in lies:
+                if lie.agent_id != f"sybil-{k}":
+                    sybil.feedback(lie.id, "up")
+    assert all(_trust(user, f"sybil-{k}") == pytest.approx(4 / 6) for k in range(5))
+    assert _trust(user, "honest") == pytest.approx(4 / 6)
+    with _as(settings, "sybil-0", trust_vouch_evidence=0.0) as unguarded:  # the rule off: the down-vote counts
+        unguarded.feedback(truth.id, "down")
+    assert _trust(user, "honest") < 4 / 6
 
 
 def test_evidence_decays_towards_the_prior(user: MemoryEngine) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hopmem.memory.trust.contradiction import contradiction
+from hopmem.memory.trust.contradiction import contradiction, paraphrase_contradiction
 from hopmem.settings import get_settings
 from tests.memory.engines import open_engine
 
@@ -59,3 +59,45 @@ def test_a_trusted_fact_still_holds_back_its_poisoned_edit_but_not_its_elaborati
             assert poisoner.add(FACT.replace("3.5", "1.5")).quarantined
         assert user.trust_history("honest") == []
         assert [e["kind"] for e in user.trust_history("poisoner")] == ["contradiction"]
+
+
+PARAPHRASED = (
+    "According to several independent reports reviewed recently, the Cranfield wind tunnel attained Mach 1.5 in its"
+    " earliest supersonic test run in 1952."
+)
+
+
+def test_a_paraphrased_lie_escapes_the_lexical_rule_but_not_the_paraphrase_tier() -> None:
+    assert contradiction(PARAPHRASED, FACT) is None  # the frame and synonyms leave under half the words shared
+    assert paraphrase_contradiction(PARAPHRASED, FACT, 0.8) == "numbers"
+    renamed = PARAPHRASED.replace("Mach 1.5", "Mach 3.5").replace("Cranfield", "Cranfield and Farnborough")
+    assert paraphrase_contradiction(renamed, FACT, 0.8) is None  # a name added, none swapped: more, not other
+    # Two films of the corpus (cosine 0.74): they share no name, so they are not one thing, whatever their dates.
+    first = "The film was released on October 23, 2015."
+    second = (
+        "The film had a limited release in theaters and was released on video on demand on May 1, 2015 by Screen Media."
+    )
+    assert paraphrase_contradiction(first, second, 0.74) is None
+    assert paraphrase_contradiction(SHORT, LONG, 0.9) is None
+
+
+def test_the_gate_holds_a_paraphrased_lie_for_review_without_a_trust_signal(tmp_path: Path) -> None:
+    settings = get_settings(data_dir=tmp_path / "data", trust_gate=True)
+    with open_engine(settings, tenant="t") as user:
+        user.add(FACT)
+        with open_engine(settings, tenant="t", agent="poisoner") as poisoner:
+            held = poisoner.add(PARAPHRASED)
+        assert held.quarantined
+        assert [q["reason"] for q in user.quarantine()] == [held_reason(user)]
+        assert held_reason(user).startswith("may contradict trusted memory")
+        assert user.trust_history("poisoner") == []  # weaker evidence: the user's rejection decides
+    off = get_settings(data_dir=tmp_path / "off", trust_gate=True, trust_semantic_similarity=1.0)
+    with open_engine(off, tenant="t") as user:
+        user.add(FACT)
+        with open_engine(off, tenant="t", agent="poisoner") as poisoner:
+            assert not poisoner.add(PARAPHRASED).quarantined
+
+
+def held_reason(user: object) -> str:
+    (held,) = user.quarantine()  # type: ignore[attr-defined]
+    return str(held["reason"])

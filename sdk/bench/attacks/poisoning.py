@@ -109,15 +109,24 @@ def _downvote_truth(agent: str) -> Action:
 
 
 def run_poisoning(name: str, world: World, scale: AttackScale, n_honest: int) -> Plan:
-    """Run attack ``name`` in ``world``; facts ``0..n_honest-1`` are the honest agents', later ones the attacker's."""
+    """Run attack ``name`` in ``world``; facts ``0..n_honest-1`` are the honest agents', later ones the attacker's.
+
+    The first ``warmup`` share of the honest writes (and their reviews) happen before the attacker arrives, and the
+    attacked facts are among those: the attacker falsifies what the memory already holds. A lie written before
+    its truth is not part of this suite yet.
+    """
     rng = world.rng
-    honest = world.honest_writes_plan(range(n_honest))
+    plan = world.honest_writes_plan(range(n_honest))
+    cut = int(len(plan) * world.params.warmup)
+    _run(world, plan[:cut], [])  # the memory in use before the attacker arrives
+    known = sorted({index for _, index in plan[:cut]})
+    honest = plan[cut:]
     if name == "paraphrase":
-        targets = rng.sample(range(n_honest), scale.targets)
+        targets = rng.sample(known, min(scale.targets, len(known)))
         _run(world, honest, [_lie("poisoner", i, rng) for i in targets])
         return Plan(targets, ["poisoner"])
     if name == "sybil":
-        targets = rng.sample(range(n_honest), scale.targets)
+        targets = rng.sample(known, min(scale.targets, len(known)))
         sybils = [f"sybil-{k + 1}" for k in range(scale.sybils)]
         lies = [_lie(sybils[k % len(sybils)], i, rng) for k, i in enumerate(targets)]
         votes = [_upvote_lies(s, i) for s in sybils for i in targets]
@@ -126,13 +135,13 @@ def run_poisoning(name: str, world: World, scale: AttackScale, n_honest: int) ->
         return Plan(targets, sybils)
     if name == "farming":
         own = list(range(n_honest, n_honest + scale.farm_writes))
-        targets = rng.sample(range(n_honest), scale.farm_targets)
+        targets = rng.sample(known, min(scale.farm_targets, len(known)))
         actions = [_own_truth("farmer", i) for i in own] + [_lie("farmer", i, rng) for i in targets]
         _run(world, honest, actions)
         return Plan(targets, ["farmer"], own_facts=len(own))
     if name == "sleeper":
         own = list(range(n_honest, n_honest + scale.sleeper_history))
-        targets = rng.sample(range(n_honest), scale.sleeper_lies)
+        targets = rng.sample(known, min(scale.sleeper_lies, len(known)))
         history: list[Action] = [_own_truth("sleeper", i) for i in own[: len(own) // 4]]
         rest = own[len(own) // 4 :]
         step = max(1, len(rest) // max(1, len(targets)))
@@ -146,7 +155,7 @@ def run_poisoning(name: str, world: World, scale: AttackScale, n_honest: int) ->
         _run(world, honest, [_downvote_truth("critic") for _ in range(scale.downvotes)])
         return Plan(sorted(world.attacked_extra), ["critic"])
     if name == "flooding":
-        targets = rng.sample(range(n_honest), scale.flood_targets)
+        targets = rng.sample(known, min(scale.flood_targets, len(known)))
         flood = [_flood(i, k, rng) for i in targets for k in range(scale.flood_variants)]
         _run(world, honest, [])  # the truth is in place first
         _run(world, [], flood, spread=False)  # then the flood, in one burst

@@ -13,6 +13,8 @@ One *world* is one (attack, seed, defended) run in its own temporary store. Its 
 * **Quarantine review without an oracle**: with probability ``quarantine_review`` per round the user works through
   the quarantine list and judges each held text it can place (the known fact whose words it shares most, Jaccard at
   least 0.3) by the same token rule with the same error rate; the rest stays held.
+* A reviewer judges only results that speak of the fact it looked up (at least ``about``, 40%, of the fact's content
+  words); the attacker arrives after the first ``warmup`` share of the honest writes.
 
 Ground truth (which memory ids are false) is kept only to *measure*: nothing in the loop reads it.
 """
@@ -57,6 +59,8 @@ class WorldParams:
     error_rate: float = 0.1
     quarantine_review: float = 0.5
     answers: bool = True
+    warmup: float = 0.5
+    about: float = 0.4
 
 
 def tokens(text: str) -> list[str]:
@@ -184,6 +188,13 @@ class World:
         if p.quarantine_review > 0 and self.review_rng.random() < p.quarantine_review:
             self._review_quarantine()
 
+    def is_about(self, text: str, fact: Fact) -> bool:
+        """Whether a reader who knows ``fact`` sees that ``text`` speaks of it: it holds at least ``about`` of the
+        fact's content words (the changed word aside). Results about other facts get no verdict."""
+        true_token, _ = fact_tokens(fact)
+        words = content_words(fact.true) - {true_token}
+        return bool(words) and len(words & content_words(text)) / len(words) >= self.params.about
+
     def _verdict(self, text: str, fact: Fact) -> str | None:
         said = states(text, fact)
         if said is not None and self.review_rng.random() < self.params.error_rate:
@@ -197,7 +208,7 @@ class World:
         fact = self.facts[self.review_rng.choice(known)]
         handle = self.me if reviewer is None else self.agent(reviewer)
         for result in handle.search(fact.query, k=5):
-            if result.record.agent_id in (reviewer, None):
+            if result.record.agent_id in (reviewer, None) or not self.is_about(result.record.content, fact):
                 continue
             said = self._verdict(result.record.content, fact)
             if said is None:

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hopmem.integrations.base import memory_lock, missing_framework
+from hopmem.memory.errors import InputError
 from hopmem.memory.records import MemoryRecord
 from hopmem.memory_api import Memory
 
@@ -146,6 +147,9 @@ class HopmemStore(BaseStore):
         index: the field paths whose text hopmem indexes when a put names none (LangGraph's syntax; default
             ``["$"]``, the whole value as JSON).
         min_trust: items whose memory trust is below this are left out of ``get`` and ``search`` (default: none).
+
+    Raises:
+        InputError: when ``agent`` differs from the agent ``memory`` was opened as (a handle acts only as its agent).
     """
 
     supports_ttl = False
@@ -159,6 +163,11 @@ class HopmemStore(BaseStore):
         index: list[str] | None = None,
         min_trust: float | None = None,
     ) -> None:
+        if agent is not None and memory.agent is not None and agent != memory.agent:
+            raise InputError(
+                f"This Memory acts as agent {memory.agent!r}, so its store cannot write as {agent!r}; "
+                "open a Memory with that agent."
+            )
         self.memory = memory
         self.agent = agent or memory.agent
         self.source_class = source_class or ("agent" if self.agent else "user")
@@ -215,8 +224,15 @@ class HopmemStore(BaseStore):
         )
 
     def _text(self, value: Mapping[str, Any], index: list[str] | bool | None) -> tuple[str, bool]:
-        """The text hopmem indexes for a value, and whether query searches may find it."""
-        whole = json.dumps(dict(value), sort_keys=True, ensure_ascii=False)
+        """The text hopmem indexes for a value, and whether query searches may find it.
+
+        Raises:
+            InputError: when the value is not JSON (LangGraph's contract; hopmem keeps it as JSON metadata).
+        """
+        try:
+            whole = json.dumps(dict(value), sort_keys=True, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"A store value must be JSON (strings, numbers, lists, objects): {exc}.") from exc
         if index is False:
             return whole, False
         fields = self.index_fields if index is None or index is True else list(index)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TypedDict
 
@@ -13,7 +14,7 @@ from langgraph.config import get_store
 from langgraph.graph import START, StateGraph
 from langgraph.store.base import BaseStore, GetOp, InvalidNamespaceError, PutOp
 
-from hopmem import Memory
+from hopmem import InputError, Memory
 from hopmem.integrations.langgraph import ROOT_TAG, HopmemStore
 from tests.sdk.integrations.conftest import settings_for
 
@@ -202,3 +203,14 @@ def test_a_langgraph_graph_uses_the_store_as_its_long_term_memory(store: HopmemS
     result = asyncio.run(async_graph.ainvoke({"user": "carol", "said": "Tides at Fundy exceed fifteen metres."}))
     assert result["recalled"] == ["Tides at Fundy exceed fifteen metres.", "async"]
     assert ("users", "carol", "memories") in asyncio.run(store.alist_namespaces())
+
+
+def test_values_must_be_json_and_a_handle_writes_only_as_its_agent(store: HopmemStore, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="must be JSON"):
+        store.put(ALICE, "when", {"at": datetime(2026, 1, 1)})
+    assert store.get(ALICE, "when") is None
+    as_bot = Memory(settings_for(tmp_path / "bot"), agent="bot")
+    with pytest.raises(InputError, match="cannot write as 'other'"):
+        HopmemStore(as_bot, agent="other")
+    assert HopmemStore(as_bot).agent == "bot"
+    as_bot.close()

@@ -32,8 +32,8 @@ ORDER_WORDS: tuple[str, ...] = ("ignore all previous", "system override", "remem
 def run_injection(world: World, documents: int, seed: int) -> dict[str, Any]:
     """Honest facts, then ``documents`` injected documents ingested by the user, each asked about once."""
     honest = world.honest_writes_plan(range(min(len(world.facts), world.params.facts)))
-    for agent, index in honest:
-        world.write_true(agent, index)
+    for writer, index in honest:
+        world.write_true(writer, index)
         world.tick()
     secret = f"VAULT{seed}CODE{7919 * (seed + 1)}"
     other = Memory(world.settings, tenant="other-tenant")

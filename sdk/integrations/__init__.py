@@ -7,6 +7,8 @@ Each framework has its own module, imported only when asked for, so ``import hop
   :meth:`hopmem.Agent.ask`'s, its citations as source nodes);
 * :mod:`hopmem.integrations.langchain`: ``HopmemRetriever`` (a LangChain ``BaseRetriever``), ``search_tool`` and
   ``remember_tool`` (tools an LLM agent calls: passages with ids, trust and sources; a write through the trust gate);
+* :mod:`hopmem.integrations.chat_model`: ``HopmemChatModel``, hopmem's configured LLM as a LangChain chat model
+  whose tool calls are generated under a JSON schema, so a LangGraph agent loop runs on a small local model;
 * :mod:`hopmem.integrations.langgraph`: ``HopmemStore``, a LangGraph ``BaseStore`` whose items are hopmem memories,
   so a LangGraph agent's long-term memory is searched, trusted and erased like every other memory.
 

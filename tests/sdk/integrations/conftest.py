@@ -13,7 +13,8 @@ from hopmem.settings import Settings, get_settings
 
 
 def settings_for(root: Path, **overrides: object) -> Settings:
-    return get_settings(data_dir=root / "data", llm_backend="none", reranker="none", **overrides)
+    """Settings over ``root``, without an LLM or a reranker unless ``overrides`` name them."""
+    return get_settings(**{"data_dir": root / "data", "llm_backend": "none", "reranker": "none", **overrides})
 
 
 @pytest.fixture()

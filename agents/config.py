@@ -39,6 +39,7 @@ class AgentConfig:
     treehop_weight: float = 0.25
     rerank_depth: int = 20
     remember_answers: bool = True
+    injection_filter: bool = True
 
     @classmethod
     def from_settings(cls, settings: object, **overrides: Any) -> AgentConfig:

@@ -26,6 +26,7 @@ from hopmem.agents.citations import attribute_citations, cited_numbers, strip_in
 from hopmem.agents.config import HISTORY_TURNS, SEARCH_MODE
 from hopmem.agents.evidence import as_passages, brief, fuse_lists, passage_text
 from hopmem.agents.extractive import extractive_answer
+from hopmem.agents.injection import defang, holds_instruction
 from hopmem.agents.planner import fill_placeholders, plan_question
 from hopmem.agents.prompts import answer_messages
 from hopmem.agents.state import AgentState, Citation, Passage, Step
@@ -177,7 +178,12 @@ def answer(state: AgentState, deps: GraphDeps) -> AgentState:
     evidence = state.get("evidence") or []
     streaming = _streaming_tokens()
     with timed_step("answer", n_evidence=len(evidence)) as step:
-        text = _generate(deps.llm, question, evidence, recent_history(state), deps.config, step, streaming=streaming)
+        shown, defanged = _without_instructions(evidence) if deps.config.injection_filter else (evidence, [])
+        text = _generate(deps.llm, question, shown, recent_history(state), deps.config, step, streaming=streaming)
+        if defanged:
+            step["injections"] = defanged
+            notice = f"instructions to the model removed from passage(s) {', '.join(map(str, defanged))}"
+            step["warning"] = f"{step['warning']}; {notice}" if step.get("warning") else notice
         text = strip_invalid_markers(text, len(evidence))
         if evidence and not cited_numbers(text, len(evidence)):
             text = attribute_citations(text, evidence)
@@ -200,6 +206,8 @@ def remember(state: AgentState, deps: GraphDeps) -> AgentState:
             step["skipped"] = "write-back is off"
         elif not cited:
             step["skipped"] = "the answer cites no memory"
+        elif deps.config.injection_filter and holds_instruction(state.get("answer") or ""):
+            step["skipped"] = "the answer holds an instruction to the model"
         else:
             try:
                 step.update(deps.remember(state["question"], state.get("answer") or "", cited))
@@ -207,6 +215,20 @@ def remember(state: AgentState, deps: GraphDeps) -> AgentState:
                 log.warning("The answer was not remembered: %s", exc)
                 step["warning"] = f"not remembered: {exc}"
     return {"trace": [step]}
+
+
+def _without_instructions(evidence: list[Passage]) -> tuple[list[Passage], list[int]]:
+    """The evidence as the answer step may show it (orders to the model removed) and the numbers of the passages
+    that held one (see :mod:`hopmem.agents.injection`)."""
+    shown: list[Passage] = []
+    flagged: list[int] = []
+    for n, passage in enumerate(evidence, start=1):
+        text, removed = defang(str(passage.get("text") or ""))
+        if removed:
+            flagged.append(n)
+            passage = {**passage, "text": text}
+        shown.append(passage)
+    return shown, flagged
 
 
 def recent_history(state: AgentState) -> list[Message]:

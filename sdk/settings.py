@@ -189,6 +189,11 @@ class Settings(BaseSettings):
     rerank_depth: int = Field(20, ge=1, le=200, description="fused candidates given to the reranker")
     rerank_batch_size: int = Field(16, ge=1, le=512)
     remember_answers: bool = Field(True, description="write each answer back as an agent memory (through the gate)")
+    injection_filter: bool = Field(
+        True,
+        description="remove sentences that give the model orders from the evidence it answers from, and remember "
+        "no answer that holds one (indirect prompt injection; see docs/trust.md)",
+    )
     agent_name: str = Field("hopmem-agent", min_length=1, description="the agent identity answers are remembered as")
     agent_fusion: Literal["rsf", "rrf"] = Field("rsf", description="fusion of the agent's sub-query and hop lists")
 

@@ -60,11 +60,12 @@ def _words(text: str) -> list[str]:
 
 
 def _names(text: str) -> set[str]:
-    """Capitalised words that do not start a sentence (a crude named-entity list)."""
+    """Capitalised words that do not start a sentence, a line or a labelled part (``Answer: The ...``), stopwords
+    aside (a crude named-entity list)."""
     names: set[str] = set()
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
+    for sentence in re.split(r"(?<=[.!?:])\s+|\n+", text):
         words = _words(sentence)
-        names.update(w.lower() for w in words[1:] if w[0].isupper())
+        names.update(w.lower() for w in words[1:] if w[0].isupper() and w.lower() not in STOPWORDS)
     return names
 
 

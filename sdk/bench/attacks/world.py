@@ -261,13 +261,15 @@ class World:
 def open_world(
     settings: Settings, params: WorldParams, facts: list[Fact], seed: int, attack: str, *, defended: bool
 ) -> Iterator[World]:
-    """A fresh world in a temporary store; the defence on (the settings' trust gate and ranking) or off."""
+    """A fresh world in a temporary store; the defence on (the settings' trust gate, trust ranking and injection
+    filter) or off."""
     with tempfile.TemporaryDirectory(prefix=f"hopmem-attack-{attack}-") as tmp:
         config = settings.model_copy(
             update={
                 "data_dir": Path(tmp),
                 "trust_gate": defended,
                 "trust_ranking": defended,
+                "injection_filter": defended,
                 "ltr_enabled": False,
                 "vector_backend": "exact",
                 "llm_backend": settings.llm_backend,

@@ -410,7 +410,7 @@ def run_trust_bench(
     root = resolve_data_root(data_root)
     run = RunRecord(command or shlex.join(["hopmem", *sys.argv[1:]]))
     meter = CpuMeter.start()
-    api_log = logging.getLogger("hopmem.memory_api")
+    api_log = logging.getLogger("hopmem.memory.engine")  # where the held writes are logged
     level = api_log.level
     api_log.setLevel(logging.ERROR)  # every held write of the attackers would log a warning
     runs: dict[str, list[dict[str, Any]]] = {"defended": [], "undefended": []}

@@ -110,3 +110,19 @@ def test_a_langgraph_graph_calls_the_search_tool(memory: Memory) -> None:
     assert tool_messages[0].artifact[0].metadata["hopmem_id"] == top.id
     assert messages[-1].content == "From memory: " + str(tool_messages[0].content).split("\n")[0]
     assert [type(m).__name__ for m in messages] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
+
+
+def test_a_tool_node_runs_several_calls_on_one_memory_at_once(memory: Memory) -> None:
+    """LangGraph's ToolNode runs a message's tool calls in parallel threads over one Memory (one SQLite connection):
+    every call answers with its own result, the writes stored as written. (The integrations also take one lock per
+    memory around each call; this run passed without it too, so it checks the outcome, not the need for the lock.)"""
+    search, remember = search_tool(memory, k=1), remember_tool(memory, agent="assistant")
+    asked = [("search_memory", {"query": f"question {n} about tides and bees"}) for n in range(4)]
+    asked += [("remember", {"content": f"Fact {n}: the hive has {n} frames."}) for n in range(4)]
+    calls = [{"name": name, "args": args, "id": f"c{n}", "type": "tool_call"} for n, (name, args) in enumerate(asked)]
+    graph = StateGraph(MessagesState).add_node("tools", ToolNode([search, remember])).add_edge(START, "tools")
+    messages = graph.compile().invoke({"messages": [AIMessage(content="", tool_calls=calls)]})["messages"][1:]
+    assert [m.tool_call_id for m in messages] == [c["id"] for c in calls]
+    assert all(str(m.content).startswith("[id ") for m in messages[:4])
+    stored = [int(str(m.content).split()[3].rstrip(".")) for m in messages[4:]]
+    assert [memory.get(i).content for i in stored] == [f"Fact {n}: the hive has {n} frames." for n in range(4)]

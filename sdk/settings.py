@@ -63,6 +63,9 @@ class Settings(BaseSettings):
         Traceback (most recent call last):
         ...
         hopmem.memory.errors.ConfigError: Invalid setting 'chunk_size': Input should be greater than or equal to 32; ...
+
+    Long because: it is the one settings object (the guide's rule), a field per knob with its description, which
+    ``hopmem config show``, docs/configuration.md and the environment variables are made from.
     """
 
     model_config = SettingsConfigDict(env_prefix="HOPMEM_", extra="forbid", validate_default=True)

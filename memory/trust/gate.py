@@ -6,10 +6,11 @@ held in quarantine (stored, invisible to every read, listed for review):
 * the writing agent's trust is below ``trust_threshold``;
 * the agent is in a write burst (more than ``trust_burst_max_writes`` writes within ``trust_burst_window_s``): the
   writes beyond the limit are held;
-* the text contradicts a memory trusted at least ``trust_reference_level`` that another writer stored (a close
-  embedding neighbour that disagrees on a number, a negation or a name, :mod:`hopmem.memory.trust.contradiction`),
-  or may contradict one in other words (the paraphrase tier, from cosine ``trust_semantic_similarity``: held for
-  review without a trust signal, because the evidence is weaker).
+* the text contradicts a memory trusted at least ``trust_reference_level`` (at least ``trust_threshold`` and written
+  by the user or a vouched-for agent when the writer is a fresh identity: a newcomer may not overrule an established
+  writer) that another writer stored (a close embedding neighbour that disagrees on a number, a negation or a name,
+  :mod:`hopmem.memory.trust.contradiction`), or may contradict one in other words (the paraphrase tier, from cosine
+  ``trust_semantic_similarity``: held for review without a trust signal, because the evidence is weaker).
 
 The user's own writes (no agent) are not gated. Then :meth:`WriteGate.hook` runs inside the write's transaction and
 records what the write says about trust: the burst and contradiction signals, and a confirmation for the writer of a
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hopmem.memory.errors import HopmemError
-from hopmem.memory.records import AddResult, MemoryInput
+from hopmem.memory.records import AddResult, MemoryInput, MemoryRecord
 from hopmem.memory.store import MemoryStore, WriteHook
 from hopmem.memory.trust.contradiction import contradiction, paraphrase_contradiction
 from hopmem.memory.trust.model import TrustModel
@@ -156,12 +157,17 @@ class WriteGate:
         ids = sorted({mid for close in candidates.values() for mid, _ in close})
         records = {r.id: r for r in self.store.get(tenant, ids)}
         trusts = self.model.memory_trusts(tenant, list(records))
+        agents = {str(items[p].agent_id) for p in candidates} | {
+            str(r.agent_id) for r in records.values() if r.agent_id
+        }
+        vouched = {a: self.model.is_vouched(t) for a, t in self.model.agents_trust(tenant, sorted(agents)).items()}
         found: list[Contradiction] = []
         for position, close in candidates.items():
             item = items[position]
+            fresh = not vouched[str(item.agent_id)]
             for mid, score in close:
                 record = records.get(mid)
-                if record is None or trusts.get(mid, 0.0) < params.reference_level:
+                if record is None or not self._reference(record, trusts.get(mid, 0.0), fresh, vouched):
                     continue
                 writers = {e.get("agent") for e in record.provenance} | {record.agent_id}
                 if item.agent_id in writers:
@@ -177,6 +183,16 @@ class WriteGate:
                         found.append(Contradiction(position, mid, f"paraphrase: {why}", float(score), paraphrase=True))
                         break
         return found
+
+    def _reference(self, record: MemoryRecord, trust: float, fresh: bool, vouched: dict[str, bool]) -> bool:
+        """Whether ``record`` (of memory trust ``trust``) is a truth a write may not contradict: trusted at the
+        reference level; or, against a fresh identity that nobody has vouched for, above the threshold and written by
+        the user or an agent others have vouched for (a newcomer may not overrule an established writer)."""
+        params = self.model.params
+        if trust >= params.reference_level:
+            return True
+        established = record.agent_id is None or vouched.get(str(record.agent_id), False)
+        return fresh and trust >= params.threshold and established
 
     def hook(self, tenant: str, items: Sequence[MemoryInput], plan: GatePlan) -> WriteHook:
         """The bookkeeping to run inside the write transaction of ``items`` (see :data:`WriteHook`)."""

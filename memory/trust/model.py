@@ -291,9 +291,13 @@ class TrustModel:
         if by is None:
             return self.params.user_weight
         state = self.agent_trust(tenant, by, now=now)
-        if state.alpha - self.params.prior_alpha < self.params.vouch_evidence - 1e-9:
+        if not self.is_vouched(state):
             return 0.0
         return state.mean if state.mean >= self.params.threshold else 0.0
+
+    def is_vouched(self, state: AgentTrust) -> bool:
+        """Whether others confirmed this agent at least ``trust_vouch_evidence`` (alpha that far above the prior)."""
+        return state.alpha - self.params.prior_alpha >= self.params.vouch_evidence - 1e-9
 
     def count_writes(self, conn: sqlite3.Connection, tenant: str, agent: str, n: int, now: float) -> int:
         """Count ``n`` writes of ``agent`` in its burst window (inside the caller's transaction); returns how many

@@ -126,9 +126,10 @@ def test_fresh_identities_cannot_raise_one_another_or_bury_an_honest_agent(
     with _as(settings, "honest") as honest:
         truth = honest.add("The Fresnel lens concentrates light into a horizontal beam.")
     lies = []
-    for k in range(5):
+    topics = ["granite quarries", "river ferries", "tram timetables", "orchard grafting", "bell foundries"]
+    for k, topic in enumerate(topics):
         with _as(settings, f"sybil-{k}") as sybil:
-            lies.append(sybil.add(f"Sybil statement number {k} about lighthouse lenses and their makers."))
+            lies.append(sybil.add(f"A sybil's claim about {topic}."))
             sybil.feedback(truth.id, "down")
     for k in range(5):
         with _as(settings, f"sybil-{k}") as sybil:
@@ -206,6 +207,25 @@ def test_a_prior_trust_agent_is_no_reference_for_contradictions(settings: Settin
         record = second.add(FACT)
     assert not record.quarantined
     assert user.trust_history("second") == []
+
+
+def test_a_fresh_identity_may_not_overrule_an_established_writer_below_the_reference_level(
+    settings: Settings, user: MemoryEngine
+) -> None:
+    with _as(settings, "honest") as honest:
+        voucher = honest.add("A lighthouse keeper trims the wick every evening.")
+        truth = honest.add(FACT)
+    user.feedback(voucher.id, "up")  # vouched: alpha 4 -> 6
+    user.feedback(voucher.id, "down")  # beta 2 -> 4: trust 0.6, under the reference level 0.75
+    assert 0.5 < _trust(user, "honest") < settings.trust_reference_level
+    with _as(settings, "newcomer") as newcomer:
+        assert newcomer.add(FALSE).quarantined  # a fresh identity against an established writer
+    with _as(settings, "peer") as peer:
+        own = peer.add("The fog horn sounds twice a minute.")
+    user.feedback(own.id, "up")  # the peer is vouched for too: it needs a reference at 0.75 to be held
+    with _as(settings, "peer") as peer:
+        assert not peer.add(FALSE + " ").quarantined
+    assert truth.id in [r.id for r in user.search(FACT, k=3)]
 
 
 def test_a_write_burst_is_held_beyond_the_limit_and_signalled_once(settings: Settings, user: MemoryEngine) -> None:

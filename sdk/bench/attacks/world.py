@@ -257,24 +257,26 @@ class World:
         return plan
 
 
+def defences(attack: str) -> dict[str, Any]:
+    """The settings that turn the defence off for ``attack``.
+
+    Off is the trust gate, trust ranking, the injection filter and the vouching rule (fresh identities' votes count
+    at once). For feedback poisoning the gate and ranking stay on: without them a down-vote changes nothing a user
+    sees, and the attack's damage is to turn the defence against honest agents; there, off is the vouching rule.
+    """
+    if attack == "feedback":
+        return {"trust_vouch_evidence": 0.0}
+    return {"trust_gate": False, "trust_ranking": False, "injection_filter": False, "trust_vouch_evidence": 0.0}
+
+
 @contextmanager
 def open_world(
     settings: Settings, params: WorldParams, facts: list[Fact], seed: int, attack: str, *, defended: bool
 ) -> Iterator[World]:
-    """A fresh world in a temporary store; the defence on (the settings' trust gate, trust ranking and injection
-    filter) or off."""
+    """A fresh world in a temporary store with the defence on (the settings as given) or off (:func:`defences`)."""
     with tempfile.TemporaryDirectory(prefix=f"hopmem-attack-{attack}-") as tmp:
-        config = settings.model_copy(
-            update={
-                "data_dir": Path(tmp),
-                "trust_gate": defended,
-                "trust_ranking": defended,
-                "injection_filter": defended,
-                "ltr_enabled": False,
-                "vector_backend": "exact",
-                "llm_backend": settings.llm_backend,
-            }
-        )
+        update: dict[str, Any] = {"data_dir": Path(tmp), "ltr_enabled": False, "vector_backend": "exact"}
+        config = settings.model_copy(update={**update, **({} if defended else defences(attack))})
         rng = random.Random(f"attack-{attack}-{seed}")
         world = World(config, params, facts, rng, defended, review_rng=random.Random(f"review-{attack}-{seed}"))
         world.honest = [f"honest-{i + 1}" for i in range(params.honest)]

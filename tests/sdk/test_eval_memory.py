@@ -95,7 +95,7 @@ def test_cli_eval_memory_writes_the_report_and_plot(
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.slow  # about 25 s alone, 80 s on a loaded machine: storing a 419-turn conversation embeds it
+@pytest.mark.slow  # 82 s on this loaded 2-core machine: storing a 419-turn conversation embeds every turn
 @pytest.mark.skipif(not LOCOMO.is_file(), reason=f"LoCoMo (CC BY-NC, evaluation only) not found at {LOCOMO}")
 def test_eval_memory_on_locomo_with_a_limit(tmp_path: Path) -> None:
     settings = get_settings(data_dir=tmp_path / "data", llm_backend="none")

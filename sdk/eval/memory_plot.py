@@ -14,7 +14,7 @@ def plot_memory_report(report: dict[str, Any], path: Path | str) -> Path:
     plt = _pyplot()
     methods = list(report["methods"])
     groups = ["overall", *next(iter(report["methods"].values()))["by_category"]]
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.3 * len(groups) * max(1, len(methods)) / 2 + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(10.0, 4.6))
     width = 0.8 / max(1, len(methods))
     colors = ["#9cc3e6", "#f2b880", "#3b6ea5", "#5a9e6f", "#b55d5d"]
     for i, method in enumerate(methods):
@@ -28,6 +28,6 @@ def plot_memory_report(report: dict[str, Any], path: Path | str) -> Path:
     ax.set_ylim(0, 1.0)
     ax.set_ylabel("evidence recall (turns)")
     ax.set_title(f"Conversation memory: {report['dataset']} ({report['n_questions']} questions)")
-    ax.legend(fontsize=8, ncol=2, loc="upper right")
+    ax.legend(fontsize=8, ncol=len(methods) + 1, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
     fig.tight_layout()
     return _save(plt, fig, path)

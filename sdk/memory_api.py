@@ -65,6 +65,13 @@ class Memory(MemoryEngine):
         results.query = query
         return results
 
+    def search_conversation(self, query: str, **options: Any) -> SearchResults:
+        """:meth:`MemoryEngine.search_conversation`'s results as a :class:`~hopmem.displays.SearchResults` (a table in
+        a notebook); the same arguments."""
+        results = SearchResults(super().search_conversation(query, **options))
+        results.query = query
+        return results
+
     def trust_of(self, agent: str | None = None) -> TrustTable:
         """:meth:`MemoryEngine.trust_of` as a :class:`~hopmem.displays.TrustTable` (a list shown with a bar per agent
         in a notebook); the same argument."""

@@ -31,12 +31,16 @@ NOTEBOOK_TIMEOUT_S = 1200
 three other jobs shared the two cores."""
 
 
+SHARED_DATA_ENV = os.environ.get("HOPMEM_SHARED_DATA")
+"""Read when the module loads: the suite's fixture clears every HOPMEM_* variable before each test; the kernel gets it
+back (:func:`test_notebook_runs`)."""
+
+
 def _data_root() -> Path | None:
     """Where the notebooks look for the shared data (``notebooks/nbdata.py``: HOPMEM_SHARED_DATA, else beside the
     repository)."""
-    explicit = os.environ.get("HOPMEM_SHARED_DATA")
-    if explicit:
-        return Path(explicit)
+    if SHARED_DATA_ENV:
+        return Path(SHARED_DATA_ENV)
     candidate = REPO.parent / "shared" / "data"
     return candidate if candidate.is_dir() else None
 
@@ -93,8 +97,11 @@ def test_notebook_runs(path: Path) -> None:
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
     started = time.perf_counter()
+    env = dict(os.environ)
+    if SHARED_DATA_ENV:
+        env["HOPMEM_SHARED_DATA"] = SHARED_DATA_ENV
     try:
-        client.execute()
+        client.execute(env=env)
     except nbclient.exceptions.CellExecutionError as exc:
         pytest.fail(f"{path.name} failed:\n{exc}", pytrace=False)
     print(f"{path.name}: {time.perf_counter() - started:.1f} s")

@@ -72,12 +72,19 @@ def test_stored_without_outputs(path: Path) -> None:
     assert nb.cells and nb.cells[0].cell_type == "markdown", f"{path.name} must start by saying what it shows"
 
 
+def _kernel_specs() -> object:
+    """Kernel specs of this environment only (``<sys.prefix>/share/jupyter/kernels``, where ipykernel's wheel puts
+    ``python3``): a ``python3`` spec in the user's own Jupyter folders, which may name another interpreter, is not
+    consulted."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return KernelSpecManager(kernel_dirs=[str(Path(sys.prefix) / "share" / "jupyter" / "kernels")])
+
+
 def test_the_kernel_spec_is_this_environment() -> None:
     """``python3`` resolves to this interpreter (jupyter_client starts ``sys.executable`` for a spec whose command
     is ``python``), so the notebooks run with the installed hopmem on a fresh machine without a user kernel spec."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    spec = KernelSpecManager().get_kernel_spec("python3")
+    spec = _kernel_specs().get_kernel_spec("python3")  # type: ignore[attr-defined]
     assert spec.argv[0] in {"python", "python3", sys.executable}, spec.argv
 
 
@@ -90,8 +97,11 @@ def test_notebook_runs(path: Path) -> None:
     missing = [name for name in needs if root is None or not (root / name).is_dir()]
     if missing:
         pytest.skip(f"{path.name} needs {', '.join(missing)} of the shared data (../shared/data or HOPMEM_SHARED_DATA)")
+    from jupyter_client.manager import AsyncKernelManager
+
     client = nbclient.NotebookClient(
         nb,
+        km=AsyncKernelManager(kernel_name="python3", kernel_spec_manager=_kernel_specs()),
         timeout=CELL_TIMEOUT_S,
         kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOKS)}},

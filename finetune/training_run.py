@@ -22,6 +22,7 @@ import base64
 import html
 import io
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,8 @@ def _pyplot() -> Any:
     try:
         import matplotlib
 
-        matplotlib.use("Agg")
+        if "ipykernel" not in sys.modules:  # a notebook keeps its inline backend, so plt.show() still shows
+            matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise ConfigError("Plots need matplotlib: run `make install` or pip install 'hopmem[plot]'.") from exc

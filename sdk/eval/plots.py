@@ -9,6 +9,7 @@ plot can be written on a server without a display.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ def _pyplot() -> Any:
     try:
         import matplotlib
 
-        matplotlib.use("Agg")
+        if "ipykernel" not in sys.modules:  # a notebook keeps its inline backend, so plt.show() still shows
+            matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise ConfigError("Plots need matplotlib: run `make install` or pip install 'hopmem[plot]'.") from exc

@@ -11,8 +11,9 @@ One *world* is one (attack, seed, defended) run in its own temporary store. Its 
   the fact's false token and not the true one -> ``down``; the true token and not the false one -> ``up``; neither
   -> no verdict. Each verdict is flipped with probability ``error_rate`` (reviewers make mistakes).
 * **Quarantine review without an oracle**: with probability ``quarantine_review`` per round the user works through
-  the quarantine list and judges each held text it can place (the known fact whose words it shares most, Jaccard at
-  least 0.3) by the same token rule with the same error rate; the rest stays held.
+  the quarantine list and judges each held text it can place (the memory its hold reason names, when the user knows
+  that fact; else the known fact whose words it shares most, Jaccard at least 0.5) by the same token rule with the
+  same error rate; the rest stays held.
 * A reviewer judges only results that speak of the fact it looked up (at least ``about``, 40%, of the fact's content
   words); the attacker arrives after the first ``warmup`` share of the honest writes.
 
@@ -220,17 +221,12 @@ class World:
 
     def _review_quarantine(self) -> None:
         known = [self.facts[i] for i in sorted(self.knows.get(None, set()))]
+        by_text = {f.true: f for f in known}
         approve: list[int] = []
         reject: list[int] = []
         for held in self.me.quarantine():
-            words = content_words(str(held["content"]))
-            best, overlap = None, 0.0
-            for fact in known:
-                fw = content_words(fact.true)
-                score = len(words & fw) / max(1, len(words | fw))
-                if score > overlap:
-                    best, overlap = fact, score
-            said = self._verdict(str(held["content"]), best) if best is not None and overlap >= 0.3 else None
+            fact = self._subject(str(held["content"]), str(held.get("reason") or ""), known, by_text)
+            said = self._verdict(str(held["content"]), fact) if fact is not None else None
             if said == "true":
                 approve.append(int(held["id"]))
             elif said == "false":
@@ -243,6 +239,22 @@ class World:
             self.me.reject(reject)
         self.queue["approved"] += len(approve)
         self.queue["rejected"] += len(reject)
+
+    def _subject(self, text: str, reason: str, known: list[Fact], by_text: dict[str, Fact]) -> Fact | None:
+        """The known fact a held text is about, as the user sees it: the memory its hold reason names (the list shows
+        it), else the known fact it shares most words with (Jaccard at least 0.5); None when the user cannot tell."""
+        named = re.search(r"trusted memory (\d+)", reason)
+        if named:
+            shown = self.me.get_many([int(named.group(1))])
+            return by_text.get(shown[0].content) if shown else None
+        words = content_words(text)
+        best, overlap = None, 0.0
+        for fact in known:
+            fw = content_words(fact.true)
+            score = len(words & fw) / max(1, len(words | fw))
+            if score > overlap:
+                best, overlap = fact, score
+        return best if overlap >= 0.5 else None
 
     # --- the honest side of the timeline ---------------------------------------------------------------------
     def honest_writes_plan(self, indices: Sequence[int]) -> list[tuple[str, int]]:

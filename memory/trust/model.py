@@ -10,8 +10,10 @@ Model (one per tenant and agent):
 * **Signals** add evidence: positive ones (``confirmed``: another agent or the user confirmed one of its memories;
   ``approved``: the user approved a quarantined write) add to alpha, negative ones (``feedback_down``,
   ``user_overwrite``, ``user_delete``, ``burst``, ``contradiction``, ``rejected``) add to beta, each with its weight
-  (``trust_signal_weights``). A confirmation by an agent counts in proportion to that agent's own trust, and not at
-  all when it is below the threshold; the user's counts ``trust_user_weight`` times.
+  (``trust_signal_weights``). A confirmation or down-vote by an agent counts in proportion to that agent's own trust,
+  and not at all when it is below the threshold or not yet *vouched* for (others confirmed it less than
+  ``trust_vouch_evidence``: fresh identities cannot raise or bury one another); the user's counts
+  ``trust_user_weight`` times.
 * **No self-confirmation**: a positive signal given by the agent it would raise is ignored (and logged), whatever
   the path (feedback on its own memory, rewriting its own text). Who gives a signal is the identity of the API
   handle in use (``Memory(agent=...)``), never a value read from a memory's metadata.

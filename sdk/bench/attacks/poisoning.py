@@ -42,11 +42,10 @@ class AttackScale:
 
 @dataclass
 class Plan:
-    """What an attack needs beyond the honest facts, and the timeline it runs."""
+    """What an attack did: the facts it attacked and the identities it used."""
 
     attacked: list[int]
     attackers: list[str]
-    own_facts: int = 0
 
 
 def _run(world: World, honest: list[tuple[str, int]], attack: list[Action], *, spread: bool = True) -> None:
@@ -138,7 +137,7 @@ def run_poisoning(name: str, world: World, scale: AttackScale, n_honest: int) ->
         targets = rng.sample(known, min(scale.farm_targets, len(known)))
         actions = [_own_truth("farmer", i) for i in own] + [_lie("farmer", i, rng) for i in targets]
         _run(world, honest, actions)
-        return Plan(targets, ["farmer"], own_facts=len(own))
+        return Plan(targets, ["farmer"])
     if name == "sleeper":
         own = list(range(n_honest, n_honest + scale.sleeper_history))
         targets = rng.sample(known, min(scale.sleeper_lies, len(known)))
@@ -150,7 +149,7 @@ def run_poisoning(name: str, world: World, scale: AttackScale, n_honest: int) ->
             history.append(_lie("sleeper", i, rng))
         history += [_own_truth("sleeper", j) for j in rest[len(targets) * step :]]
         _run(world, honest, history)
-        return Plan(targets, ["sleeper"], own_facts=len(own))
+        return Plan(targets, ["sleeper"])
     if name == "feedback":
         _run(world, honest, [_downvote_truth("critic") for _ in range(scale.downvotes)])
         return Plan(sorted(world.attacked_extra), ["critic"])

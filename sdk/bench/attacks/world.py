@@ -112,7 +112,6 @@ class World:
     knows: dict[str | None, set[int]] = field(default_factory=dict)
     written: list[int] = field(default_factory=list)
     false_ids: set[int] = field(default_factory=set)
-    false_fact: dict[int, int] = field(default_factory=dict)
     attacked_extra: set[int] = field(default_factory=set)
     attacker_writes: int = 0
     detected_at: int | None = None
@@ -153,7 +152,6 @@ class World:
             self._detected()
             return None
         self.false_ids.add(record.id)
-        self.false_fact[record.id] = index
         if record.quarantined or self.trust(agent) < self.settings.trust_threshold:
             self._detected()
         return record

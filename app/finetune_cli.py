@@ -140,6 +140,14 @@ def finetune_reranker(
         float,
         typer.Option(min=0.0, max=0.9, help="cross-encoder: share of training queries held out to choose the blend"),
     ] = 0.2,
+    own_distractors: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="negatives per question from its own distractor paragraphs (HotpotQA-style folders; default 3 for "
+            "the LLM recipes, 0 for the cross-encoder)",
+        ),
+    ] = None,
     freeze_embeddings: Annotated[
         bool,
         typer.Option(
@@ -202,7 +210,12 @@ def finetune_reranker(
         "seed": seed,
         "checkpoint_every": checkpoint_every,
     }
-    optional = {"n_negatives": negatives, "max_train_pairs": max_train_pairs, "dev_queries": dev_queries}
+    optional = {
+        "n_negatives": negatives,
+        "max_train_pairs": max_train_pairs,
+        "dev_queries": dev_queries,
+        "own_distractors": own_distractors,
+    }
     sampling |= {k: v for k, v in optional.items() if v is not None}
     if recipe == "cross-encoder":
         from hopmem.finetune.cross_encoder import CrossEncoderTrainConfig, train_cross_encoder

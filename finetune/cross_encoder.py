@@ -83,6 +83,8 @@ class CrossEncoderTrainConfig:
         title_min_words: titles shorter than this are not used as queries.
         title_negatives: negatives per title pseudo-query.
         holdout_fraction: share of each training split kept out of training to choose the blend weight on.
+        own_distractors: negatives per question from its own distractor paragraphs
+            (:mod:`hopmem.finetune.distractors`; 0, the shipped model's setting, turns them off).
         freeze_word_embeddings: keep the base encoder's word embeddings as they are (half of MiniLM's parameters).
             The shipped model then stores only the other half and takes the embeddings from the packaged MiniLM
             (:mod:`hopmem.agents.rerank.cross_encoder_pack`), which keeps it under 25 MB at the trained model's quality.
@@ -113,6 +115,7 @@ class CrossEncoderTrainConfig:
     title_min_words: int = 4
     title_negatives: int = 3
     holdout_fraction: float = 0.2
+    own_distractors: int = 0
     freeze_word_embeddings: bool = True
     blend_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     checkpoint_every: int = 20

@@ -64,8 +64,10 @@ class ProRankConfig:
         base_model: the causal LM the adapter is trained on (packaged alias, GGUF file or checkpoint folder).
         passage_tokens, query_tokens: token budgets of a prompt (inference reads them from the adapter's record).
         lora_r, lora_alpha, lora_dropout, lora_targets: the LoRA adapter.
-        max_positives, n_negatives, mine_depth, max_train_pairs, dev_queries: pair sampling
-            (:class:`hopmem.finetune.reranker_data.PairSampling`).
+        max_positives, n_negatives, mine_depth, max_train_pairs, dev_queries, own_distractors: pair sampling
+            (:class:`hopmem.finetune.reranker_data.PairSampling`); the cap is high enough that every judged training
+            query of the shared data sets is used, and distractor-setting folders (HotpotQA) add each question's own
+            distractor paragraphs as negatives.
         title_queries: title pseudo-queries per corpus added to stage 2 (0: none; they made the cross-encoder learn
             but did not help SmolLM2 here, see docs/finetune.md).
         stage1: GRPO prompt warm-up settings; ``stage1.steps = 0`` skips the stage.
@@ -92,7 +94,8 @@ class ProRankConfig:
     max_positives: int = 3
     n_negatives: int = 4
     mine_depth: int = 30
-    max_train_pairs: int = 2000
+    max_train_pairs: int = 20000
+    own_distractors: int = 3
     dev_queries: int = 10
     title_queries: int = 0
     stage1: GRPOSettings = field(default_factory=GRPOSettings)

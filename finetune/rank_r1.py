@@ -70,8 +70,10 @@ class RankR1Config:
         base_model: the causal LM the adapter is trained on (packaged alias, GGUF file or checkpoint folder).
         passage_tokens, query_tokens: token budgets of a prompt (inference reads them from the adapter's record).
         lora_r, lora_alpha, lora_dropout, lora_targets: the LoRA adapter.
-        max_positives, n_negatives, mine_depth, max_train_pairs, dev_queries: pair sampling
-            (:class:`hopmem.finetune.reranker_data.PairSampling`).
+        max_positives, n_negatives, mine_depth, max_train_pairs, dev_queries, own_distractors: pair sampling
+            (:class:`hopmem.finetune.reranker_data.PairSampling`); the cap is high enough that every judged training
+            query of the shared data sets is used, and distractor-setting folders (HotpotQA) add each question's own
+            distractor paragraphs as negatives.
         grpo: the GRPO settings; its ``checkpoint_every`` is replaced by this config's.
         set_size: passages per prompt (at least 2; recorded for inference).
         ndcg_reward: reward the graded NDCG-style gain of the choice instead of its label over the set's best.
@@ -94,7 +96,8 @@ class RankR1Config:
     max_positives: int = 3
     n_negatives: int = 4
     mine_depth: int = 30
-    max_train_pairs: int = 2000
+    max_train_pairs: int = 20000
+    own_distractors: int = 3
     dev_queries: int = 5
     grpo: GRPOSettings = field(default_factory=_default_grpo)
     set_size: int = 4

@@ -8,6 +8,12 @@ mined with the memory's own hybrid search over the indexed corpus (bm25 + dense,
 top for the query without being judged relevant, drawn at random (seeded) from the top ``mine_depth`` documents.
 Judged passages with grade 0 are negatives too. Unjudged passages are not known to be irrelevant (Cranfield's
 judgements are incomplete), which is why negatives are sampled from the top ranks instead of always taking the top.
+For data in HotpotQA's distractor setting, ``own_distractors`` adds each question's own distractor paragraphs
+(:mod:`hopmem.finetune.distractors`) as further negatives.
+
+Several folders train together (``datasets``); with more than one, every pair's and held-out query's id is prefixed
+with its data set's name (``cranfield:12``), so queries of different folders never merge into one group. The query
+splits recorded in ``data.json`` keep the folders' own ids (evaluations read them per folder).
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ import json
 import logging
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hopmem.agents.rerank import Reranker, passage_text
+from hopmem.finetune.distractors import own_distractors
 from hopmem.memory.datasets.beir import iter_corpus
 from hopmem.memory.datasets.splits import query_splits
 from hopmem.memory.datasets.store_loader import BEIR_TENANT, open_indexed_corpus
@@ -42,7 +49,7 @@ class RerankPair:
     doc_id: str
     text: str
     label: float
-    kind: str  # "positive", "judged-negative" or "hard-negative"
+    kind: str  # "positive", "judged-negative", "hard-negative", "own-distractor", "title-positive/-negative"
 
 
 def corpus_texts(root: Path | str) -> dict[str, str]:
@@ -182,11 +189,14 @@ def build_pairs(
     n_negatives: int,
     seed: int,
     max_grade: int | None = None,
+    own: dict[str, list[str]] | None = None,
 ) -> list[RerankPair]:
     """Labelled pairs: per query the ``max_positives`` best-graded positives and ``n_negatives`` negatives.
 
     Labels are ``grade / max_grade`` (graded judgements kept), 0 for negatives. Judged grade-0 passages are used as
-    negatives before mined ones; mined negatives are drawn at random (seeded) from the query's list.
+    negatives before mined ones; mined negatives are drawn at random (seeded) from the query's list. ``own`` adds, per
+    query, its own distractor paragraphs (:func:`hopmem.finetune.distractors.own_distractors`) that are not judged
+    and not already chosen, as ``own-distractor`` negatives on top of the ``n_negatives``.
     """
     rng = random.Random(seed)
     top = max_grade or max((g for judged in qrels.values() for g in judged.values()), default=1)
@@ -207,6 +217,9 @@ def build_pairs(
         for doc in chosen:
             kind = "judged-negative" if doc in judged else "hard-negative"
             pairs.append(RerankPair(qid, text, doc, texts[doc], 0.0, kind))
+        for doc in (own or {}).get(qid, []):
+            if doc in texts and doc not in judged and doc not in chosen:
+                pairs.append(RerankPair(qid, text, doc, texts[doc], 0.0, "own-distractor"))
     return pairs
 
 
@@ -225,6 +238,7 @@ class PairSampling:
     title_queries: int = 0
     title_min_words: int = 4
     title_negatives: int = 3
+    own_distractors: int = 0
 
     @classmethod
     def of(cls, config: Any) -> PairSampling:
@@ -271,7 +285,9 @@ def build_training_data(
 
     With ``holdout_fraction`` a seeded share of each training split is kept out of the pairs and returned as
     :class:`HoldoutQuery` lists; with ``title_queries`` each corpus adds its title pseudo-queries
-    (:func:`title_pairs`), which the ``max_train_pairs`` cap does not count.
+    (:func:`title_pairs`), which the ``max_train_pairs`` cap does not count; with ``own_distractors`` each query of a
+    distractor-setting folder adds that many of its own distractor paragraphs as negatives. With several data sets,
+    pair and held-out query ids are prefixed with the data set's name (the module docstring says why).
     """
     rng = random.Random(config.seed)
     train: list[RerankPair] = []
@@ -303,15 +319,27 @@ def build_training_data(
             desc="mining negatives",
         )
         negatives = _unjudged(ranked, judged)
+        own = own_distractors(root, set(wanted), per_query=config.own_distractors) if config.own_distractors > 0 else {}
         top = max((g for j in (*splits.train.values(), *splits.dev.values()) for g in j.values()), default=1)
-        common = {"max_positives": config.max_positives, "n_negatives": config.n_negatives, "max_grade": top}
+        common: dict[str, Any] = {
+            "max_positives": config.max_positives,
+            "n_negatives": config.n_negatives,
+            "max_grade": top,
+            "own": own,
+        }
         tr = build_pairs({q: splits.texts[q] for q in fit}, fit, negatives, texts, seed=config.seed, **common)
         dv = build_pairs(
             {q: splits.texts[q] for q in dev_ids}, splits.dev, negatives, texts, seed=config.seed + 1, **common
         )
+        prefix = f"{splits.dataset}:" if len(config.datasets) > 1 else ""
+        if prefix:
+            tr = [replace(p, query_id=prefix + p.query_id) for p in tr]
+            dv = [replace(p, query_id=prefix + p.query_id) for p in dv]
         for q in held:
             docs = [d for d in ranked.get(q, []) if d in texts]
-            holdout.append(HoldoutQuery(q, splits.texts[q], docs, [texts[d] for d in docs], dict(splits.train[q])))
+            holdout.append(
+                HoldoutQuery(prefix + q, splits.texts[q], docs, [texts[d] for d in docs], dict(splits.train[q]))
+            )
         tp: list[RerankPair] = []
         if config.title_queries > 0:
             tp = title_pairs(
@@ -329,7 +357,7 @@ def build_training_data(
             )
         train += tr
         dev += dv
-        titles += tp
+        titles += [replace(p, query_id=prefix + p.query_id) for p in tp] if prefix else tp
         records.append(
             {
                 **splits.to_dict(),
@@ -345,6 +373,7 @@ def build_training_data(
             "train_pairs": len(tr),
             "train_positives": sum(p.kind == "positive" for p in tr),
             "train_hard_negatives": sum(p.kind == "hard-negative" for p in tr),
+            "train_own_distractors": sum(p.kind == "own-distractor" for p in tr),
             "title_queries": sum(p.kind == "title-positive" for p in tp),
             "title_pairs": len(tp),
             "dev_pairs_scored": len(dv),
@@ -434,6 +463,12 @@ def data_card_lines(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"- `{split['dataset']}` (BEIR layout): {split['rule']}; {counts['train_pairs']} training pairs "
             f"({counts['train_positives']} qrels positives, {counts['train_hard_negatives']} hard negatives mined "
-            "with hybrid search)"
+            "with hybrid search"
+            + (
+                f", {counts['train_own_distractors']} of the questions' own distractor paragraphs"
+                if counts.get("train_own_distractors")
+                else ""
+            )
+            + ")"
         )
     return lines

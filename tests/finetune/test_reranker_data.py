@@ -170,3 +170,75 @@ def test_holdout_queries_stay_out_of_training(shared_data: Path, tmp_path: Path,
     assert set(record["holdout_ids"]) == held and not held & set(record["train_ids"])
     for q in data.holdout:
         assert q.doc_ids and len(q.doc_ids) == len(q.texts) and q.qrels
+
+
+def _write_distractor_folder(root: Path) -> Path:
+    """Two questions in HotpotQA's distractor layout: each one's gold and distractor paragraphs stored together."""
+    (root / "qrels").mkdir(parents=True)
+    corpus = [
+        ("a0", "river delta silt"),
+        ("a1", "the Nile river delta"),  # gold of q1
+        ("a2", "Nile river floods"),  # q1's distractor: shares 'nile', 'river'
+        ("a3", "Egypt Nile river dams"),  # gold of q1
+        ("b0", "Mount Everest climbers"),  # gold of q2
+        ("b1", "Everest base camp"),  # q2's distractor
+        ("b2", "Everest summit weather climbers"),  # gold of q2
+        ("b3", "K2 climbers Everest"),
+    ]
+    lines = [json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in corpus]
+    (root / "corpus.jsonl").write_text("".join(lines))
+    queries = [
+        {"_id": "q1", "text": "Which dams hold the Nile river?", "metadata": {"supporting": ["a1", "a3"]}},
+        {"_id": "q2", "text": "Who climbed Everest first?", "metadata": {"supporting": ["b0", "b2"]}},
+    ]
+    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    rows = "".join(f"{q['_id']}\t{d}\t1\n" for q in queries for d in q["metadata"]["supporting"])
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    return root
+
+
+def test_own_distractors_come_from_the_questions_own_paragraphs(tmp_path: Path) -> None:
+    from hopmem.finetune.distractors import layout_check, own_distractors
+
+    root = _write_distractor_folder(tmp_path / "d")
+    own = own_distractors(root, per_query=2, window=2)
+    assert own["q1"][0] == "a2"  # the nearby paragraph sharing most of the question's words
+    assert own["q2"][0] in {"b1", "b3"} and "b0" not in own["q2"] and "b2" not in own["q2"]  # never a gold paragraph
+    assert not {"b0", "b2", "a1", "a3"} & {d for ds in own.values() for d in ds}
+    assert own_distractors(root, {"q2"}, per_query=1, window=2).keys() == {"q2"}
+    assert layout_check(root, per_query=1)["queries"] == 2
+    # Gold paragraphs far apart: not a distractor layout, so nothing is guessed.
+    assert own_distractors(root, per_query=2, window=0) == {}
+    cranfield_like = _write_beir(tmp_path / "c", ["x"], {"test": [("x", "d1", 1)]})
+    assert own_distractors(cranfield_like) == {}
+
+
+def test_own_distractors_are_extra_negatives_never_judged_ones() -> None:
+    qrels = {"q": {"p": 1, "z": 0}}
+    texts = {d: d for d in ("p", "z", "n1", "o1", "o2")}
+    own = {"q": ["p", "o1", "n1", "o2"]}
+    pairs = build_pairs({"q": "query"}, qrels, {"q": ["n1"]}, texts, max_positives=1, n_negatives=2, seed=0, own=own)
+    kinds = [(p.doc_id, p.kind) for p in pairs]
+    assert ("o1", "own-distractor") in kinds and ("o2", "own-distractor") in kinds
+    assert ("p", "own-distractor") not in kinds  # a judged positive is never a negative
+    assert [d for d, _ in kinds].count("n1") == 1  # not twice
+
+
+def test_several_folders_train_together_with_namespaced_query_ids(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from hopmem.finetune.reranker_data import PairSampling, build_training_data
+
+    # Two folders whose query ids collide ("1"): without a prefix their pairs would merge into one group.
+    first = _write_distractor_folder(tmp_path / "alpha")
+    second = _write_distractor_folder(tmp_path / "beta")
+    common = {"cache_dir": tmp_path / "cache", "chunk_size": 256, "chunk_overlap": 32, "progress": False}
+    sampling = PairSampling((str(first), str(second)), 2, 1, 30, 1000, 0, 0, own_distractors=1)
+    data = build_training_data(sampling, embedder, **common)
+    ids = {p.query_id for p in data.train}
+    assert ids == {"alpha:q1", "alpha:q2", "beta:q1", "beta:q2"}
+    assert [s["dataset"] for s in data.splits] == ["alpha", "beta"]
+    assert data.splits[0]["train_ids"] == ["q1", "q2"]  # the record keeps each folder's own ids
+    assert data.counts["alpha"]["train_own_distractors"] >= 1
+    assert any(p.kind == "own-distractor" for p in data.train)
+    alone = build_training_data(PairSampling((str(first),), 2, 1, 30, 1000, 0, 0), embedder, **common)
+    assert {p.query_id for p in alone.train} == {"q1", "q2"}  # one folder: ids as they are
+    assert not any(p.kind == "own-distractor" for p in alone.train)  # off unless asked

@@ -177,6 +177,8 @@ class TreeHopRetriever:
         top_n: passages per query embedding.
         hops: layers of the tree.
         layer_top_k: new passages kept per layer (default ``top_n``).
+        choice: which model runs and why (trained or untrained, see
+            :func:`hopmem.agents.treehop_model.load_selected_treehop`); shown in the hop step's trace.
     """
 
     def __init__(
@@ -188,9 +190,11 @@ class TreeHopRetriever:
         top_n: int = 5,
         hops: int = 2,
         layer_top_k: int | None = None,
+        choice: str = "",
     ) -> None:
         self.store, self.index, self.model = store, index, model
         self.top_n, self.hops, self.layer_top_k = top_n, hops, layer_top_k
+        self.choice = choice
 
     def retrieve(self, tenant: str, query_vector: NDArray[np.float32], *, hops: int | None = None) -> HopResult:
         """The hop tree for one query embedding of ``tenant``."""

@@ -109,6 +109,8 @@ def hop(state: AgentState, deps: GraphDeps) -> AgentState:
         if hopper is None or hopper.hops < 2 or searcher.embedder is None:
             step["skipped"] = "no TreeHop model" if hopper is None else "hops < 2 or no embedder"
         else:
+            if hopper.choice:
+                step["model"] = hopper.choice
             trees = []
             for n, query in enumerate(state.get("queries") or [], start=1):
                 tree = hopper.retrieve(state["tenant"], searcher.embed_query(query), hops=hopper.hops + rnd - 1)

@@ -174,6 +174,66 @@ def packaged_model_dir() -> Path:
     return Path(__file__).with_name("treehop_weights")
 
 
+def measured_choice(metrics: dict[str, Any] | None) -> tuple[bool, str]:
+    """Whether the agent should use a trained TreeHop model, by what its card measured (``metrics.json``).
+
+    The rule: the trained model is used only when its hop tree's recall on the card's test questions (training-pool
+    questions that neither training nor early stopping saw) is above both the untrained model's (next query = the
+    question) and direct retrieval's at the same number of chunks; otherwise the untrained model runs, i.e. the hop
+    step adds the next passages of plain dense retrieval. A card from before test splits (no ``test_trained``) is
+    judged on its validation figures, which early stopping chose and therefore flatter the trained model. A folder
+    with no figures at all is used as given (someone named it; nothing measured says otherwise).
+
+    Returns:
+        ``(use_trained, reason)``; the reason quotes the figures.
+    """
+    if not metrics:
+        return True, "the model's folder records no measurement; it is used as given"
+    trained, untrained, where = metrics.get("test_trained"), metrics.get("test_untrained"), "test"
+    if not trained or not untrained:
+        trained, untrained, where = metrics.get("validation_best"), metrics.get("validation_untrained"), "validation"
+    if not trained or not untrained:
+        return True, "the model's card records no held-out figures; it is used as given"
+    rival = max(float(untrained["recall"]), float(trained["direct_recall"]))
+    figures = (
+        f"{where} recall {float(trained['recall']):.4f} trained vs {float(untrained['recall']):.4f} untrained and "
+        f"{float(trained['direct_recall']):.4f} direct at {int(trained['direct_k'])} chunks"
+    )
+    if float(trained["recall"]) > rival + 1e-9:
+        return True, f"the trained model beat both: {figures}"
+    return False, f"the trained model did not beat both: {figures}"
+
+
+def read_metrics(folder: Path | str) -> dict[str, Any] | None:
+    """The ``metrics.json`` of a model folder, or None when it has none (or it is unreadable)."""
+    path = Path(folder) / METRICS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def load_selected_treehop(location: str | Path | None, *, embedder: str, dim: int) -> tuple[TreeHopModel, str]:
+    """The model the agent's hop step runs: the trained one at ``location``, or its untrained twin, by
+    :func:`measured_choice` on the folder's card.
+
+    Returns:
+        ``(model, note)``; the note says which was chosen and why (for logs, the trace and ``hopmem models``).
+
+    Raises:
+        ConfigError: as :func:`load_treehop`.
+    """
+    folder = Path(location).expanduser() if location else packaged_model_dir()
+    model = load_treehop(folder, embedder=embedder, dim=dim)
+    use_trained, reason = measured_choice(read_metrics(folder))
+    if use_trained:
+        return model, f"trained ({reason})"
+    untrained = TreeHopModel(model.config)
+    untrained.eval()
+    return untrained, f"untrained ({reason})"
+
+
 def load_treehop(location: str | Path | None, *, embedder: str, dim: int) -> TreeHopModel:
     """The TreeHop model at ``location`` (a folder; empty or None: the packaged one), checked against the embedder.
 

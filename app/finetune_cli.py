@@ -15,18 +15,30 @@ finetune_app = typer.Typer(help="Train hopmem's models on your own data.", no_ar
 
 @finetune_app.command("treehop")
 def finetune_treehop(
-    dataset: Annotated[Path, typer.Option(help="BEIR folder whose questions have 2+ supporting passages")],
+    dataset: Annotated[
+        list[Path],
+        typer.Option(
+            help="BEIR folder whose questions have 2+ supporting passages (repeat for several, trained together)"
+        ),
+    ],
     output: Annotated[Path, typer.Option(help="folder for the weights, config, model card and metrics")],
     train_splits: Annotated[str, typer.Option(help="comma-separated qrels splits to train on")] = "train,dev",
     eval_split: Annotated[str, typer.Option(help="split whose first --holdout questions are held out")] = "dev",
     holdout: Annotated[int, typer.Option(min=0, help="questions of --eval-split never trained on")] = 250,
     val_fraction: Annotated[float, typer.Option(min=0.01, max=0.9, help="share of the rest for early stopping")] = 0.15,
+    test_fraction: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="share of the rest measured after training (the agent's rule)")
+    ] = 0.15,
     epochs: Annotated[int, typer.Option(min=1, help="most epochs")] = 60,
     patience: Annotated[int, typer.Option(min=1, help="epochs without validation gain before stopping")] = 10,
     batch_size: Annotated[int, typer.Option(min=2)] = 32,
     lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
     temperature: Annotated[float, typer.Option(min=1e-4)] = 0.05,
     n_hard: Annotated[int, typer.Option(min=1, help="hard negatives per chain")] = 32,
+    n_context: Annotated[int, typer.Option(min=0, help="the question's own context paragraphs per chain")] = 8,
+    n_hybrid: Annotated[int, typer.Option(min=0, help="hybrid-search candidates per question in the pool")] = 16,
+    attn_size: Annotated[int, typer.Option(min=1, help="width of each head's projections")] = 192,
+    mlp_size: Annotated[int, typer.Option(min=1, help="width of each head's MLP")] = 384,
     top_n: Annotated[int, typer.Option(min=1, help="passages per hop in validation")] = 5,
     hops: Annotated[int, typer.Option(min=2, help="hops in validation")] = 2,
     seed: Annotated[int, typer.Option()] = 0,
@@ -39,18 +51,23 @@ def finetune_treehop(
     config = _settings()
     embedder = load_embedder(config.embedder, **config.embedder_options())
     train_config = TreeHopTrainConfig(
-        dataset=str(dataset),
+        datasets=tuple(str(d) for d in dataset),
         output=str(output),
         train_splits=tuple(s.strip() for s in train_splits.split(",") if s.strip()),
         eval_split=eval_split,
         holdout=holdout,
         val_fraction=val_fraction,
+        test_fraction=test_fraction,
         epochs=epochs,
         patience=patience,
         batch_size=batch_size,
         lr=lr,
         temperature=temperature,
         n_hard=n_hard,
+        n_context=n_context,
+        n_hybrid=n_hybrid,
+        attn_size=attn_size,
+        mlp_size=mlp_size,
         top_n=top_n,
         hops=hops,
         seed=seed,
@@ -71,6 +88,13 @@ def finetune_treehop(
             f"{name:<22} {row['recall']:>7.4f} {row['avg_chunks']:>7.2f} "
             f"{row['direct_recall']:>9.4f} (k={int(row['direct_k'])})"
         )
+    if "test_trained" in report:
+        for name, row in (("test untrained", report["test_untrained"]), ("test trained", report["test_trained"])):
+            typer.echo(
+                f"{name:<22} {row['recall']:>7.4f} {row['avg_chunks']:>7.2f} "
+                f"{row['direct_recall']:>9.4f} (k={int(row['direct_k'])})"
+            )
+    typer.echo(f"agent uses the {report['choice']['use']} model: {report['choice']['reason']}")
     typer.echo(f"saved to {output} ({report['parameters']:,} parameters, {report['seconds']} s)")
 
 
@@ -116,6 +140,14 @@ def finetune_reranker(
     max_positives: Annotated[int, typer.Option(min=1, help="qrels positives per training query")] = 3,
     negatives: Annotated[int | None, typer.Option(min=0, help="hard negatives per training query")] = None,
     mine_depth: Annotated[int, typer.Option(min=1, help="hybrid-search documents negatives are drawn from")] = 30,
+    own_distractors: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="negatives per question from its own distractor paragraphs (HotpotQA-style folders; default 3 for "
+            "the LLM recipes, 0 for the cross-encoder)",
+        ),
+    ] = None,
     max_train_pairs: Annotated[
         int | None, typer.Option(min=1, help="cap on qrels training pairs (whole queries; title pairs not counted)")
     ] = None,
@@ -138,16 +170,10 @@ def finetune_reranker(
     ] = None,
     holdout: Annotated[
         float,
-        typer.Option(min=0.0, max=0.9, help="cross-encoder: share of training queries held out to choose the blend"),
-    ] = 0.2,
-    own_distractors: Annotated[
-        int | None,
         typer.Option(
-            min=0,
-            help="negatives per question from its own distractor paragraphs (HotpotQA-style folders; default 3 for "
-            "the LLM recipes, 0 for the cross-encoder)",
+            min=0.0, max=0.9, help="cross-encoder, prorank: share of training queries held out to choose the blend"
         ),
-    ] = None,
+    ] = 0.2,
     freeze_embeddings: Annotated[
         bool,
         typer.Option(
@@ -168,6 +194,10 @@ def finetune_reranker(
     stage2_groups: Annotated[int, typer.Option(min=1, help="prorank: cap on stage-2 groups")] = 300,
     set_size: Annotated[int, typer.Option(min=2, max=10, help="rank-r1: passages per setwise prompt")] = 4,
     ndcg_reward: Annotated[bool, typer.Option(help="rank-r1: NDCG-style graded reward (GroupRank)")] = False,
+    sft_steps: Annotated[
+        int, typer.Option(min=0, help="rank-r1: supervised warm-up steps on replies built from the qrels (0 skips)")
+    ] = 60,
+    sft_lr: Annotated[float, typer.Option(min=0.0, help="rank-r1: supervised warm-up learning rate")] = 2e-4,
     if_missing: Annotated[
         bool, typer.Option("--if-missing", help="do nothing when --output already holds a model")
     ] = False,
@@ -269,6 +299,7 @@ def finetune_reranker(
                 max_stage2_groups=stage2_groups,
                 title_queries=title_queries or 0,
                 stage2_lr=lr if lr is not None else ProRankConfig.stage2_lr,
+                holdout_fraction=holdout,
             )
             report = train_prorank(pr_config, embedder, **common)
             rows = (
@@ -278,25 +309,67 @@ def finetune_reranker(
             )
             summary = (
                 f"{report['stage1'].get('steps', 0)} GRPO steps, {report['stage2'].get('steps', 0)} stage-2 steps, "
-                f"{report['seconds']['total']} s"
+                f"{report['seconds']['total']} s; blend weight {report['blend']['weight']} (chosen on "
+                f"{report['blend']['chosen_on']})"
             )
         else:
             from hopmem.finetune.rank_r1 import RankR1Config, train_rank_r1
+            from hopmem.finetune.sft import SFTSettings
 
             r1_config = RankR1Config(
                 **sampling,
                 **llm_common,
                 grpo=grpo,
+                sft=SFTSettings(steps=sft_steps, lr=sft_lr),
                 set_size=set_size,
                 ndcg_reward=ndcg_reward,
             )
             report = train_rank_r1(r1_config, embedder, **common)
             rows = (("base", report["dev_before"]), ("trained", report["dev_after"]))
-            summary = f"{report['grpo'].get('steps', 0)} GRPO steps, {report['seconds']['total']} s"
+            if report.get("dev_after_sft"):
+                rows = (rows[0], ("after the warm-up", report["dev_after_sft"]), rows[1])
+            valid = " -> ".join(f"{row.get('valid_answer_rate')}" for _, row in rows)
+            summary = (
+                f"{report['sft'].get('steps', 0)} warm-up steps, {report['grpo'].get('steps', 0)} GRPO steps, "
+                f"{report['seconds']['total']} s; valid answers on dev {valid}"
+            )
     typer.echo(f"{'dev pairs':<24} {'loss':>7} {'pair acc':>9} {'MRR':>7}")
     for name, row in rows:
         typer.echo(f"{name:<24} {row['loss']:>7.4f} {row['pairwise_accuracy']:>9.4f} {row['mrr']:>7.4f}")
     typer.echo(f"saved to {folder} ({summary})")
+
+
+@finetune_app.command("blend")
+def finetune_blend(
+    adapter: Annotated[Path, typer.Option(help="a trained prorank adapter folder (its record is updated)")],
+    dataset: Annotated[
+        list[Path], typer.Option(help="BEIR folder whose training-split queries the adapter never saw (repeatable)")
+    ],
+    queries: Annotated[int, typer.Option(min=1, help="held-out queries per data set (seeded sample)")] = 20,
+    depth: Annotated[int, typer.Option(min=1, help="hybrid candidates per query")] = 30,
+    seed: Annotated[int, typer.Option()] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+) -> None:
+    """Choose the blend weight of an already trained pointwise adapter on training queries it never saw, and save it."""
+    from hopmem.finetune.blend import choose_adapter_blend
+    from hopmem.memory.embeddings import load_embedder
+
+    config = _settings()
+    embedder = load_embedder(config.embedder, **config.embedder_options())
+    blend = choose_adapter_blend(
+        adapter,
+        list(dataset),
+        embedder,
+        cache_dir=config.cache_dir,
+        chunk_size=config.chunk_size,
+        chunk_overlap=config.chunk_overlap,
+        per_dataset=queries,
+        depth=depth,
+        seed=seed,
+        progress=not quiet,
+        command=" ".join(["hopmem", *sys.argv[1:]]),
+    )
+    typer.echo(f"blend weight {blend['weight']} (chosen on {blend['chosen_on']}; nDCG@10 per w {blend['ndcg@10']})")
 
 
 def default_model_dir(recipe: str, cache_dir: Path) -> Path:
@@ -333,7 +406,7 @@ def eval_rerank(
         list[str] | None,
         typer.Option(
             help="none, cross-encoder, cross-encoder-alone (without its blend), cross-encoder-untrained, prorank, "
-            "prorank-base or rank-r1; repeat to compare (first = headline)"
+            "prorank-base, prorank-alone (without its blend) or rank-r1; repeat to compare (first = headline)"
         ),
     ] = None,
     candidates: Annotated[str, typer.Option(help="retrieval giving the candidates: bm25, dense or hybrid")] = "hybrid",

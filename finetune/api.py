@@ -90,8 +90,8 @@ def _datasets(recipe: str, dataset: Path | str | Sequence[Path | str] | None) ->
             )
         return found
     folders = [dataset] if isinstance(dataset, str | Path) else list(dataset)
-    if recipe == "treehop" and len(folders) != 1:
-        raise InputError("The treehop recipe trains on one BEIR folder; give dataset= a single folder.")
+    if recipe == "treehop" and not folders:
+        raise InputError("The treehop recipe needs dataset=, one or more BEIR folders of multi-hop questions.")
     return [str(Path(d).expanduser()) for d in folders]
 
 
@@ -144,7 +144,7 @@ def train(
         recipe: ``prorank`` (pointwise LLM reranker: GRPO warm-up, then score learning), ``rank-r1`` (setwise
             reasoning reranker, GRPO), ``cross-encoder`` (supervised MiniLM) or ``treehop`` (the next-query model).
         dataset: BEIR folder(s). Rerankers take several and default to the shared cranfield, hotpotqa and
-            hotpotqa-extra folders that exist; TreeHop takes one multi-hop folder and needs it.
+            hotpotqa-extra folders that exist; TreeHop takes one or more multi-hop folders and needs them.
         output: the model's folder. Rerankers default to where the agent's reranker of that name looks first
             (under ``settings.cache_dir``); TreeHop needs it.
         settings: the memory's settings (``hopmem.get_settings()``): embedder, cache folder and chunking. Required:
@@ -170,7 +170,7 @@ def train(
     folders = _datasets(recipe, dataset)
     out = _output(recipe, output, settings)
     fields: dict[str, Any] = {"output": out, **options}
-    fields["dataset" if recipe == "treehop" else "datasets"] = folders[0] if recipe == "treehop" else tuple(folders)
+    fields["datasets"] = tuple(folders)
     config = _config(record, fields)
     from hopmem.memory.embeddings import load_embedder
 

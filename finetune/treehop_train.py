@@ -1,10 +1,16 @@
 """Train a TreeHop next-query model for hopmem's embedder (``hopmem finetune treehop``).
 
 Objective: for a chain ``(q, a -> b)``, the next query ``q_next = model(q, a)`` must rank ``b`` above hard negatives
-mined from the corpus (the nearest passages to ``q``, to ``a`` and, re-mined every epoch, to the current ``q_next``;
-the question's own supporting passages are never negatives) and above the other chains' targets in the batch
-(InfoNCE with a temperature). Early stopping watches what the model is for: recall of the supporting passages by the
-whole hop tree (``top_n`` per hop, ``hops`` layers) on validation questions that are not trained on.
+and above the other chains' targets in the batch (InfoNCE with a temperature). The negatives of a chain are the
+question's own context paragraphs (``n_context``, always in the loss: HotpotQA's distractors, same topic, not
+supporting) and ``n_hard`` drawn each batch from a pool: the nearest passages to ``q`` and to ``a``, the question's
+hybrid-search candidates (bm25 + dense, fused, ``n_hybrid``) and, re-mined every epoch, the nearest passages to the
+current ``q_next``. The question's own supporting passages are never negatives. Several BEIR folders train together;
+their corpora are searched as one (see :mod:`hopmem.finetune.treehop_data`). Early stopping watches what the model is
+for: recall of the supporting passages by the whole hop tree (``top_n`` per hop, ``hops`` layers) on validation
+questions that are not trained on. A separate test split of the training questions, untouched by training and early
+stopping, measures trained against untrained and direct retrieval at equal chunks; the agent's rule reads it
+(:func:`hopmem.agents.treehop_model.measured_choice`).
 """
 
 from __future__ import annotations
@@ -21,18 +27,21 @@ import torch
 from torch.nn import functional as F
 
 from hopmem.agents.multihop import MatrixSearch, hop_tree
-from hopmem.agents.treehop_model import TreeHopConfig, TreeHopModel
+from hopmem.agents.treehop_model import TreeHopConfig, TreeHopModel, measured_choice
 from hopmem.finetune.recipe import Recipe, TrainContext
 from hopmem.finetune.treehop_data import (
     HopChains,
     HopQuestion,
     HopSplits,
     build_chains,
+    folder_names,
+    listed_negatives,
+    merge_vectors,
     mine_hard_negatives,
     split_questions,
 )
 from hopmem.memory.datasets.beir import folder_hash
-from hopmem.memory.datasets.store_loader import CorpusVectors, corpus_vectors, open_indexed_corpus
+from hopmem.memory.datasets.store_loader import BEIR_TENANT, CorpusVectors, corpus_vectors, open_indexed_corpus
 from hopmem.memory.errors import InputError
 
 if TYPE_CHECKING:
@@ -47,12 +56,13 @@ log = logging.getLogger(__name__)
 class TreeHopTrainConfig:
     """Settings of one training run (all saved in the model card)."""
 
-    dataset: str
+    datasets: tuple[str, ...]
     output: str
     train_splits: tuple[str, ...] = ("train", "dev")
     eval_split: str = "dev"
     holdout: int = 250
     val_fraction: float = 0.15
+    test_fraction: float = 0.15
     seed: int = 0
     epochs: int = 60
     batch_size: int = 32
@@ -60,6 +70,8 @@ class TreeHopTrainConfig:
     weight_decay: float = 0.01
     temperature: float = 0.05
     n_hard: int = 32
+    n_context: int = 8
+    n_hybrid: int = 16
     patience: int = 10
     top_n: int = 5
     hops: int = 2
@@ -104,13 +116,16 @@ def tree_recall(
 
 @dataclass
 class TreeHopData:
-    """What one TreeHop run trains and validates on: the question splits, the corpus vectors and the hop chains."""
+    """What one TreeHop run trains and validates on: the question splits, the corpus vectors, the hop chains and
+    each training question's hybrid-search candidates (merged-corpus document ids, best first)."""
 
     splits: HopSplits
     vectors: CorpusVectors
     train_q: NDArray[np.float32]
     val_q: NDArray[np.float32]
     chains: HopChains
+    test_q: NDArray[np.float32] | None = None
+    hybrid: list[list[str]] = field(default_factory=list)
 
 
 def train_treehop(
@@ -144,35 +159,51 @@ class TreeHopRecipe(Recipe[TreeHopTrainConfig, TreeHopData]):
     def load_data(self) -> TreeHopData:
         config, context = self.config, self.context
         torch.manual_seed(config.seed)
-        root = Path(config.dataset)
+        roots = [Path(d) for d in config.datasets]
+        if not roots:
+            raise InputError("The treehop recipe needs at least one BEIR folder (--dataset).")
         splits = split_questions(
-            root,
+            roots,
             train_splits=config.train_splits,
             eval_split=config.eval_split,
             holdout=config.holdout,
             val_fraction=config.val_fraction,
+            test_fraction=config.test_fraction,
             seed=config.seed,
         )
-        store = open_indexed_corpus(
-            root,
-            context.embedder,
-            cache_dir=context.cache_dir,
-            chunk_size=context.chunk_size,
-            chunk_overlap=context.chunk_overlap,
-            progress=context.progress,
-        )
-        try:
-            vectors = corpus_vectors(store)
-        finally:
-            store.close()
-        if not len(vectors.memory_ids):
-            raise InputError(f"The corpus of {root} produced no vectors; check corpus.jsonl.")
+        names = folder_names(roots)
+        parts = []
+        hybrid: dict[str, list[str]] = {}
+        for root, name in zip(roots, names, strict=True):
+            store = open_indexed_corpus(
+                root,
+                context.embedder,
+                cache_dir=context.cache_dir,
+                chunk_size=context.chunk_size,
+                chunk_overlap=context.chunk_overlap,
+                progress=context.progress,
+            )
+            try:
+                parts.append(corpus_vectors(store))
+                if config.n_hybrid:
+                    mine = [q for q in splits.train if q.dataset == name]
+                    hybrid.update(_hybrid_candidates(store, context.embedder, mine, config.n_hybrid, len(roots) > 1))
+            finally:
+                store.close()
+            if not len(parts[-1].memory_ids):
+                raise InputError(f"The corpus of {root} produced no vectors; check corpus.jsonl.")
+        vectors = merge_vectors(parts, names)
         train_q = context.embedder.embed([q.text for q in splits.train])
         val_q = context.embedder.embed([q.text for q in splits.validation])
+        test_q = context.embedder.embed([q.text for q in splits.test]) if splits.test else None
         chains = build_chains(splits.train, vectors)
         if len(chains) == 0:
-            raise InputError(f"No training chain could be built from {root}: supporting passages are missing.")
-        return TreeHopData(splits, vectors, train_q, val_q, chains)
+            raise InputError(
+                f"No training chain could be built from {', '.join(names)}: supporting passages are missing."
+            )
+        return TreeHopData(
+            splits, vectors, train_q, val_q, chains, test_q, [hybrid.get(q.id, []) for q in splits.train]
+        )
 
     def fit(self, data: TreeHopData) -> dict[str, Any]:
         from tqdm.auto import tqdm
@@ -195,12 +226,24 @@ class TreeHopRecipe(Recipe[TreeHopTrainConfig, TreeHopData]):
         )
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         exclude = [chains.gold_rows[i] for i in chains.query_index]
-        static_neg = np.concatenate(
-            [
-                mine_hard_negatives(train_q[chains.query_index], vectors.matrix, exclude, config.n_hard),
-                mine_hard_negatives(vectors.matrix[chains.first], vectors.matrix, exclude, config.n_hard),
-            ],
-            axis=1,
+        near_q = mine_hard_negatives(train_q, vectors.matrix, chains.gold_rows, config.n_hard)
+        static = [
+            near_q[chains.query_index],
+            mine_hard_negatives(vectors.matrix[chains.first], vectors.matrix, exclude, config.n_hard),
+        ]
+        if config.n_hybrid:
+            static.append(
+                listed_negatives(data.hybrid, vectors, chains.gold_rows, config.n_hybrid, near_q)[chains.query_index]
+            )
+        static_neg = np.concatenate(static, axis=1)
+        context_neg = (
+            torch.from_numpy(
+                listed_negatives(
+                    [q.context for q in splits.train], vectors, chains.gold_rows, config.n_context, near_q
+                )[chains.query_index]
+            )
+            if config.n_context
+            else None
         )
         q_all = torch.from_numpy(np.ascontiguousarray(train_q[chains.query_index]))
         first = torch.from_numpy(chains.first)
@@ -229,7 +272,10 @@ class TreeHopRecipe(Recipe[TreeHopTrainConfig, TreeHopData]):
                 in_batch = q_next @ positives.T
                 same = target[batch].unsqueeze(0) == target[batch].unsqueeze(1)
                 in_batch = in_batch.masked_fill(same & ~torch.eye(len(batch), dtype=torch.bool), float("-inf"))
-                hard = torch.einsum("bd,bnd->bn", q_next, matrix[torch.from_numpy(picks)])
+                negatives = torch.from_numpy(picks)
+                if context_neg is not None:
+                    negatives = torch.cat([negatives, context_neg[torch.from_numpy(batch)]], dim=1)
+                hard = torch.einsum("bd,bnd->bn", q_next, matrix[negatives])
                 logits = torch.cat([in_batch, hard], dim=1) / config.temperature
                 loss = F.cross_entropy(logits, torch.arange(len(batch)))
                 optimizer.zero_grad()
@@ -253,8 +299,22 @@ class TreeHopRecipe(Recipe[TreeHopTrainConfig, TreeHopData]):
         model.load_state_dict(best_state)
         model.eval()
         self.model = model
+        measured: dict[str, Any] = {}
+        if splits.test and data.test_q is not None:
+            fresh = TreeHopModel(model.config).eval()
+            test = {"questions": len(splits.test)}
+            measured["test_untrained"] = {
+                **test,
+                **tree_recall(fresh, splits.test, data.test_q, vectors, top_n=config.top_n, hops=config.hops),
+            }
+            measured["test_trained"] = {
+                **test,
+                **tree_recall(model, splits.test, data.test_q, vectors, top_n=config.top_n, hops=config.hops),
+            }
+        use_trained, reason = measured_choice(measured or None)
+        measured["choice"] = {"use": "trained" if use_trained else "untrained", "reason": reason}
         return {
-            "config": {**asdict(config), "train_splits": list(config.train_splits)},
+            "config": {**asdict(config), "datasets": list(config.datasets), "train_splits": list(config.train_splits)},
             "embedder": self.context.embedder.name,
             "dim": dim,
             "parameters": model.n_parameters(),
@@ -262,6 +322,13 @@ class TreeHopRecipe(Recipe[TreeHopTrainConfig, TreeHopData]):
             "splits": splits.rule,
             "validation_untrained": untrained,
             "validation_best": best,
+            **measured,
+            "negatives": {
+                "context": config.n_context,
+                "hybrid": config.n_hybrid,
+                "context_source": splits.rule.get("context_source", {}),
+                "train_questions_with_context": sum(bool(q.context) for q in splits.train),
+            },
             "history": history,
             "last_update_norm": last_update_norm,
             "seconds": round(self.elapsed(), 1),
@@ -275,8 +342,26 @@ class TreeHopRecipe(Recipe[TreeHopTrainConfig, TreeHopData]):
         (self.out / "data.json").write_text(json.dumps(data.splits.to_dict(), indent=1) + "\n", encoding="utf-8")
 
     def inputs(self, data: TreeHopData) -> dict[str, Any]:
-        root = Path(self.config.dataset)
-        return {"data": {root.name: folder_hash(root)}, "model": {"embedder": self.context.embedder.name}}
+        roots = [Path(d) for d in self.config.datasets]
+        hashes = {name: folder_hash(root) for root, name in zip(roots, folder_names(roots), strict=True)}
+        return {"data": hashes, "model": {"embedder": self.context.embedder.name}}
+
+
+def _hybrid_candidates(
+    store: Any, embedder: Embedder, questions: list[HopQuestion], depth: int, namespaced: bool
+) -> dict[str, list[str]]:
+    """Each question's top ``depth`` documents by the memory's hybrid search (bm25 + dense, fused), best first, as
+    merged-corpus ids (the question's own folder only: its store is the one searched)."""
+    from hopmem.finetune.treehop_data import doc_key
+    from hopmem.memory.hybrid import HybridSearcher
+
+    searcher = HybridSearcher(store, embedder, depth=max(depth * 2, 30))
+    out: dict[str, list[str]] = {}
+    for question in questions:
+        hits = searcher.search(BEIR_TENANT, question.text, k=depth * 3, mode="hybrid")
+        docs = dict.fromkeys(h.record.external_id for h in hits if h.record.external_id)
+        out[question.id] = [doc_key(question.dataset, d, namespaced=namespaced) for d in docs][: depth + 2]
+    return out
 
 
 def model_card(report: dict[str, Any]) -> str:
@@ -287,6 +372,26 @@ def model_card(report: dict[str, Any]) -> str:
         report["validation_best"],
         report["validation_untrained"],
     )
+    counts = rule["counts"]
+    per = rule.get("per_dataset")
+    source = "; ".join(f"{k}: {v}" for k, v in rule.get("context_source", {}).items()) or "none"
+    negatives = report.get("negatives", {})
+    measured = []
+    if "test_trained" in report:
+        test_u, test_t, choice = report["test_untrained"], report["test_trained"], report["choice"]
+        measured = [
+            "",
+            f"## Test: the agent's rule ({test_t['questions']} questions, never trained or early-stopped on)",
+            "| model | recall | avg chunks | direct retrieval at that many chunks |",
+            "|---|---|---|---|",
+            f"| untrained (next query = question) | {test_u['recall']:.4f} | {test_u['avg_chunks']:.2f} | "
+            f"{test_u['direct_recall']:.4f} (k={int(test_u['direct_k'])}) |",
+            f"| trained | {test_t['recall']:.4f} | {test_t['avg_chunks']:.2f} | "
+            f"{test_t['direct_recall']:.4f} (k={int(test_t['direct_k'])}) |",
+            "",
+            f"The agent uses the **{choice['use']}** model: {choice['reason']} "
+            "(rule: `hopmem.agents.treehop_model.measured_choice`).",
+        ]
     return "\n".join(
         [
             "# hopmem TreeHop model",
@@ -297,15 +402,23 @@ def model_card(report: dict[str, Any]) -> str:
             "## Data",
             f"- data set: `{rule['dataset']}` (BEIR layout; questions with two or more supporting passages)",
             f"- held out for evaluation, never trained on: {rule['holdout']}",
-            f"- validation (early stopping): {rule['counts']['validation']} questions drawn with seed {rule['seed']}",
-            f"- training: {rule['counts']['train']} questions of splits {', '.join(rule['train_splits'])}, "
-            f"{report['chains']} hop chains",
+            f"- validation (early stopping): {counts['validation']} questions drawn with seed {rule['seed']}",
+            *(
+                [f"- test (the agent's rule): {counts['test']} questions drawn with the same shuffle"]
+                if "test" in counts
+                else []
+            ),
+            f"- training: {counts['train']} questions of splits {', '.join(rule['train_splits'])}"
+            + (f" ({', '.join(f'{k}: {v}' for k, v in per.items())})" if per else "")
+            + f", {report['chains']} hop chains",
             "- the question ids of each set are in `data.json`; evaluation skips every trained or validation question",
             "",
             "## Settings",
-            f"- loss: InfoNCE, temperature {cfg['temperature']}, {cfg['n_hard']} hard negatives per chain mined from "
-            "the corpus (neighbours of the question, of the first passage and of the current next query) plus "
-            "in-batch targets",
+            f"- loss: InfoNCE, temperature {cfg['temperature']}, in-batch targets plus, per chain, the question's own "
+            f"{negatives.get('context', 0)} context paragraphs (source: {source}; "
+            f"{negatives.get('train_questions_with_context', 0)} training questions have some) and {cfg['n_hard']} "
+            "drawn from neighbours of the question, of the first passage, of the current next query and "
+            f"the question's top {negatives.get('hybrid', 0)} hybrid-search candidates",
             f"- AdamW lr {cfg['lr']}, weight decay {cfg['weight_decay']}, batch {cfg['batch_size']}, "
             f"at most {cfg['epochs']} epochs, patience {cfg['patience']}, seed {cfg['seed']}",
             f"- shape: {cfg['n_head']} heads, attention {cfg['attn_size']}, MLP {cfg['mlp_size']} x {cfg['n_mlp']}, "
@@ -318,6 +431,7 @@ def model_card(report: dict[str, Any]) -> str:
             f"{untrained['direct_recall']:.4f} (k={int(untrained['direct_k'])}) |",
             f"| trained (epoch {best['epoch']}) | {best['recall']:.4f} | {best['avg_chunks']:.2f} | "
             f"{best['direct_recall']:.4f} (k={int(best['direct_k'])}) |",
+            *measured,
             "",
             f"Training took {report['seconds']} s on {report['machine']['platform']}.",
             f"Command: `{report['command'] or 'hopmem finetune treehop'}`",

@@ -144,14 +144,18 @@ class Agent:
         if s.treehop_hops < 2:
             return None
         from hopmem.agents.multihop import TreeHopRetriever
-        from hopmem.agents.treehop_model import load_treehop, packaged_model_dir
+        from hopmem.agents.treehop_model import load_selected_treehop, packaged_model_dir
 
         if not s.treehop_model and not (packaged_model_dir() / "config.json").exists():
             logger.warning("No TreeHop model is installed; the hop step passes retrieval through.")
             return None
         embedder = self.memory.embedder
-        model = load_treehop(s.treehop_model or None, embedder=embedder.name, dim=embedder.dim)
-        return TreeHopRetriever(self.memory.store, self.memory.index, model, top_n=s.treehop_top_n, hops=s.treehop_hops)
+        # Trained or untrained by what the model's card measured (measured_choice), never by default.
+        model, note = load_selected_treehop(s.treehop_model or None, embedder=embedder.name, dim=embedder.dim)
+        logger.info("TreeHop hop step: %s", note)
+        return TreeHopRetriever(
+            self.memory.store, self.memory.index, model, top_n=s.treehop_top_n, hops=s.treehop_hops, choice=note
+        )
 
     def _reranker(self) -> tuple[Reranker | None, str | None]:
         """The configured reranker; without the default cross-encoder, none and a warning for the trace.

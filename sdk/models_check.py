@@ -141,18 +141,18 @@ def check_treehop(settings: Settings, embedder: str, dim: int, vector: object) -
     """
     import numpy as np
 
-    from hopmem.agents.treehop_model import load_treehop, packaged_model_dir
+    from hopmem.agents.treehop_model import load_selected_treehop, packaged_model_dir
 
     if settings.treehop_hops < 2:
         return "treehop: off (treehop_hops = 1)"
     if not settings.treehop_model and not (packaged_model_dir() / "config.json").exists():
         return "treehop missing: no TreeHop weights in the package; the hop step is skipped"
-    model = load_treehop(settings.treehop_model or None, embedder=embedder, dim=dim)
+    model, note = load_selected_treehop(settings.treehop_model or None, embedder=embedder, dim=dim)
     q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
     nxt = model.next_queries(q, q)
     return (
         f"treehop ok: {settings.treehop_model or packaged_model_dir().name} ({model.n_parameters():,} parameters, "
-        f"|q_next|={float(np.linalg.norm(nxt)):.3f})"
+        f"|q_next|={float(np.linalg.norm(nxt)):.3f}); the agent runs the {note}"
     )
 
 

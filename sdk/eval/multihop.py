@@ -43,12 +43,12 @@ log = logging.getLogger(__name__)
 
 
 def trained_question_ids(model_dir: Path) -> set[str]:
-    """The questions a TreeHop model was trained or validated on (empty when its folder does not say)."""
+    """The questions a TreeHop model was trained, validated or tested on (empty when its folder does not say)."""
     path = Path(model_dir) / "data.json"
     if not path.is_file():
         return set()
     data = json.loads(path.read_text(encoding="utf-8"))
-    return set(data.get("train_ids", [])) | set(data.get("validation_ids", []))
+    return set(data.get("train_ids", [])) | set(data.get("validation_ids", [])) | set(data.get("test_ids", []))
 
 
 def _row(method: str, hops: int, top_n: int | None, per_query: Sequence[dict[str, float]]) -> dict[str, Any]:

@@ -77,3 +77,49 @@ def test_models_check_reports_the_packaged_treehop_and_refuses_other_embeddings(
     )
     with pytest.raises(ConfigError):
         check_treehop(settings, "other-embedder", 768, _unit(1, 768, 5)[0])
+
+
+def _figures(recall: float, direct: float) -> dict[str, float]:
+    return {"recall": recall, "avg_chunks": 10.0, "direct_k": 10.0, "direct_recall": direct}
+
+
+def test_measured_choice_uses_the_trained_model_only_when_its_test_figures_beat_untrained_and_direct() -> None:
+    from hopmem.agents.treehop_model import measured_choice
+
+    beats = {"test_trained": _figures(0.80, 0.77), "test_untrained": _figures(0.77, 0.77)}
+    assert measured_choice(beats)[0] is True
+    assert "test recall 0.8000 trained" in measured_choice(beats)[1]
+    ties = {"test_trained": _figures(0.77, 0.77), "test_untrained": _figures(0.77, 0.77)}
+    assert measured_choice(ties)[0] is False
+    below_direct = {"test_trained": _figures(0.78, 0.79), "test_untrained": _figures(0.76, 0.79)}
+    assert measured_choice(below_direct)[0] is False
+    # The test split wins over validation (early stopping chose the model on validation, which flatters it).
+    both = {**ties, "validation_best": _figures(0.95, 0.90), "validation_untrained": _figures(0.90, 0.90)}
+    assert measured_choice(both)[0] is False
+    # An older card: validation figures decide; no figures at all: the folder is used as given.
+    old = {"validation_best": _figures(0.94, 0.92), "validation_untrained": _figures(0.92, 0.92)}
+    assert measured_choice(old) == (True, measured_choice(old)[1]) and "validation" in measured_choice(old)[1]
+    assert measured_choice(None)[0] is True and measured_choice({"chains": 3})[0] is True
+
+
+def test_load_selected_treehop_returns_the_untrained_twin_when_the_card_says_so(tmp_path: Path) -> None:
+    import json
+
+    from hopmem.agents.treehop_model import load_selected_treehop
+
+    model = TreeHopModel(TreeHopConfig(dim=16, attn_size=8, mlp_size=8, embedder="e"))
+    with torch.no_grad():
+        model.out.weight.normal_(0, 0.5)
+    model.eval()
+    losing = {"test_trained": _figures(0.70, 0.77), "test_untrained": _figures(0.77, 0.77)}
+    model.save(tmp_path / "m", metrics=losing)
+    chosen, note = load_selected_treehop(tmp_path / "m", embedder="e", dim=16)
+    q, c = _unit(2, 16, 4), _unit(2, 16, 5)
+    np.testing.assert_allclose(chosen.next_queries(q, c), q, atol=1e-6)  # untrained: the question again
+    assert note.startswith("untrained") and chosen.config == model.config
+    (tmp_path / "m" / "metrics.json").write_text(
+        json.dumps({"test_trained": _figures(0.80, 0.77), "test_untrained": _figures(0.77, 0.77)})
+    )
+    chosen, note = load_selected_treehop(tmp_path / "m", embedder="e", dim=16)
+    assert note.startswith("trained")
+    np.testing.assert_allclose(chosen.next_queries(q, c), model.next_queries(q, c), atol=1e-6)

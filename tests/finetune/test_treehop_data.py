@@ -63,3 +63,106 @@ def test_hard_negatives_are_near_but_never_gold() -> None:
     assert 1 in negatives[1]  # nothing excluded: the probe itself is its nearest row
     nearest = [int(j) for j in np.argsort(-(matrix @ probes[0])) if j not in (0, 7)]
     assert set(negatives[0].tolist()) == set(nearest[:5])
+
+
+def _folder(
+    root: Path, name: str, questions: list[dict], corpus: list[str], qrels: dict[str, list[tuple[str, int]]]
+) -> Path:
+    """A BEIR folder with the given questions (``_id``, ``text``, ``metadata``), documents and judgements."""
+    folder = root / name
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "title": d, "text": f"text {d}"}) + "\n" for d in corpus)
+    )
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
+    for split, rows in qrels.items():
+        lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{g}" for q, d, g in rows]
+        (folder / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def _blocked(root: Path, name: str, n: int, prefix: str, split: str) -> Path:
+    """``n`` questions laid out like HotpotQA's distractor setting: 10 paragraphs each, 2 supporting, in order."""
+    corpus = [f"{prefix}{i}" for i in range(10 * n)]
+    questions, rows = [], []
+    for k in range(n):
+        gold = [f"{prefix}{10 * k + 2}", f"{prefix}{10 * k + 7}"]
+        questions.append({"_id": f"{name}-q{k}", "text": f"question {k}", "metadata": {"supporting": gold}})
+        rows += [(f"{name}-q{k}", g, 1) for g in gold]
+    return _folder(root, name, questions, corpus, {split: rows})
+
+
+def test_context_blocks_are_inferred_from_the_corpus_order_and_refused_when_the_layout_does_not_fit() -> None:
+    from hopmem.finetune.treehop_data import infer_context_blocks
+
+    corpus = [f"d{i}" for i in range(30)]
+    questions = [("a", ["d1", "d4"]), ("b", ["d12", "d18"]), ("c", ["d20", "d29"])]
+    blocks = infer_context_blocks(questions, corpus)
+    assert blocks["a"] == [f"d{i}" for i in range(10) if i not in (1, 4)]
+    assert blocks["b"] == [f"d{i}" for i in range(10, 20) if i not in (12, 18)]
+    assert len(blocks["c"]) == 8 and "d20" not in blocks["c"]
+    # A deduplicated corpus: the block ends before the next question's first supporting paragraph.
+    short = infer_context_blocks([("a", ["d0", "d3"]), ("b", ["d5", "d9"])], [f"d{i}" for i in range(15)])
+    assert short["a"] == ["d1", "d2", "d4"]
+    # Supporting paragraphs far apart: not this layout, so no question gets a context.
+    assert infer_context_blocks([("a", ["d0", "d25"]), ("b", ["d3", "d29"])], corpus) == {}
+
+
+def test_context_comes_from_metadata_or_grade_zero_judgements_first(tmp_path: Path) -> None:
+    from hopmem.finetune.treehop_data import folder_contexts
+
+    corpus = [f"p{i}" for i in range(6)]
+    listed = _folder(
+        tmp_path,
+        "listed",
+        [{"_id": "q", "text": "t", "metadata": {"supporting": ["p0", "p5"], "context": ["p2", "p3"]}}],
+        corpus,
+        {"train": [("q", "p0", 1), ("q", "p5", 1)]},
+    )
+    assert folder_contexts(listed) == ({"q": ["p2", "p3"]}, "metadata.context")
+    graded = _folder(
+        tmp_path,
+        "graded",
+        [{"_id": "q", "text": "t"}],
+        corpus,
+        {"train": [("q", "p0", 1), ("q", "p5", 1), ("q", "p4", 0)]},
+    )
+    assert folder_contexts(graded) == ({"q": ["p4"]}, "qrels grade 0")
+
+
+def test_several_folders_merge_with_namespaced_documents_and_their_own_contexts(tmp_path: Path) -> None:
+    main = _blocked(tmp_path, "main", 12, "d", "dev")
+    (main / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n")
+    # The extra folder reuses the main folder's document ids ("d0"...) on purpose: namespacing must keep them apart.
+    extra = _blocked(tmp_path, "extra", 20, "d", "train")
+    splits = split_questions([main, extra], holdout=4, val_fraction=0.1, test_fraction=0.1, seed=0)
+    assert [q.id for q in splits.held_out] == [f"main-q{k}" for k in range(4)]  # only main has a dev split
+    pool = splits.train + splits.validation + splits.test
+    assert len(pool) == 8 + 20 and len({q.id for q in pool}) == 28
+    assert {q.id for q in pool}.isdisjoint({q.id for q in splits.held_out})
+    assert splits.rule["counts"] == {"train": len(splits.train), "validation": 3, "held_out": 4, "test": 3}
+    assert splits.rule["per_dataset"]["extra"] + splits.rule["per_dataset"]["main"] == len(splits.train)
+    question = next(q for q in pool if q.id == "extra-q3")
+    assert question.supporting == ["extra/d32", "extra/d37"]
+    assert question.context == [f"extra/d{i}" for i in range(30, 40) if i not in (32, 37)]
+    assert splits.rule["context_source"]["extra"].startswith("inferred")
+    assert set(splits.to_dict()["test_ids"]) == {q.id for q in splits.test}
+    # A question id met again in a later folder is skipped and counted.
+    again = split_questions([main, extra, extra], holdout=4, val_fraction=0.1)
+    assert again.rule["duplicate_questions_skipped"] == 20 and again.rule["datasets"][2] == "extra~2"
+
+
+def test_merged_vectors_and_listed_negatives_never_mix_folders_or_take_gold_rows() -> None:
+    from hopmem.finetune.treehop_data import listed_negatives, merge_vectors
+
+    eye = np.eye(6, dtype=np.float32)
+    a = CorpusVectors(np.array([1, 2, 3]), ["x", "y", "z"], eye[:3])
+    b = CorpusVectors(np.array([1, 2, 3]), ["x", "y", "w"], eye[3:])
+    merged = merge_vectors([a, b], ["A", "B"])
+    assert len(set(merged.memory_ids.tolist())) == 6
+    assert merged.doc_ids == ["A/x", "A/y", "A/z", "B/x", "B/y", "B/w"]
+    assert merge_vectors([a], ["A"]) is a
+    fallback = np.array([[5, 4, 3], [0, 1, 2]])
+    negatives = listed_negatives([["A/y", "A/x", "nope"], []], merged, [{0}, {0, 1}], 4, fallback)
+    assert negatives[0].tolist() == [1, 5, 4, 3]  # listed first (gold A/x skipped), then padded from the fallback
+    assert negatives[1].tolist() == [2, 2, 2, 2]  # nothing listed, gold fallback rows skipped, repeated to fill

@@ -15,10 +15,11 @@ def test_training_saves_a_changed_model_with_card_and_data(
     small_hotpot: Path, tmp_path: Path, embedder, hotpot_cache: Path
 ) -> None:  # type: ignore[no-untyped-def]
     config = TreeHopTrainConfig(
-        dataset=str(small_hotpot),
+        datasets=(str(small_hotpot),),
         output=str(tmp_path / "model"),
         holdout=6,
         val_fraction=0.2,
+        test_fraction=0.2,
         epochs=3,
         patience=3,
         batch_size=8,
@@ -43,8 +44,15 @@ def test_training_saves_a_changed_model_with_card_and_data(
     assert set(data["train_ids"]).isdisjoint(data["held_out_ids"])
     assert set(data["validation_ids"]).isdisjoint(data["held_out_ids"])
     assert len(data["held_out_ids"]) == 6
+    # The test split (the agent's rule) is trained on by nobody and measured for both models after training.
+    assert data["test_ids"] and set(data["test_ids"]).isdisjoint(set(data["train_ids"]) | set(data["validation_ids"]))
+    assert report["test_trained"]["questions"] == len(data["test_ids"])
+    from hopmem.agents.treehop_model import measured_choice
+
+    use_trained, reason = measured_choice(report)
+    assert report["choice"] == {"use": "trained" if use_trained else "untrained", "reason": reason}
     card = (folder / "README.md").read_text()
-    assert "held out for evaluation" in card and "InfoNCE" in card
+    assert "held out for evaluation" in card and "InfoNCE" in card and "The agent uses the" in card
     assert json.loads((folder / "metrics.json").read_text())["chains"] == report["chains"]
     # The indexed corpus is cached: a second run reuses the same store file.
     cached = list((hotpot_cache / "beir").glob("*.sqlite"))

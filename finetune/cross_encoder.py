@@ -31,22 +31,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hopmem.agents.rerank import rank_by_scores
 from hopmem.agents.rerank.cross_encoder import (
     BLEND_FILE,
     DEFAULT_MAX_LENGTH,
     CrossEncoderReranker,
-    blend_with_order,
     init_cross_encoder,
 )
+from hopmem.finetune.blend import choose_blend
 from hopmem.finetune.recipe import RerankerRecipe, TrainContext, load_checkpoint, save_checkpoint
 from hopmem.finetune.reranker_data import (
-    HoldoutQuery,
     TrainingData,
     data_card_lines,
     dev_metrics,
 )
-from hopmem.memory.datasets.metrics import ndcg_at_k
 from hopmem.memory.errors import InputError
 from hopmem.memory.model_paths import display_path, resolve_embedder_path
 
@@ -304,37 +301,6 @@ class CrossEncoderRecipe(RerankerRecipe[CrossEncoderTrainConfig]):
 
     def model_card(self, report: dict[str, Any]) -> str:
         return model_card(report)
-
-
-def choose_blend(
-    reranker: CrossEncoderReranker, holdout: list[HoldoutQuery], grid: tuple[float, ...]
-) -> dict[str, Any]:
-    """The blend weight with the best nDCG@10 on held-out training queries (ties: the smaller weight).
-
-    Each held-out query's hybrid candidates are scored once; every weight of ``grid`` reorders them. Without held-out
-    queries the weight is 0 (the model alone), and the report says so.
-    """
-    if not holdout or not grid:
-        return {"weight": 0.0, "chosen_on": "nothing held out: the model alone", "ndcg@10": {}}
-    saved, reranker.blend = reranker.blend, 0.0
-    try:
-        raw = [reranker.score(q.query, q.texts) for q in holdout]
-    finally:
-        reranker.blend = saved
-    table: dict[str, float] = {}
-    for weight in grid:
-        values = []
-        for q, scores in zip(holdout, raw, strict=True):
-            mixed = blend_with_order(scores, weight)
-            order = [q.doc_ids[i] for i, _ in rank_by_scores(mixed)]
-            values.append(ndcg_at_k(order, q.qrels, 10))
-        table[f"{weight:g}"] = round(sum(values) / len(values), 4)
-    best = max(grid, key=lambda w: (table[f"{w:g}"], -w))
-    return {
-        "weight": float(best),
-        "chosen_on": f"{len(holdout)} held-out training queries (their hybrid top {len(holdout[0].doc_ids)})",
-        "ndcg@10": table,
-    }
 
 
 def model_card(report: dict[str, Any]) -> str:

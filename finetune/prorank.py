@@ -37,6 +37,7 @@ from hopmem.agents.rerank.pointwise import (
     relevance_logits,
 )
 from hopmem.agents.rerank.prompts import clip_tokens, pointwise_messages
+from hopmem.finetune.blend import BLEND_GRID, blend_card_lines, choose_blend
 from hopmem.finetune.grpo import LORA_TARGETS, GRPOSettings, grpo_log, lora_config, run_grpo
 from hopmem.finetune.recipe import RerankerRecipe, TrainContext, load_checkpoint, save_checkpoint
 from hopmem.finetune.reranker_data import (
@@ -70,6 +71,10 @@ class ProRankConfig:
             distractor paragraphs as negatives.
         title_queries: title pseudo-queries per corpus added to stage 2 (0: none; they made the cross-encoder learn
             but did not help SmolLM2 here, see docs/finetune.md).
+        holdout_fraction: share of each training split kept out of training; the weight of the blend with the
+            candidates' order is chosen on those queries' hybrid candidates (:mod:`hopmem.finetune.blend`) and saved
+            in ``hopmem_reranker.json`` (0: nothing held out, the model alone).
+        blend_grid: blend weights tried on the held-out queries.
         stage1: GRPO prompt warm-up settings; ``stage1.steps = 0`` skips the stage.
         stage2_epochs: passes over the stage-2 groups (0 skips the stage).
         stage2_negatives: negatives in each stage-2 group (with one positive).
@@ -98,6 +103,8 @@ class ProRankConfig:
     own_distractors: int = 3
     dev_queries: int = 10
     title_queries: int = 0
+    holdout_fraction: float = 0.2
+    blend_grid: tuple[float, ...] = BLEND_GRID
     stage1: GRPOSettings = field(default_factory=GRPOSettings)
     stage2_epochs: int = 1
     stage2_negatives: int = 3
@@ -309,6 +316,7 @@ class ProRankRecipe(RerankerRecipe[ProRankConfig]):
     """Stage 1 (GRPO prompt warm-up) then stage 2 (score learning) on one LoRA adapter."""
 
     name = "prorank"
+    blend: dict[str, Any] = {"weight": 0.0, "chosen_on": "not chosen", "ndcg@10": {}}  # noqa: RUF012 - set by fit
 
     def check(self) -> None:
         super().check()
@@ -342,6 +350,9 @@ class ProRankRecipe(RerankerRecipe[ProRankConfig]):
         seconds["stage2"] = round(time.perf_counter() - t0, 1)
         model.eval()
         after = dev_metrics(_scorer(model, tokenizer, config, "prorank"), data.dev)
+        t0 = time.perf_counter()
+        self.blend = choose_blend(_scorer(model, tokenizer, config, "prorank"), data.holdout, config.blend_grid)
+        seconds["blend"] = round(time.perf_counter() - t0, 1)
         seconds["total"] = round(self.elapsed(), 1)
         report: dict[str, Any] = {
             "recipe": self.name,
@@ -354,6 +365,7 @@ class ProRankRecipe(RerankerRecipe[ProRankConfig]):
             "dev_before": before,
             "dev_after_stage1": after_stage1,
             "dev_after": after,
+            "blend": self.blend,
             "seconds": seconds,
         }
         self.out.mkdir(parents=True, exist_ok=True)
@@ -406,6 +418,8 @@ class ProRankRecipe(RerankerRecipe[ProRankConfig]):
             "passage_tokens": self.config.passage_tokens,
             "query_tokens": self.config.query_tokens,
             "score": 'logit("1") - logit("0")',
+            "blend": self.blend["weight"],
+            "blend_chosen_on": self.blend["chosen_on"],
         }
 
     def model_card(self, report: dict[str, Any]) -> str:
@@ -467,6 +481,7 @@ def model_card(report: dict[str, Any]) -> str:
         f"Took {sec['total']} s (stage 1 {sec['stage1']} s, stage 2 {sec['stage2']} s) on "
         f"{report['machine']['platform']}, {report['machine']['cpus']} CPUs.",
         f"Command: `{report['command'] or 'hopmem finetune reranker --recipe prorank'}`",
-        "",
     ]
-    return "\n".join(lines)
+    if report.get("blend"):
+        lines += blend_card_lines(report["blend"])
+    return "\n".join(lines) + "\n"

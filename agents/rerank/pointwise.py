@@ -7,6 +7,11 @@ is all that distinguishes a tuned reranker from its base, and the same scorer se
 inference (batched, under ``torch.inference_mode``).
 
 On a GPU the same prompt is served by vLLM; see :mod:`hopmem.agents.rerank.served`.
+
+Like the cross-encoder, a tuned adapter can be blended with the order the candidates came in
+(:func:`hopmem.agents.rerank.cross_encoder.blend_with_order`): its training chooses the weight on held-out training
+queries and records it as ``blend`` in ``hopmem_reranker.json``; the reranker applies it, so the agent's rerank step
+adds what the model knows to the fused order instead of replacing it. ``blend=0.0`` gives the model alone.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from hopmem.agents.rerank.base import BaseReranker
+from hopmem.agents.rerank.cross_encoder import blend_with_order
 from hopmem.agents.rerank.model_paths import read_reranker_record
 from hopmem.agents.rerank.prompts import IRRELEVANT, RELEVANT, clip_tokens, pointwise_messages
-from hopmem.memory.errors import ModelNotAvailableError
+from hopmem.memory.errors import ConfigError, ModelNotAvailableError
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +103,12 @@ class PointwiseLLMReranker(BaseReranker):
         llm: an already loaded :class:`TransformersLLM` to share (its model is used as it is).
         merge_adapter: fold the adapter into the base weights at load (faster scoring; the loaded model is then
             this reranker's own).
+        blend: weight of the candidates' given order in the score (:func:`blend_with_order`); None reads the
+            adapter's recorded ``blend`` (0, the model alone, without an adapter or a recorded weight).
 
     Raises:
         ModelNotAvailableError: when the model or adapter is not on disk or transformers/peft is missing.
+        ConfigError: for a blend weight outside [0, 1].
     """
 
     def __init__(
@@ -114,6 +123,7 @@ class PointwiseLLMReranker(BaseReranker):
         name: str = "",
         llm: Any = None,
         merge_adapter: bool = True,
+        blend: float | None = None,
     ) -> None:
         from hopmem.agents.llm.transformers_llm import TransformersLLM
 
@@ -137,6 +147,9 @@ class PointwiseLLMReranker(BaseReranker):
         self.pad_id = int(pad if pad is not None else self.tokenizer.eos_token_id)
         self.adapter = adapter_dir
         self.name = name or ("prorank" if adapter_dir else "prorank-base")
+        self.blend = float(recorded.get("blend") or 0.0) if blend is None else float(blend)
+        if not 0.0 <= self.blend <= 1.0:
+            raise ConfigError(f"The pointwise reranker's blend weight must lie in [0, 1], got {self.blend}.")
 
     @classmethod
     def from_model(
@@ -162,6 +175,7 @@ class PointwiseLLMReranker(BaseReranker):
         self.pad_id = int(pad if pad is not None else tokenizer.eos_token_id)
         self.adapter = None
         self.name = name
+        self.blend = 0.0
         return self
 
     def encode(self, query: str, passage: str) -> list[int]:
@@ -170,6 +184,12 @@ class PointwiseLLMReranker(BaseReranker):
         )
 
     def _score(self, query: str, docs: list[str]) -> list[float]:
+        if self.blend >= 1.0:  # the given order alone: the model's scores would have no weight
+            return blend_with_order([0.0] * len(docs), 1.0)
+        return blend_with_order(self.model_scores(query, docs), self.blend)
+
+    def model_scores(self, query: str, docs: list[str]) -> list[float]:
+        """The model's own ``logit("1") - logit("0")`` per passage, without the blend."""
         import torch
 
         encoded = [self.encode(query, d) for d in docs]

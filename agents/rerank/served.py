@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hopmem.agents.rerank.base import BaseReranker
+from hopmem.agents.rerank.cross_encoder import blend_with_order
 from hopmem.agents.rerank.model_paths import read_reranker_record
 from hopmem.agents.rerank.pointwise import (
     DEFAULT_BASE_MODEL,
@@ -148,6 +149,8 @@ class ServedPointwiseReranker(BaseReranker):
         self.query_tokens = int(query_tokens or recorded.get("query_tokens") or DEFAULT_QUERY_TOKENS)
         self.yes_id, self.no_id = label_token_ids(self.tokenizer)
         self.name = name or f"served:{model}"
+        self.blend = float(recorded.get("blend") or 0.0)
+        """The adapter's recorded blend with the candidates' order, applied as in process (0 without one)."""
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
             headers={"Authorization": f"Bearer {api_key}"},
@@ -183,7 +186,7 @@ class ServedPointwiseReranker(BaseReranker):
             batch = prompts[start : start + self.batch_size]
             scores.extend(self.parse_scores(self._post(self.request_body(batch)), len(batch)))
         log.debug("%s scored %d pairs in %.0f ms", self.name, len(docs), (time.perf_counter() - started) * 1000)
-        return scores
+        return blend_with_order(scores, self.blend)
 
     # --- HTTP ------------------------------------------------------------------------------------------------------
 

@@ -49,7 +49,9 @@ UNTRAINED = "cross-encoder-untrained"
 ALONE = "cross-encoder-alone"
 """The trained cross-encoder without its blend with the candidates' order (its own scores only)."""
 LLM_RERANKERS = ("prorank", "prorank-base", "rank-r1")
-EVAL_RERANKERS = ("none", "cross-encoder", ALONE, UNTRAINED, *LLM_RERANKERS)
+PRORANK_ALONE = "prorank-alone"
+"""The prorank adapter without its blend with the candidates' order (the model's own scores only)."""
+EVAL_RERANKERS = ("none", "cross-encoder", ALONE, UNTRAINED, *LLM_RERANKERS, PRORANK_ALONE)
 METRICS = ("ndcg@10", "recall@10", "mrr@10")
 
 
@@ -82,6 +84,12 @@ def _build_reranker(name: str, model_dir: Path, settings: Settings, adapters: di
             batch_size=settings.rerank_batch_size,
             server=settings.reranker_server,
             served_model=settings.reranker_served_model,
+        )
+    if name == PRORANK_ALONE:
+        from hopmem.agents.rerank.pointwise import PointwiseLLMReranker
+
+        return PointwiseLLMReranker(
+            adapter=adapters["prorank"], batch_size=settings.rerank_batch_size, name=PRORANK_ALONE, blend=0.0
         )
     if name == "cross-encoder":
         return load_reranker(name, model_dir, cache_dir=settings.cache_dir, batch_size=settings.rerank_batch_size)
@@ -135,7 +143,8 @@ def evaluate_rerank(
         dataset: BEIR folder.
         split: a qrels split, or a derived ``train``/``dev`` split.
         rerankers: names to compare (``none``, ``cross-encoder``, ``cross-encoder-alone``,
-            ``cross-encoder-untrained``, ``prorank``, ``prorank-base``, ``rank-r1``); the first is the report's
+            ``cross-encoder-untrained``, ``prorank``, ``prorank-base``, ``prorank-alone`` (the adapter without its
+            blend), ``rank-r1``); the first is the report's
             headline (its top-level ``reranker``, ``metrics`` and ``latency_ms``).
         candidates: the retrieval that gives the candidates (``bm25``, ``dense``, ``hybrid``).
         depth: candidates per query.
@@ -172,7 +181,7 @@ def evaluate_rerank(
     root = Path(dataset)
     folder = _cross_encoder_folder(model_dir or settings.reranker_model, settings.cache_dir)
     adapters: dict[str, Path] = {}
-    if "prorank" in names or ("prorank-base" in names and adapter):
+    if {"prorank", PRORANK_ALONE} & set(names) or ("prorank-base" in names and adapter):
         adapters["prorank"] = find_adapter("prorank", adapter, settings.cache_dir)
     if "rank-r1" in names:
         adapters["rank-r1"] = find_adapter("rank-r1", rank_r1_adapter, settings.cache_dir)

@@ -139,7 +139,7 @@ class _FixedScores:
 
 
 def test_the_blend_weight_is_chosen_on_held_out_queries() -> None:
-    from hopmem.finetune.cross_encoder import choose_blend
+    from hopmem.finetune.blend import choose_blend
     from hopmem.finetune.reranker_data import HoldoutQuery
 
     docs = [f"d{i}" for i in range(6)]

@@ -156,3 +156,12 @@ def test_a_whole_run_saves_an_adapter_the_reranker_loads(
     base = PointwiseLLMReranker(str(tiny_causal_lm))
     docs = ["The Seine flows through Paris.", "Bread is baked in an oven."]
     assert tuned.score("Which river flows through Paris?", docs) != base.score("Which river flows through Paris?", docs)
+    # The blend weight was chosen on held-out training queries, saved with the adapter and applied by the reranker.
+    blend = report["blend"]
+    assert blend["chosen_on"].startswith("1 held-out training queries") and set(blend["ndcg@10"]) >= {"0", "1"}
+    record = json.loads((out / "hopmem_reranker.json").read_text())
+    assert record["blend"] == blend["weight"] and PointwiseLLMReranker(adapter=out).blend == blend["weight"]
+    assert data["datasets"][0]["holdout_ids"] and not set(data["datasets"][0]["holdout_ids"]) & set(
+        data["datasets"][0]["train_ids"]
+    )
+    assert "Blend with the candidates' order" in (out / "README.md").read_text()

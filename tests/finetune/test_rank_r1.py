@@ -20,11 +20,21 @@ import torch
 
 from hopmem.agents.llm.transformers_llm import TransformersLLM
 from hopmem.agents.rerank import load_reranker
+from hopmem.agents.rerank.prompts import parse_setwise
 from hopmem.agents.rerank.setwise import SetwiseLLMReranker
 from hopmem.finetune.grpo import GRPOSettings, lora_config, run_grpo
-from hopmem.finetune.rank_r1 import RankR1Config, setwise_rows, shuffled_dev, train_rank_r1
+from hopmem.finetune.rank_r1 import (
+    RankR1Config,
+    setwise_rows,
+    shuffled_dev,
+    train_rank_r1,
+    warmup_reply,
+    warmup_rows,
+)
 from hopmem.finetune.reranker_data import RerankPair
 from hopmem.finetune.rewards import FORMAT_BONUS, NO_ANSWER, RewardLog, setwise_reward, setwise_reward_func
+from hopmem.finetune.sft import SFTSettings, encode_example, run_sft
+from hopmem.memory.errors import InputError
 from tests.finetune.test_reranker_data import make_tiny_hotpot
 
 _LISTED = re.compile(r"^\[(\d+)\] (.*)$", re.MULTILINE)
@@ -175,6 +185,7 @@ def test_a_whole_run_saves_an_adapter_the_agent_loads(
         dev_queries=1,
         dev_depth=1,
         set_size=3,
+        sft=SFTSettings(steps=2, batch_size=2, lr=5e-3),
         grpo=GRPOSettings(steps=2, prompts_per_step=1, num_generations=2, max_completion_length=6, lr=5e-3),
     )
     report = train_rank_r1(
@@ -186,6 +197,11 @@ def test_a_whole_run_saves_an_adapter_the_agent_loads(
     assert not (out / "checkpoints").exists()
     # what the CLI reads
     assert report["grpo"]["steps"] == 2 and report["grpo"]["rewards"]["completions"] == 2 * 2
+    assert report["sft"]["steps"] == 2 and len(report["sft"]["loss_history"]) == 2
+    for key in ("dev_before", "dev_after_sft", "dev_after"):  # valid answers measured before, after warm-up, after
+        assert 0.0 <= report[key]["valid_answer_rate"] <= 1.0
+        assert report[key]["valid_answer_rate"] == pytest.approx(1 - report[key]["fallback_rate"], abs=1e-4)
+    assert "after the warm-up" in (out / "README.md").read_text()
     assert report["seconds"]["total"] > 0
     for key in ("dev_before", "dev_after"):
         assert {"loss", "pairwise_accuracy", "mrr", "pairs"} <= set(report[key]) and report[key]["pairs"] > 0
@@ -199,3 +215,43 @@ def test_a_whole_run_saves_an_adapter_the_agent_loads(
     assert isinstance(reranker, SetwiseLLMReranker)
     assert (reranker.name, reranker.set_size, reranker.passage_tokens) == ("rank-r1", 3, 16)
     assert reranker.llm.name.endswith("+rank-r1")  # the adapter is applied on the recorded base
+
+
+def test_warmup_replies_name_the_best_judged_passage_in_the_format_the_parser_reads(tiny_llm: TransformersLLM) -> None:
+    reply = warmup_reply(
+        "Which river flows through Paris?", ["Tea.", "The Seine flows through Paris.", "Paris."], [0.0, 1.0, 0.5]
+    )
+    choice, reasoning, well_formed = parse_setwise(reply, 3)
+    assert choice == 1 and well_formed and "Paris" in reasoning and "river" not in reasoning.split("covers")[0]
+    assert parse_setwise(warmup_reply("q", ["a", "b"], [0.5, 0.5]), 2)[0] == 0  # ties: the first
+    config = RankR1Config(datasets=(), output="unused", passage_tokens=16, query_tokens=12, set_size=3)
+    rows = warmup_rows(_pairs(), tiny_llm.tokenizer, config)
+    prompts = setwise_rows(_pairs(), tiny_llm.tokenizer, config)
+    assert [r["prompt"] for r in rows] == [p["prompt"] for p in prompts]  # the same sets GRPO sees
+    for row, prompt in zip(rows, prompts, strict=True):
+        choice, _, ok = parse_setwise(row["reply"], len(prompt["labels"]))
+        assert ok and prompt["labels"][choice] == max(prompt["labels"])
+    ids, start = encode_example(tiny_llm.tokenizer, rows[0]["prompt"], rows[0]["reply"])
+    assert tiny_llm.tokenizer.decode(ids[start:]).startswith("<think>")
+
+
+def test_the_supervised_warm_up_trains_the_adapter_on_the_reply(tiny_causal_lm: Path) -> None:
+    # The tiny random model's head is too weak for LoRA to make it write the format (its logits stay near uniform);
+    # that the warm-up teaches SmolLM2 the format is measured on the real model (docs/finetune.md). Here: the loss
+    # on the reply falls and only the adapter changes.
+    from peft import get_peft_model
+
+    llm = TransformersLLM(str(tiny_causal_lm), repeat_penalty=1.0)
+    config = RankR1Config(datasets=(), output="unused", passage_tokens=16, query_tokens=12, set_size=3)
+    rows = warmup_rows(_pairs(), llm.tokenizer, config)[:1]
+    torch.manual_seed(0)
+    model = get_peft_model(llm.model, lora_config(8, 16, 0.0))
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    report = run_sft(model, llm.tokenizer, rows, SFTSettings(steps=20, batch_size=1, lr=3e-2), progress=False)
+    losses = report["loss_history"]
+    assert report["steps"] == 20 and report["examples"] == 1 and len(losses) == 20
+    assert losses[-1] < losses[0] - 0.1, losses
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+    assert any(float(p.abs().sum()) > 0 for n, p in model.named_parameters() if "lora_B" in n)
+    with pytest.raises(InputError, match="at least one example"):
+        run_sft(model, llm.tokenizer, [], SFTSettings(steps=1))

@@ -192,6 +192,17 @@ def finetune_reranker(
     stage2_epochs: Annotated[int, typer.Option(min=0, help="prorank: stage-2 passes (0 skips stage 2)")] = 1,
     stage2_loss: Annotated[str, typer.Option(help="prorank: listwise or pairwise")] = "listwise",
     stage2_groups: Annotated[int, typer.Option(min=1, help="prorank: cap on stage-2 groups")] = 300,
+    distill_groups: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="prorank: stage-2 groups with soft labels from the cross-encoder's blended scores over training "
+            "queries' unjudged candidates (distillation; 0: none)",
+        ),
+    ] = 0,
+    distill_teacher: Annotated[
+        str, typer.Option(help="prorank: cross-encoder folder that scores them (default: yours, else the shipped)")
+    ] = "",
     set_size: Annotated[int, typer.Option(min=2, max=10, help="rank-r1: passages per setwise prompt")] = 4,
     ndcg_reward: Annotated[bool, typer.Option(help="rank-r1: NDCG-style graded reward (GroupRank)")] = False,
     sft_steps: Annotated[
@@ -297,6 +308,8 @@ def finetune_reranker(
                 stage2_epochs=stage2_epochs,
                 stage2_loss=cast(Literal["listwise", "pairwise"], stage2_loss),
                 max_stage2_groups=stage2_groups,
+                distill_groups=distill_groups,
+                distill_teacher=distill_teacher,
                 title_queries=title_queries or 0,
                 stage2_lr=lr if lr is not None else ProRankConfig.stage2_lr,
                 holdout_fraction=holdout,

@@ -38,6 +38,7 @@ from hopmem.agents.rerank.pointwise import (
 )
 from hopmem.agents.rerank.prompts import clip_tokens, pointwise_messages
 from hopmem.finetune.blend import BLEND_GRID, blend_card_lines, choose_blend
+from hopmem.finetune.distill import distill_groups
 from hopmem.finetune.grpo import LORA_TARGETS, GRPOSettings, grpo_log, lora_config, run_grpo
 from hopmem.finetune.recipe import RerankerRecipe, TrainContext, load_checkpoint, save_checkpoint
 from hopmem.finetune.reranker_data import (
@@ -81,6 +82,10 @@ class ProRankConfig:
         stage2_loss: ``listwise`` (softmax cross-entropy against the normalised labels) or ``pairwise`` (RankNet).
         stage2_lr: learning rate of stage 2 (AdamW, linear warm-up then decay).
         max_stage2_groups: cap on stage-2 groups (a seeded sample beyond it).
+        distill_groups: stage-2 groups with soft labels added to the labelled ones: the cross-encoder's blended
+            scores over training queries' hybrid candidates, judged or not (:mod:`hopmem.finetune.distill`; 0: none).
+        distill_teacher: the cross-encoder folder that scores them ("": the user's trained one, else the shipped one).
+        distill_temperature: temperature of the soft targets ``softmax(teacher / temperature)``.
         checkpoint_every: stage-2 steps between checkpoints.
         keep_checkpoints: keep ``checkpoints/`` after a finished run.
         resume: continue from the checkpoints in ``output``.
@@ -111,6 +116,9 @@ class ProRankConfig:
     stage2_loss: Literal["listwise", "pairwise"] = "listwise"
     stage2_lr: float = 1e-4
     max_stage2_groups: int = 300
+    distill_groups: int = 0
+    distill_teacher: str = ""
+    distill_temperature: float = 1.0
     checkpoint_every: int = 25
     keep_checkpoints: bool = False
     resume: bool = False
@@ -342,11 +350,18 @@ class ProRankRecipe(RerankerRecipe[ProRankConfig]):
         t0 = time.perf_counter()
         stage2_report: dict[str, Any] = {"steps": 0}
         groups = stage2_groups(data.train, config)
+        soft = self._distill_groups(data) if config.stage2_epochs > 0 else []
+        if soft:
+            groups = groups + soft
+            random.Random(config.seed + 4).shuffle(groups)
         if config.stage2_epochs > 0:
             stage2_report = run_stage2(
                 model, tokenizer, groups, config, checkpoint=self.checkpoints / "stage2.pt", progress=progress
             )
             stage2_report["groups"] = len(groups)
+            stage2_report["distill_groups"] = len(soft)
+            if soft:
+                stage2_report["distill_teacher"] = self.teacher_name
         seconds["stage2"] = round(time.perf_counter() - t0, 1)
         model.eval()
         after = dev_metrics(_scorer(model, tokenizer, config, "prorank"), data.dev)
@@ -371,6 +386,30 @@ class ProRankRecipe(RerankerRecipe[ProRankConfig]):
         self.out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(self.out))
         return report
+
+    teacher_name = ""
+
+    def _distill_groups(self, data: TrainingData) -> list[ScoreGroup]:
+        """The soft-label groups (:mod:`hopmem.finetune.distill`), scored by the cross-encoder teacher."""
+        config = self.config
+        if config.distill_groups <= 0:
+            return []
+        from hopmem.agents.rerank.cross_encoder import CrossEncoderReranker
+        from hopmem.agents.rerank.model_paths import find_cross_encoder
+        from hopmem.memory.model_paths import display_path
+
+        folder = find_cross_encoder(config.distill_teacher or None, self.context.cache_dir)
+        self.teacher_name = display_path(folder)
+        teacher = CrossEncoderReranker(folder)
+        found = distill_groups(
+            data.pools,
+            teacher,
+            n_groups=config.distill_groups,
+            size=config.stage2_negatives + 1,
+            temperature=config.distill_temperature,
+            seed=config.seed + 5,
+        )
+        return [ScoreGroup(query, texts, labels) for query, texts, labels in found]
 
     def _stage1(self, model: Any, tokenizer: Any, data: TrainingData) -> tuple[Any, dict[str, Any]]:
         """The GRPO warm-up (or its saved adapter on resume); the model comes back wrapped in its LoRA adapter."""
@@ -463,7 +502,14 @@ def model_card(report: dict[str, Any]) -> str:
         f"{rewards.get('answered', 'n/a')}",
         f"- stage 2 (score learning on the logit difference): {cfg['stage2_loss']} loss, "
         f"{report['stage2'].get('groups', 0)} groups of 1 positive + {cfg['stage2_negatives']} negatives, "
-        f"{cfg['stage2_epochs']} epoch(s), lr {cfg['stage2_lr']}",
+        f"{cfg['stage2_epochs']} epoch(s), lr {cfg['stage2_lr']}"
+        + (
+            f"; {report['stage2']['distill_groups']} of the groups have soft labels: the cross-encoder's blended "
+            f"scores (`{report['stage2'].get('distill_teacher')}`, softmax at temperature "
+            f"{cfg['distill_temperature']}) over training queries' hybrid candidates, judged or not (distillation)"
+            if report["stage2"].get("distill_groups")
+            else ""
+        ),
         f"- prompt budget: {cfg['passage_tokens']} passage tokens, {cfg['query_tokens']} query tokens",
         "",
         f"## Dev pairs (dev-split queries, {report['dev_after']['pairs']} pairs, never trained on)",

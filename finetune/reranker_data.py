@@ -239,6 +239,7 @@ class PairSampling:
     title_min_words: int = 4
     title_negatives: int = 3
     own_distractors: int = 0
+    distill_groups: int = 0
 
     @classmethod
     def of(cls, config: Any) -> PairSampling:
@@ -270,6 +271,8 @@ class TrainingData:
     splits: list[dict[str, Any]]
     counts: dict[str, dict[str, int]]
     holdout: list[HoldoutQuery] = field(default_factory=list)
+    pools: list[HoldoutQuery] = field(default_factory=list)
+    """With ``distill_groups``: every training query's hybrid candidates (judged or not), for distillation."""
 
 
 def build_training_data(
@@ -293,6 +296,7 @@ def build_training_data(
     train: list[RerankPair] = []
     dev: list[RerankPair] = []
     holdout: list[HoldoutQuery] = []
+    pools: list[HoldoutQuery] = []
     titles: list[RerankPair] = []
     records: list[dict[str, Any]] = []
     counts: dict[str, dict[str, int]] = {}
@@ -335,6 +339,10 @@ def build_training_data(
         if prefix:
             tr = [replace(p, query_id=prefix + p.query_id) for p in tr]
             dv = [replace(p, query_id=prefix + p.query_id) for p in dv]
+        if config.distill_groups > 0:
+            for q in fit:
+                docs = [d for d in ranked.get(q, []) if d in texts]
+                pools.append(HoldoutQuery(prefix + q, splits.texts[q], docs, [texts[d] for d in docs], dict(fit[q])))
         for q in held:
             docs = [d for d in ranked.get(q, []) if d in texts]
             holdout.append(
@@ -393,7 +401,7 @@ def build_training_data(
     train += titles
     if not train:
         raise InputError("No training pair could be built: the training queries have no judged passage in the corpus.")
-    return TrainingData(train, dev, records, counts, holdout)
+    return TrainingData(train, dev, records, counts, holdout, pools)
 
 
 def dev_metrics(reranker: Reranker, pairs: list[RerankPair]) -> dict[str, float]:

@@ -132,6 +132,7 @@ def test_a_whole_run_saves_an_adapter_the_reranker_loads(
         stage1=GRPOSettings(steps=2, prompts_per_step=1, num_generations=4, max_completion_length=3, lr=5e-3),
         stage2_lr=5e-3,
         max_stage2_groups=3,
+        distill_groups=2,  # soft labels from the shipped cross-encoder (the cache here holds none of the user's)
     )
     report = train_prorank(
         config, embedder, cache_dir=tmp_path / "cache", chunk_size=400, chunk_overlap=0, progress=False
@@ -146,7 +147,8 @@ def test_a_whole_run_saves_an_adapter_the_reranker_loads(
         assert (out / name).is_file(), name
     assert not (out / "checkpoints").exists()
     assert report["stage1"]["rewards"]["completions"] == 2 * 4
-    assert report["stage2"]["steps"] == 3
+    assert report["stage2"]["steps"] == 3 + 2 and report["stage2"]["distill_groups"] == 2
+    assert "distillation" in (out / "README.md").read_text()
     data = json.loads((out / "data.json").read_text())
     assert data["datasets"][0]["train_ids"] and not set(data["datasets"][0]["train_ids"]) & set(
         data["datasets"][0]["dev_ids"]

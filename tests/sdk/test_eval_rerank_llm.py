@@ -72,3 +72,23 @@ def test_merging_the_adapter_for_scoring_keeps_the_scores(tiny_adapter: Path) ->
     assert type(merged.model).__name__ != type(unmerged.model).__name__  # a plain model vs a PeftModel
     query = "Which river flows through Paris?"
     assert merged.score(query, docs) == pytest.approx(unmerged.score(query, docs), abs=1e-4)
+
+
+def test_a_blended_adapter_is_evaluated_with_and_without_its_blend(
+    tiny: Path, tiny_adapter: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    folder = tmp_path / "blended"
+    shutil.copytree(tiny_adapter, folder)
+    record = json.loads((folder / "hopmem_reranker.json").read_text())
+    (folder / "hopmem_reranker.json").write_text(json.dumps({**record, "blend": 1.0}))  # the given order alone
+    settings = get_settings(cache_dir=tmp_path / "cache")
+    report = evaluate_rerank(
+        tiny, "dev", ["prorank", "prorank-alone", "none"], depth=6, settings=settings, adapter=folder, progress=False,
+        json_out=tmp_path / "r.json",
+    )  # fmt: skip
+    rows = {r["reranker"]: r for r in report["results"]}
+    assert rows["prorank"]["metrics"] == rows["none"]["metrics"]  # blend 1: the hybrid order, as the agent gets it
+    log = [json.loads(ln) for ln in (tmp_path / report["per_query_log"]).read_text().splitlines()]
+    assert any(e["hybrid+prorank-alone"]["ranked"] != e["hybrid+none"]["ranked"] for e in log)  # the model alone

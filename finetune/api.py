@@ -108,7 +108,7 @@ def _output(recipe: str, output: Path | str | None, settings: TrainSettings) -> 
 
 
 def _config(record: type[Any], fields: dict[str, Any]) -> Any:
-    """The recipe's settings record from ``fields``; GRPO stages may be given as dicts."""
+    """The recipe's settings record from ``fields``; GRPO stages and rank-r1's warm-up may be given as dicts."""
     known = {f.name: f for f in dataclasses.fields(record)}
     unknown = sorted(set(fields) - set(known))
     if unknown:
@@ -119,6 +119,10 @@ def _config(record: type[Any], fields: dict[str, Any]) -> Any:
             from hopmem.finetune.grpo import GRPOSettings
 
             fields[name] = GRPOSettings(**fields[name])
+    if isinstance(fields.get("sft"), dict):
+        from hopmem.finetune.sft import SFTSettings
+
+        fields["sft"] = SFTSettings(**fields["sft"])
     for name, value in list(fields.items()):
         if isinstance(value, list):
             fields[name] = tuple(value)  # the records hold tuples (datasets, splits, LoRA targets)

@@ -38,6 +38,9 @@ class AgentConfig:
     agent_fusion: str = "rsf"
     treehop_weight: float = 0.25
     rerank_depth: int = 20
+    conversation_rerank_floor: int = 10
+    conversation_rerank_blend: float = 0.7
+    conversation_rerank_date: bool = False
     remember_answers: bool = True
     injection_filter: bool = True
 

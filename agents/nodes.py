@@ -11,7 +11,10 @@ alone.
 - :func:`fuse`: every list fused and trust-weighted through the searcher's one fusion path
   (:mod:`hopmem.agents.evidence`).
 - :func:`rerank`: the reranker orders the candidates (its scores weighed by trust again); the best ``top_k`` are the
-  evidence, and :func:`check_sufficient` decides whether to search more (:func:`route_after_rerank`).
+  evidence, and :func:`check_sufficient` decides whether to search more (:func:`route_after_rerank`). When every
+  candidate is a conversation memory, the ``conversation_rerank_*`` settings apply: the reranker reads the turn
+  without its date, blends with the fused order by its own weight, and the whole question's best N stay first
+  (:func:`keep_floor`).
 - :func:`answer`: from numbered evidence, citing only what it was given; extractive without an LLM.
 - :func:`remember`: the answer goes back into the memory as an ``agent`` memory derived from what it cites.
 """
@@ -31,6 +34,8 @@ from hopmem.agents.planner import fill_placeholders, plan_question
 from hopmem.agents.prompts import answer_messages
 from hopmem.agents.state import AgentState, Citation, Passage, Step
 from hopmem.agents.trace import timed_step
+from hopmem.memory.conversations import SOURCE_CLASS as CONVERSATION_SOURCE
+from hopmem.memory.conversations import without_date_label
 from hopmem.memory.errors import HopmemError, LLMError
 from hopmem.memory.records import Hit
 
@@ -152,7 +157,24 @@ def rerank(state: AgentState, deps: GraphDeps) -> AgentState:
     with timed_step("rerank", reranker=name, n_candidates=len(candidates)) as step:
         if deps.reranker_warning:
             step["warning"] = deps.reranker_warning
-        ranking = rank_candidates(reranker, standalone_question(state), candidates, step, searcher=deps.searcher)
+        conversation = is_conversation(candidates)
+        if conversation:  # a per-source rule: conversation memories (docs/conversations.md)
+            step["conversation"] = {
+                "floor": config.conversation_rerank_floor,
+                "blend": config.conversation_rerank_blend,
+                "date": config.conversation_rerank_date,
+            }
+        ranking = rank_candidates(
+            reranker,
+            standalone_question(state),
+            candidates,
+            step,
+            searcher=deps.searcher,
+            blend=config.conversation_rerank_blend if conversation else None,
+            read_date=config.conversation_rerank_date or not conversation,
+        )
+        if conversation and config.conversation_rerank_floor > 0:
+            ranking = keep_floor(ranking, whole_question_list(state)[: config.conversation_rerank_floor])
         evidence = ranking[: config.top_k]
         step["ranking"] = brief(ranking)
         sufficient, reason = check_sufficient(state, evidence, config)
@@ -250,6 +272,8 @@ def rank_candidates(
     step: Step,
     *,
     searcher: HybridSearcher | None = None,
+    blend: float | None = None,
+    read_date: bool = True,
 ) -> list[Passage]:
     """All candidates in the reranker's order, its scores weighed by trust; the fused order without a reranker.
 
@@ -257,11 +281,21 @@ def rank_candidates(
     the searcher's rule (:meth:`hopmem.memory.hybrid.HybridSearcher.weigh_by_trust`, over each candidate's fused
     trust), or a distrusted memory that reads well would climb back to the top. Without ``searcher`` the reranker's
     order stands as it is.
+
+    ``blend`` replaces the weight of the fused order in a reranker that blends its scores with it (the
+    cross-encoder's ``with_blend``; others are used as they are); ``read_date=False`` lets the reranker read a
+    conversation memory without its leading ``[date]`` (:func:`hopmem.memory.conversations.without_date_label`).
     """
     if reranker is None or reranker.name == "none" or not candidates:
         return list(candidates)
+    with_blend = getattr(reranker, "with_blend", None)
+    if blend is not None and callable(with_blend):
+        reranker = with_blend(blend)
+    texts = [passage_text(c) for c in candidates]
+    if not read_date:
+        texts = [without_date_label(t) for t in texts]
     try:
-        order = reranker.rank(query, [passage_text(c) for c in candidates])
+        order = reranker.rank(query, texts)
     except HopmemError as exc:
         log.warning("Reranking failed, keeping the fused order: %s", exc)
         step["warning"] = f"reranker failed ({exc}); fused order kept"
@@ -288,6 +322,36 @@ def rank_candidates(
     return [
         {**by_id[h.memory_id], "rerank_score": round(raw[h.memory_id], 6), "score": round(h.score, 6)} for h in hits
     ]
+
+
+def is_conversation(candidates: list[Passage]) -> bool:
+    """Whether every candidate is a conversation memory (the conversation rules of the rerank step apply)."""
+    return bool(candidates) and all(c.get("source_class") == CONVERSATION_SOURCE for c in candidates)
+
+
+def whole_question_list(state: AgentState) -> list[Passage]:
+    """What the search of the whole (stand-alone) question found: list ``q0`` beside sub-queries, else ``q1``."""
+    lists = state.get("lists") or {}
+    return list(lists.get("q0") or lists.get("q1") or [])
+
+
+def keep_floor(ranking: list[Passage], floor: list[Passage]) -> list[Passage]:
+    """``ranking`` with the ``floor`` passages first, in the ranking's order, then the rest of the ranking.
+
+    A floor passage the ranking lacks (the fusion of the sub-queries' lists pushed it below the reranked depth)
+    comes after the ranked floor passages, in the floor's order. On conversations the whole question's own search
+    (hybrid search with the speaker boost) is a strong first stage and the cross-encoder, trained on passages,
+    demotes the other speaker's turns that adversarial questions ask about: keeping that search's best N as the
+    first N lets the reranker and the sub-queries reorder and extend them, never push one out
+    (docs/conversations.md).
+    """
+    if not floor:
+        return list(ranking)
+    wanted = {int(p["id"]) for p in floor}
+    first = [p for p in ranking if int(p["id"]) in wanted]
+    placed = {int(p["id"]) for p in first}
+    first += [p for p in floor if int(p["id"]) not in placed]
+    return first + [p for p in ranking if int(p["id"]) not in wanted]
 
 
 def check_sufficient(state: AgentState, evidence: list[Passage], config: AgentConfig) -> tuple[bool, str]:

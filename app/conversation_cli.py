@@ -50,6 +50,9 @@ def eval_memory(
     ] = None,
     window: Annotated[int | None, typer.Option(min=1, help="turns per memory (default 1)")] = None,
     plot: Annotated[Path | None, typer.Option(help="write a PNG of recall per category and method")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="conversations evaluated at once, one process each (same figures)")
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Conversation memory: per question category, evidence recall@5/@10 over retrieved turns, latency p50/p95 per
@@ -66,6 +69,7 @@ def eval_memory(
         window=window,
         plot=plot,
         progress=not quiet,
+        workers=workers,
     )
     groups = ["overall", *next(iter(report["methods"].values()))["by_category"]]
     typer.echo(

@@ -342,6 +342,18 @@ def date_label(turn: Turn) -> str:
     return human_date(turn.date) if turn.date else turn.date_raw
 
 
+def without_date_label(text: str) -> str:
+    """A conversation memory's text without the ``[8 May 2023] `` it starts with (other text is returned as is).
+
+    The agent's reranker reads conversation memories so (``conversation_rerank_date``): the date is for the answer,
+    and the cross-encoder ordered LoCoMo turns better without it (docs/conversations.md).
+    """
+    return _DATE_LABEL.sub("", text, count=1)
+
+
+_DATE_LABEL = re.compile(r"^\[[^\]\n]{1,60}\]\s*")
+
+
 def windows(turns: Sequence[Turn], window: int) -> list[list[Turn]]:
     """Consecutive runs of at most ``window`` turns, never across a session boundary (each turn in exactly one)."""
     if window < 1:

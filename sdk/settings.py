@@ -191,6 +191,24 @@ class Settings(BaseSettings):
     )
     rerank_depth: int = Field(20, ge=1, le=200, description="fused candidates given to the reranker")
     rerank_batch_size: int = Field(16, ge=1, le=512)
+    conversation_rerank_floor: int = Field(
+        10,
+        ge=0,
+        le=200,
+        description="when every candidate is a conversation memory, the whole question's own best N searched "
+        "memories stay the agent's first N: the reranker orders them and what sub-queries found comes after "
+        "(0 turns it off; docs/conversations.md)",
+    )
+    conversation_rerank_blend: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="when every candidate is a conversation memory, the weight of the fused order in the "
+        "cross-encoder's score, instead of the weight saved with the model",
+    )
+    conversation_rerank_date: bool = Field(
+        False, description="whether the reranker reads a conversation memory's leading [session date]"
+    )
     remember_answers: bool = Field(True, description="write each answer back as an agent memory (through the gate)")
     injection_filter: bool = Field(
         True,

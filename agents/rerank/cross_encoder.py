@@ -13,6 +13,7 @@ light.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -167,6 +168,21 @@ class CrossEncoderReranker(BaseReranker):
     @property
     def max_length(self) -> int:
         return int(self.model.max_seq_length or DEFAULT_MAX_LENGTH)
+
+    def with_blend(self, weight: float) -> CrossEncoderReranker:
+        """This reranker with another blend weight (the same model, shared, not copied).
+
+        The agent blends conversation memories by their own weight (``conversation_rerank_blend``): the saved weight
+        was chosen on document passages.
+
+        Raises:
+            ConfigError: when ``weight`` lies outside [0, 1].
+        """
+        if not 0.0 <= weight <= 1.0:
+            raise ConfigError(f"The cross-encoder's blend weight must lie in [0, 1], got {weight}.")
+        twin = copy.copy(self)
+        twin.blend = float(weight)
+        return twin
 
     def _score(self, query: str, docs: list[str]) -> list[float]:
         if self.blend >= 1.0:  # the given order alone: the model's scores would have no weight

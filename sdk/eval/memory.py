@@ -7,7 +7,9 @@ with :meth:`hopmem.Memory.add_conversation`; then every question runs through ev
   conversation way, :data:`hopmem.memory.conversation_search.CONVERSATION_FUSION`);
 - ``agent``: :meth:`hopmem.Agent.ask` with :data:`AGENT_SETTINGS` over a memory switched to conversation search
   (plan, retrieve each sub-query, fuse, cross-encoder rerank over a deeper pool, answer); its ranking is the
-  reranked candidates, then the rest of the fused order.
+  reranked candidates, then the rest of the fused order. On conversation memories the rerank step keeps the whole
+  question's own 10 best first (``conversation_rerank_floor``), so the agent's recall@10 is hybrid's and its
+  reranker (blended with the fused order) moves recall@5 (docs/conversations.md).
 
 Recall is counted over retrieved **turns**: a memory that holds w turns takes w places of the ranking (in the order
 of its turns), so a window of turns cannot raise recall by holding more text. For a question with evidence turns E
@@ -81,6 +83,7 @@ def evaluate_memory(
     llm: ChatLLM | None = None,
     plot: Path | str | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Evaluate conversation memory on a LoCoMo-format file: recall@5/@10 over turns, latency, the agent's F1.
 
@@ -99,6 +102,9 @@ def evaluate_memory(
         llm: an LLM to answer with instead of the configured one.
         plot: write a PNG of recall@10 per category and method here.
         progress: show progress bars.
+        workers: conversations evaluated at the same time, each in its own process (each loads its own models;
+            the configured LLM, not one passed as ``llm``). The figures are the same as one by one; latencies are
+            measured with the other workers running, so on a small machine they are longer.
 
     Returns:
         The report: ``methods`` (per method: ``overall`` and ``by_category`` recall@5/@10 with question counts,
@@ -106,8 +112,13 @@ def evaluate_memory(
         first two conversations, where choices were made, and the rest), the settings and the run record.
 
     Raises:
-        InputError: on an unknown method, a file that is not in the conversation shape, or no question left.
+        InputError: on an unknown method, a file that is not in the conversation shape, no question left, or
+            ``workers`` above 1 with an ``llm`` object given.
     """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers must be a positive integer, not {workers!r}.")
+    if workers > 1 and llm is not None:
+        raise InputError("workers above 1 load the configured LLM in each process; do not pass an llm object.")
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise InputError(f"Unknown method {unknown[0] if unknown else ''!r}; use some of {', '.join(METHODS)}.")
@@ -136,10 +147,16 @@ def evaluate_memory(
     ingest: list[dict[str, Any]] = []
     total = sum(len(qs) for _, qs in selected)
     with tqdm(total=total * len(methods), desc="eval memory", unit="q", disable=not progress) as bar:
-        for conv, questions in selected:
-            info, conv_rows = _run_conversation(
-                conv, questions, methods, settings, options, fusion, agent_changes, llm, bar.update
-            )
+        if workers > 1 and len(selected) > 1:
+            with_llm = llm is not None
+            jobs = [(c, qs, list(methods), settings, options, fusion, agent_changes, with_llm) for c, qs in selected]
+            results = _run_in_processes(jobs, workers, lambda qs: bar.update(len(qs) * len(methods)))
+        else:
+            results = [
+                _run_conversation(conv, qs, methods, settings, options, fusion, agent_changes, llm, bar.update)
+                for conv, qs in selected
+            ]
+        for info, conv_rows in results:
             ingest.append(info)
             rows.extend(conv_rows)
     report = _report(path, selected, rows, methods, ingest, settings, options, fusion, agent_changes, llm)
@@ -281,6 +298,43 @@ def agent_ranking(trace: list[dict[str, Any]]) -> list[int]:
     return list(dict.fromkeys(ids))
 
 
+def _run_in_processes(
+    jobs: list[tuple[Any, ...]], workers: int, done: Callable[[list[ConversationQuestion]], Any]
+) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Each job's :func:`_run_conversation` in a pool of ``workers`` spawned processes; results in job order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    results: list[tuple[dict[str, Any], list[dict[str, Any]]] | None] = [None] * len(jobs)
+    context = multiprocessing.get_context("spawn")  # torch and SQLite handles do not survive a fork
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+        futures = {pool.submit(_conversation_job, *job): n for n, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            n = futures[future]
+            results[n] = future.result()
+            done(jobs[n][1])
+    return [r for r in results if r is not None]
+
+
+def _conversation_job(
+    conv: Conversation,
+    questions: list[ConversationQuestion],
+    methods: list[str],
+    settings: Settings,
+    options: dict[str, Any],
+    fusion: ConversationFusion,
+    agent_changes: dict[str, Any],
+    with_llm: bool,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One conversation in a worker process: the configured LLM is loaded here (a model does not cross processes)."""
+    llm = None
+    if with_llm:
+        from hopmem.agent_api import configured_llm
+
+        llm = configured_llm(settings)
+    return _run_conversation(conv, questions, methods, settings, options, fusion, agent_changes, llm, lambda _: None)
+
+
 def _tenant(conv_id: str) -> str:
     cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in conv_id)[:60]
     return cleaned or "conversation"
@@ -372,6 +426,12 @@ def _report(
             "embedder": settings.embedder,
             "reranker": agent_changes.get("reranker", settings.reranker) if "agent" in methods else None,
             "planner": agent_changes.get("planner", settings.planner) if "agent" in methods else None,
+            "conversation_rerank": {
+                key: agent_changes.get(f"conversation_rerank_{key}", getattr(settings, f"conversation_rerank_{key}"))
+                for key in ("floor", "blend", "date")
+            }
+            if "agent" in methods
+            else None,
             "llm": llm.name if llm is not None else None,
         },
     }

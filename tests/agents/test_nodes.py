@@ -184,3 +184,56 @@ def test_the_graph_runs_the_nodes_in_order_with_one_trace_per_question(deps: Gra
     second = graph.invoke({"question": "And what are spring tides?", "tenant": TENANT}, config=thread)
     assert [s["step"] for s in second["trace"]] == names  # the first question's steps are not carried over
     assert len(second["history"]) == 4
+
+
+def _passage(i: int, source_class: str = "conversation", text: str = "") -> dict[str, Any]:
+    return {"id": i, "score": 1.0 / i, "title": None, "text": text or f"[3 March 2024] Alice: turn {i}",
+            "source_class": source_class}  # fmt: skip
+
+
+def test_keep_floor_puts_the_whole_questions_best_first_in_the_rerankers_order() -> None:
+    ranking = [_passage(i) for i in (5, 3, 9, 1, 7)]
+    floor = [_passage(i) for i in (1, 2, 3)]  # 2 is missing from the ranking (sub-queries pushed it out)
+    assert [p["id"] for p in nodes.keep_floor(ranking, floor)] == [3, 1, 2, 5, 9, 7]
+    assert [p["id"] for p in nodes.keep_floor(ranking, [])] == [5, 3, 9, 1, 7]
+
+
+def test_the_conversation_rule_applies_only_when_every_candidate_is_a_conversation_memory() -> None:
+    assert nodes.is_conversation([_passage(1), _passage(2)])
+    assert not nodes.is_conversation([_passage(1), _passage(2, source_class="document")])
+    assert not nodes.is_conversation([])
+    state: AgentState = {"question": "q", "tenant": TENANT, "lists": {"q0": [_passage(4)], "q1": [_passage(5)]}}
+    assert [p["id"] for p in nodes.whole_question_list(state)] == [4]  # a split: q0 is the whole question
+    state["lists"] = {"q1": [_passage(5)]}
+    assert [p["id"] for p in nodes.whole_question_list(state)] == [5]
+
+
+class _ReadingReranker:
+    """A real reranker of the interface that records what it read: longer text scores higher."""
+
+    name = "reading"
+
+    def __init__(self) -> None:
+        self.read: list[str] = []
+        self.blends: list[float] = []
+
+    def with_blend(self, weight: float) -> _ReadingReranker:
+        self.blends.append(weight)
+        return self
+
+    def score(self, query: str, docs: list[str]) -> list[float]:
+        return [float(len(d)) for d in docs]
+
+    def rank(self, query: str, docs: list[str], top_k: int | None = None) -> list[tuple[int, float]]:
+        self.read = list(docs)
+        return sorted(enumerate(self.score(query, docs)), key=lambda p: -p[1])
+
+
+def test_rank_candidates_reads_conversation_memories_without_their_date_and_with_their_blend() -> None:
+    reranker = _ReadingReranker()
+    candidates = [_passage(1, text="[3 March 2024] Alice: hi"), _passage(2, text="[3 March 2024] Bruno: hello there")]
+    ranked = nodes.rank_candidates(reranker, "hello", candidates, {}, blend=0.7, read_date=False)
+    assert reranker.read == ["Alice: hi", "Bruno: hello there"] and reranker.blends == [0.7]
+    assert [p["id"] for p in ranked] == [2, 1] and ranked[0]["text"].startswith("[3 March 2024]")  # evidence keeps it
+    nodes.rank_candidates(reranker, "hello", candidates, {})
+    assert reranker.read[0] == "[3 March 2024] Alice: hi" and reranker.blends == [0.7]  # the defaults: as before

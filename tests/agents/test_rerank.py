@@ -155,3 +155,11 @@ def test_cross_encoder_applies_the_blend_saved_beside_it(tmp_path: Path) -> None
     (folder / BLEND_FILE).write_text("{not json")
     with pytest.raises(ConfigError, match="train the cross-encoder again"):
         CrossEncoderReranker(folder)
+
+
+def test_with_blend_shares_the_model_and_changes_only_the_weight(cross_encoder: CrossEncoderReranker) -> None:
+    twin = cross_encoder.with_blend(1.0)
+    assert twin.model is cross_encoder.model and twin.blend == 1.0 and cross_encoder.blend == 0.0
+    assert [i for i, _ in twin.rank(QUERY, DOCS)] == list(range(len(DOCS)))  # weight 1: the given order
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        cross_encoder.with_blend(-0.1)

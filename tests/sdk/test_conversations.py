@@ -223,6 +223,26 @@ def test_use_conversation_search_switches_the_handles_searcher(memory: Memory) -
     assert found[0].record.metadata["dia_ids"] == ["D2:1"]
 
 
+def test_the_agent_keeps_the_whole_questions_best_turns_first_on_conversations(memory: Memory) -> None:
+    from hopmem.agent_api import Agent
+
+    memory.add_conversation(sample(), progress=False)
+    memory.use_conversation_search()
+    question = "What did Bruno build with wood, and what did he start two weeks ago?"
+    best = [r.record.id for r in memory.search_conversation(question, k=3)]
+    changes = {"remember_answers": False, "conversation_rerank_floor": 3, "reranker": "cross-encoder"}
+    settings = memory.settings.model_copy(update=changes)
+    agent = Agent(memory, settings=settings)  # the shipped cross-encoder reranks
+    try:
+        answer = agent.ask(question)
+    finally:
+        agent.close()
+    rerank = next(s for s in answer.trace if s["step"] == "rerank")
+    assert rerank["reranker"] == "cross-encoder" and rerank["conversation"] == {"floor": 3, "blend": 0.7, "date": False}
+    ranking = [p["id"] for p in rerank["ranking"]]
+    assert set(ranking[:3]) == set(best) and len(ranking) > 3  # reordered, never pushed out; the rest follows
+
+
 def test_conversation_file_detection(tmp_path: Path) -> None:
     path = tmp_path / "chats.json"
     path.write_text(json.dumps([sample()]))

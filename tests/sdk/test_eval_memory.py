@@ -63,6 +63,21 @@ def test_evaluate_memory_report_and_log_hold_numbers_and_ids_only(tmp_path: Path
     assert "adopt" not in texts and "Pebble" not in texts  # no question, answer or turn text
 
 
+def test_evaluate_memory_with_workers_gives_the_same_figures(tmp_path: Path) -> None:
+    from hopmem.memory.errors import InputError
+
+    path = tmp_path / "chats.json"
+    path.write_text(json.dumps([sample("chat-1"), sample("chat-2", year=2025)]))
+    settings = get_settings(data_dir=tmp_path / "data", llm_backend="none")
+    one = evaluate_memory(path, methods=["lexical"], settings=settings, progress=False)
+    two = evaluate_memory(path, methods=["lexical"], settings=settings, progress=False, workers=2)
+    assert two["conversations"] == ["chat-1", "chat-2"]  # the file's order, whichever process finished first
+    assert two["methods"]["lexical"]["by_category"] == one["methods"]["lexical"]["by_category"]
+    assert [i["memories"] for i in two["ingest"]] == [i["memories"] for i in one["ingest"]]
+    with pytest.raises(InputError, match="workers"):
+        evaluate_memory(path, methods=["lexical"], settings=settings, progress=False, workers=0)
+
+
 def test_evaluate_memory_limit_and_unknown_method(tmp_path: Path) -> None:
     from hopmem.memory.errors import InputError
 

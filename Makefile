@@ -41,9 +41,11 @@ demo: ## answer a question over the bundled sample
 	$(BIN)/hopmem demo
 
 TREEHOP_DATA ?= ../shared/data/hotpotqa
+TREEHOP_EXTRA ?= ../shared/data/hotpotqa-extra
+TREEHOP_ARGS ?= --temperature 0.1 --n-hard 64
 TREEHOP_OUT ?= runs/treehop
-finetune-treehop: ## train a TreeHop model (TREEHOP_DATA, TREEHOP_OUT) and evaluate it side by side on held-out questions
-	$(BIN)/hopmem finetune treehop --dataset $(TREEHOP_DATA) --output $(TREEHOP_OUT)
+finetune-treehop: ## train a TreeHop model (TREEHOP_DATA + TREEHOP_EXTRA, TREEHOP_ARGS as the shipped one; TREEHOP_OUT) and evaluate it on TREEHOP_DATA's held-out questions
+	$(BIN)/hopmem finetune treehop --dataset $(TREEHOP_DATA) $(addprefix --dataset ,$(TREEHOP_EXTRA)) $(TREEHOP_ARGS) --output $(TREEHOP_OUT)
 	$(BIN)/hopmem eval retrieval --method treehop --dataset $(TREEHOP_DATA) --split dev \
 		--treehop-model $(TREEHOP_OUT) --json $(TREEHOP_OUT)/eval.json
 

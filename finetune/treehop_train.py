@@ -411,7 +411,8 @@ def model_card(report: dict[str, Any]) -> str:
             f"- training: {counts['train']} questions of splits {', '.join(rule['train_splits'])}"
             + (f" ({', '.join(f'{k}: {v}' for k, v in per.items())})" if per else "")
             + f", {report['chains']} hop chains",
-            "- the question ids of each set are in `data.json`; evaluation skips every trained or validation question",
+            "- the question ids of each set are in `data.json`; evaluation skips every trained, validation or test "
+            "question",
             "",
             "## Settings",
             f"- loss: InfoNCE, temperature {cfg['temperature']}, in-batch targets plus, per chain, the question's own "

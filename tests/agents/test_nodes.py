@@ -81,11 +81,11 @@ def test_hop_without_a_model_passes_the_lists_through(deps: GraphDeps) -> None:
 
 def test_hop_adds_the_passages_of_the_treehop_tree(searcher: HybridSearcher, deps: GraphDeps) -> None:
     from hopmem.agents.multihop import TreeHopRetriever
-    from hopmem.agents.treehop_model import load_treehop
+    from hopmem.agents.treehop_model import load_selected_treehop
 
     assert searcher.embedder is not None
-    model = load_treehop(None, embedder=searcher.embedder.name, dim=searcher.embedder.dim)
-    hopper = TreeHopRetriever(searcher.store, searcher.index, model, top_n=3, hops=2)
+    model, note = load_selected_treehop(None, embedder=searcher.embedder.name, dim=searcher.embedder.dim)
+    hopper = TreeHopRetriever(searcher.store, searcher.index, model, top_n=3, hops=2, choice=note)
     deps = replace(deps, hopper=hopper)
     state = _planned(deps, "What causes the tides?")
     state = _run(state, nodes.retrieve(state, deps))
@@ -94,6 +94,7 @@ def test_hop_adds_the_passages_of_the_treehop_tree(searcher: HybridSearcher, dep
     assert all(set(p) == {"id", "score"} for p in update["lists"]["treehop:q1"])
     (tree,) = update["trace"][0]["trees"]
     assert tree["n"] == 1 and update["lists"]["treehop:q1"]
+    assert update["trace"][0]["model"] == note and note.split(" ")[0] in ("trained", "untrained")
     assert update["lists"]["q1"] == state["lists"]["q1"]  # the searches' lists are kept as they were
 
 

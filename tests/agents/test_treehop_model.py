@@ -72,6 +72,7 @@ def test_models_check_reports_the_packaged_treehop_and_refuses_other_embeddings(
     settings = get_settings()
     line = check_treehop(settings, "all-MiniLM-L6-v2", 384, _unit(1, 384, 5)[0])
     assert line.startswith("treehop ok:") and "|q_next|=1.000" in line
+    assert "the agent runs the trained (" in line or "the agent runs the untrained (" in line
     assert check_treehop(get_settings(treehop_hops=1), "all-MiniLM-L6-v2", 384, _unit(1, 384, 5)[0]).startswith(
         "treehop: off"
     )

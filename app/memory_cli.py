@@ -205,6 +205,9 @@ def quarantine_list(as_json: Annotated[bool, typer.Option("--json")] = False) ->
         text = " ".join(entry["content"].split())
         typer.echo(f"[{entry['id']}] {entry['agent'] or '-'}: {text[:100]}{'...' if len(text) > 100 else ''}")
         typer.echo(f"      held: {entry['reason']}")
+        if entry.get("conflicts_with"):
+            other = " ".join(entry["conflicts_with"]["content"].split())
+            typer.echo(f"      vs [{entry['conflicts_with']['id']}]: {other[:100]}{'...' if len(other) > 100 else ''}")
 
 
 @quarantine_app.command("approve")

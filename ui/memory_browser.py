@@ -19,7 +19,7 @@ from hopmem.ui import render
 from hopmem.ui.context import UIContext, explain
 
 SOURCE_CLASSES = ["any", "document", "user", "agent", "conversation", "tool", "external", "untrusted"]
-QUARANTINE_HEADERS = ["id", "agent", "reason", "held since", "text"]
+QUARANTINE_HEADERS = ["id", "agent", "reason", "held since", "text", "contradicts"]
 
 
 def find_memories(
@@ -98,10 +98,18 @@ def list_quarantine(ctx: UIContext, request: gr.Request | None) -> tuple[Any, st
             h.get("reason") or "",
             render.when(h.get("at")),
             " ".join(f"{h.get('title') or ''} {h.get('content', '')}".split())[:200],
+            _conflict(h.get("conflicts_with")),
         ]
         for h in held
     ]
     return gr.update(value=rows), f"{len(held)} writes held for review."
+
+
+def _conflict(other: dict[str, Any] | None) -> str:
+    """The memory a held write contradicts, shown beside it: approving the held one says this one is wrong."""
+    if not other:
+        return ""
+    return f"#{other['id']}: " + " ".join(str(other["content"]).split())[:200]
 
 
 def review(memory_id: float | None, verdict: str, ctx: UIContext, request: gr.Request | None) -> str:

@@ -12,7 +12,9 @@ held in quarantine (stored, invisible to every read, listed for review):
   :mod:`hopmem.memory.trust.contradiction`), or may contradict one in other words (the paraphrase tier, from cosine
   ``trust_semantic_similarity``: held for review without a trust signal, because the evidence is weaker).
 
-The user's own writes (no agent) are not gated. Then :meth:`WriteGate.hook` runs inside the write's transaction and
+A held write's reason names every cause, and always the memory it contradicts when there is one, so that the
+quarantine list can show the two side by side (:func:`hopmem.memory.trust.quarantine.list_quarantine`). The user's
+own writes (no agent) are not gated. Then :meth:`WriteGate.hook` runs inside the write's transaction and
 records what the write says about trust: the burst and contradiction signals, and a confirmation for the writer of a
 memory that another identity wrote again word for word. Both commit with the memories or not at all.
 
@@ -130,9 +132,10 @@ class WriteGate:
         if vectors is not None and self.index is not None:
             plan.contradictions = self._contradictions(tenant, items, vectors)
             for found in plan.contradictions:
-                if plan.hold[found.position] is None:
-                    verb = "may contradict" if found.paraphrase else "contradicts"
-                    plan.hold[found.position] = f"{verb} trusted memory {found.memory_id} ({found.why})"
+                verb = "may contradict" if found.paraphrase else "contradicts"
+                conflict = f"{verb} trusted memory {found.memory_id} ({found.why})"
+                held = plan.hold[found.position]
+                plan.hold[found.position] = conflict if held is None else f"{held}; {conflict}"
         if not self.enabled:
             plan.hold = [None] * len(items)
         return plan

@@ -12,6 +12,7 @@ signals (``approved``, ``rejected`` for the writer) commit in the approval's or 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -23,9 +24,16 @@ from hopmem.memory.records import MemoryRecord
 from hopmem.memory.store import EraseHook, MemoryStore, require_tenant
 from hopmem.memory.trust.model import TrustModel
 
+CONFLICT = re.compile(r"trusted memory (\d+)")
+"""How the write gate's hold reason names the memory a held write contradicts (:mod:`hopmem.memory.trust.gate`)."""
+
 
 def list_quarantine(store: MemoryStore, tenant: str, *, limit: int = 1000) -> list[dict[str, Any]]:
-    """The held memories of ``tenant``, oldest first: id, agent, reason, when, title and content."""
+    """The held memories of ``tenant``, oldest first: id, agent, reason, when, title, content and ``conflicts_with``.
+
+    ``conflicts_with`` is the visible memory a write was held for contradicting (``{"id", "content"}``), else None:
+    the reviewer judges the two side by side, since approving the held text says the other one is wrong.
+    """
     require_tenant(tenant)
     rows = store.conn.execute(
         "SELECT q.memory_id, q.agent_id, q.reason, q.at, m.title, m.content, m.source_class, m.tags"
@@ -33,19 +41,26 @@ def list_quarantine(store: MemoryStore, tenant: str, *, limit: int = 1000) -> li
         " WHERE q.tenant = ? ORDER BY q.memory_id LIMIT ?",
         (tenant, int(limit)),
     ).fetchall()
-    return [
-        {
-            "id": int(r[0]),
-            "agent": r[1],
-            "reason": r[2],
-            "at": float(r[3]),
-            "title": r[4],
-            "content": r[5],
-            "source_class": r[6],
-            "tags": json.loads(r[7]),
-        }
-        for r in rows
-    ]
+    named = {int(m.group(1)) for r in rows if r[2] and (m := CONFLICT.search(r[2]))}
+    shown = {r.id: r.content for r in store.get(tenant, sorted(named))} if named else {}
+    held: list[dict[str, Any]] = []
+    for r in rows:
+        match = CONFLICT.search(r[2] or "")
+        other = int(match.group(1)) if match else None
+        held.append(
+            {
+                "id": int(r[0]),
+                "agent": r[1],
+                "reason": r[2],
+                "at": float(r[3]),
+                "title": r[4],
+                "content": r[5],
+                "source_class": r[6],
+                "tags": json.loads(r[7]),
+                "conflicts_with": {"id": other, "content": shown[other]} if other in shown else None,
+            }
+        )
+    return held
 
 
 def held_writers(store: MemoryStore, tenant: str, ids: Sequence[int]) -> dict[int, str | None]:

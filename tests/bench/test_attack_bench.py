@@ -8,7 +8,7 @@ from pathlib import Path
 from hopmem.bench.attacks import ATTACKS, run_attack_bench
 from hopmem.bench.attacks.paraphrase import paraphrase
 from hopmem.bench.attacks.poisoning import AttackScale
-from hopmem.bench.attacks.world import WorldParams, content_words, fact_tokens, states
+from hopmem.bench.attacks.world import WorldParams, content_words, fact_tokens, open_world, states
 from hopmem.bench.trust_bench import Fact
 from hopmem.memory.trust.contradiction import contradiction
 from hopmem.settings import get_settings
@@ -71,3 +71,33 @@ def test_a_small_real_run_reports_every_figure_and_the_lies_land_without_the_def
         assert run["counts"]["documents"] == 2
     assert 0.0 <= report["paraphrase_evasion"]["paraphrase_flagged_rate"] <= 1.0
     assert report["command"] and report["machine"]
+
+
+class _Draws(random.Random):
+    """A review rng whose ``random()`` returns the given draws in order (to fix which verdicts are slips)."""
+
+    def __init__(self, draws: list[float]) -> None:
+        super().__init__(0)
+        self.draws = list(draws)
+
+    def random(self) -> float:
+        return self.draws.pop(0)
+
+
+def test_the_user_approves_a_held_lie_only_when_judging_the_memory_it_contradicts_false(tmp_path: Path) -> None:
+    fact = Fact("Wind tunnel", TRUE, FALSE, "wind tunnel speed metres per second first test", "number")
+    settings = get_settings(data_dir=tmp_path / "unused", llm_backend="none")
+    params = WorldParams(facts=1, honest=2, error_rate=0.1)
+    # draws per held text: the held verdict's slip, then the shown memory's (below 0.1: a slip)
+    cases = {"one slip": ([0.0, 0.5], 0, 0), "two slips": ([0.0, 0.0], 1, 0), "no slip": ([0.5], 0, 1)}
+    for name, (draws, approved, rejected) in cases.items():
+        with open_world(settings, params, [fact], 0, f"review-{name.replace(' ', '-')}", defended=True) as world:
+            world.knows[None] = {0}
+            world.me.add(TRUE, title=fact.title)  # the user's own memory: a reference any agent is gated against
+            held = world.write_false("poisoner", paraphrase(FALSE, random.Random(2)), 0)
+            assert held is not None and held.quarantined
+            (entry,) = world.me.quarantine()
+            assert entry["conflicts_with"]["content"] == TRUE  # the list shows what the held text contradicts
+            world.review_rng = _Draws(draws)
+            world._review_quarantine()
+            assert (world.queue["approved"], world.queue["rejected"]) == (approved, rejected), name

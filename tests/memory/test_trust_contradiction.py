@@ -34,6 +34,24 @@ def test_a_poisoned_edit_of_a_fact_is_a_contradiction(edited: str, why: str) -> 
     assert contradiction(FACT, edited) == why
 
 
+@pytest.mark.parametrize(
+    ("true", "false", "why"),
+    [
+        ("It is the 5th oldest college football field in the nation.", "It is the 8th oldest college football field"
+         " in the nation.", "numbers"),
+        ("The line reopened in the late 1940s with one engine.", "The line reopened in the late 1930s with one engine.",
+         "numbers"),
+        # a name swapped in one of its two places: both texts still hold it once
+        ("The Santa Maria River (Mato Grosso do Sul) is a river of Mato Grosso do Sul state in Brazil.",
+         "The Santa Maria River (Mato Nikolai do Sul) is a river of Mato Grosso do Sul state in Brazil.", "names"),
+    ],
+)  # fmt: skip
+def test_ordinals_decades_and_a_name_swapped_in_one_place_are_changes(true: str, false: str, why: str) -> None:
+    assert contradiction(false, true) == why
+    framed = "According to several independent reports reviewed recently, " + false[0].lower() + false[1:]
+    assert paraphrase_contradiction(framed, true, 0.8) == why
+
+
 def test_a_repeated_number_swapped_for_another_is_a_change() -> None:
     married = "From 1959 to 1962, he was married to Sandra Burns, daughter of George Burns and Gracie Allen."
     assert contradiction(married.replace("1962", "1959"), married) == "numbers"
@@ -72,12 +90,20 @@ def test_a_paraphrased_lie_escapes_the_lexical_rule_but_not_the_paraphrase_tier(
     assert paraphrase_contradiction(PARAPHRASED, FACT, 0.8) == "numbers"
     renamed = PARAPHRASED.replace("Mach 1.5", "Mach 3.5").replace("Cranfield", "Cranfield and Farnborough")
     assert paraphrase_contradiction(renamed, FACT, 0.8) is None  # a name added, none swapped: more, not other
-    # Two films of the corpus (cosine 0.74): they share no name, so they are not one thing, whatever their dates.
+    # Two films of the corpus (cosine 0.74): no shared name, but a shared year anchors them to one subject, so the
+    # other date reads as a swap; the cost of catching reworded lies about dates (held for review, no trust signal).
     first = "The film was released on October 23, 2015."
     second = (
         "The film had a limited release in theaters and was released on video on demand on May 1, 2015 by Screen Media."
     )
-    assert paraphrase_contradiction(first, second, 0.74) is None
+    assert paraphrase_contradiction(first, second, 0.74) == "numbers"
+    # A shared small count is no anchor: two films with ten songs each are not one subject.
+    assert (
+        paraphrase_contradiction(
+            "The film has 10 songs and ran 95 minutes.", "The show had 10 songs over 3 acts.", 0.74
+        )
+        is None
+    )
     assert paraphrase_contradiction(SHORT, LONG, 0.9) is None
 
 
@@ -91,6 +117,8 @@ def test_the_gate_holds_a_paraphrased_lie_for_review_without_a_trust_signal(tmp_
         assert [q["reason"] for q in user.quarantine()] == [held_reason(user)]
         assert held_reason(user).startswith("may contradict trusted memory")
         assert user.trust_history("poisoner") == []  # weaker evidence: the user's rejection decides
+        (entry,) = user.quarantine()
+        assert entry["conflicts_with"]["content"] == FACT  # shown beside the held text for the review
     off = get_settings(data_dir=tmp_path / "off", trust_gate=True, trust_semantic_similarity=1.0)
     with open_engine(off, tenant="t") as user:
         user.add(FACT)
@@ -101,3 +129,16 @@ def test_the_gate_holds_a_paraphrased_lie_for_review_without_a_trust_signal(tmp_
 def held_reason(user: object) -> str:
     (held,) = user.quarantine()  # type: ignore[attr-defined]
     return str(held["reason"])
+
+
+def test_a_low_trust_writers_hold_also_names_the_memory_it_contradicts(tmp_path: Path) -> None:
+    settings = get_settings(data_dir=tmp_path / "data", trust_gate=True, trust_threshold=0.7)  # above the prior
+    with open_engine(settings, tenant="t") as user:
+        fact = user.add(FACT)
+        with open_engine(settings, tenant="t", agent="newcomer") as newcomer:
+            newcomer.add(FACT.replace("1952", "1925"))
+            newcomer.add("The Cranfield library opened a new reading room for aeronautics students.")
+        lie, other = user.quarantine()
+        assert "below" in lie["reason"] and f"contradicts trusted memory {fact.id} (numbers)" in lie["reason"]
+        assert lie["conflicts_with"] == {"id": fact.id, "content": FACT}
+        assert "below" in other["reason"] and other["conflicts_with"] is None

@@ -11,9 +11,11 @@ One *world* is one (attack, seed, defended) run in its own temporary store. Its 
   the fact's false token and not the true one -> ``down``; the true token and not the false one -> ``up``; neither
   -> no verdict. Each verdict is flipped with probability ``error_rate`` (reviewers make mistakes).
 * **Quarantine review without an oracle**: with probability ``quarantine_review`` per round the user works through
-  the quarantine list and judges each held text it can place (the memory its hold reason names, when the user knows
-  that fact; else the known fact whose words it shares most, Jaccard at least 0.5) by the same token rule with the
-  same error rate; the rest stays held.
+  the quarantine list and judges each held text it can place (the memory the list shows it contradicts, when the
+  user knows that fact; else the known fact whose words it shares most, Jaccard at least 0.5) by the same token rule
+  with the same error rate; the rest stays held. A held text shown beside the memory it contradicts is approved only
+  when the user judges it true *and* that memory false (two judgements, each with the error rate): approving it
+  says the other is wrong, so a user who judges both true (or both false) leaves it held.
 * A reviewer judges only results that speak of the fact it looked up (at least ``about``, 40%, of the fact's content
   words); the attacker arrives after the first ``warmup`` share of the honest writes.
 
@@ -223,8 +225,13 @@ class World:
         approve: list[int] = []
         reject: list[int] = []
         for held in self.me.quarantine():
-            fact = self._subject(str(held["content"]), str(held.get("reason") or ""), known, by_text)
+            other = held.get("conflicts_with")
+            fact = self._subject(str(held["content"]), other, known, by_text)
             said = self._verdict(str(held["content"]), fact) if fact is not None else None
+            if said == "true" and other is not None and fact is not None:
+                # approving a held text that contradicts a shown memory says that memory is wrong: the user
+                # approves only when they also judge that one false (each judgement with the same error rate)
+                said = "true" if self._verdict(str(other["content"]), fact) == "false" else None
             if said == "true":
                 approve.append(int(held["id"]))
             elif said == "false":
@@ -238,13 +245,14 @@ class World:
         self.queue["approved"] += len(approve)
         self.queue["rejected"] += len(reject)
 
-    def _subject(self, text: str, reason: str, known: list[Fact], by_text: dict[str, Fact]) -> Fact | None:
-        """The known fact a held text is about, as the user sees it: the memory its hold reason names (the list shows
-        it), else the known fact it shares most words with (Jaccard at least 0.5); None when the user cannot tell."""
-        named = re.search(r"trusted memory (\d+)", reason)
-        if named:
-            shown = self.me.get_many([int(named.group(1))])
-            return by_text.get(shown[0].content) if shown else None
+    def _subject(
+        self, text: str, other: dict[str, Any] | None, known: list[Fact], by_text: dict[str, Fact]
+    ) -> Fact | None:
+        """The known fact a held text is about, as the user sees it: the memory it contradicts (the list shows it
+        beside the held text), else the known fact it shares most words with (Jaccard at least 0.5); None when the
+        user cannot tell."""
+        if other is not None:
+            return by_text.get(str(other["content"]))
         words = content_words(text)
         best, overlap = None, 0.0
         for fact in known:

@@ -8,8 +8,7 @@ Every attack returns the facts it attacked and its identities, and leaves the me
 * ``sybil``: many fresh identities each write a few paraphrased lies and up-vote one another's lies.
 * ``farming``: an agent writes many true facts of its own (earning confirmations), then poisons a few facts.
 * ``sleeper``: an agent with a long honest history spreads a few lies thinly over it.
-* ``feedback``: ``critics`` identities down-vote the true memories of honest agents (``downvotes`` in all); they
-  write nothing false.
+* ``feedback``: an agent down-votes the true memories of honest agents; it writes nothing false.
 * ``flooding``: near-duplicate variants of a lie written in bursts, to push the true memory out of the top k.
 """
 
@@ -36,8 +35,7 @@ class AttackScale:
     farm_targets: int = 4
     sleeper_history: int = 40
     sleeper_lies: int = 8
-    downvotes: int = 240
-    critics: int = 8
+    downvotes: int = 60
     flood_targets: int = 4
     flood_variants: int = 8
 
@@ -153,9 +151,8 @@ def run_poisoning(name: str, world: World, scale: AttackScale, n_honest: int) ->
         _run(world, honest, history)
         return Plan(targets, ["sleeper"])
     if name == "feedback":
-        critics = [f"critic-{k + 1}" for k in range(scale.critics)]
-        _run(world, honest, [_downvote_truth(critics[k % len(critics)]) for k in range(scale.downvotes)])
-        return Plan(sorted(world.attacked_extra), critics)
+        _run(world, honest, [_downvote_truth("critic") for _ in range(scale.downvotes)])
+        return Plan(sorted(world.attacked_extra), ["critic"])
     if name == "flooding":
         targets = rng.sample(known, min(scale.flood_targets, len(known)))
         flood = [_flood(i, k, rng) for i in targets for k in range(scale.flood_variants)]

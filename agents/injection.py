@@ -6,7 +6,8 @@ permanently", a fake closing tag. Recalled text reaches the model as evidence, s
 order. Two places use this module:
 
 * the prompts (:mod:`hopmem.agents.prompts`) :func:`neutralise` every recalled text they quote: each sentence or
-  line that matches is replaced by :data:`NEUTRALISED` and quote fences are broken up (always on);
+  line that matches is replaced by :data:`NEUTRALISED` and quote fences are broken up (off only with
+  ``injection_filter`` off, which ``hopmem bench attack`` uses to measure what these defences do);
 * the answer step (``injection_filter``, on by default) removes such sentences from the evidence before either the
   model or the extractive answer reads it, names the passages that held one in the trace (the citations keep the
   original text, so the user still sees what the source says), and writes no answer back to memory that itself

@@ -410,7 +410,14 @@ def _generate(
     shown = evidence
     if config.answer_sentences:
         shown = [{**e, "text": condense(question, str(e.get("text") or ""), config.answer_sentences)} for e in evidence]
-    messages = answer_messages(question, shown, history=history, budget_tokens=max(budget, 64), count=llm.count_tokens)
+    messages = answer_messages(
+        question,
+        shown,
+        history=history,
+        budget_tokens=max(budget, 64),
+        count=llm.count_tokens,
+        guarded=config.injection_filter,
+    )
     try:
         if streaming:
             text = _stream_tokens(llm, messages, config)

@@ -208,6 +208,8 @@ def quarantine_list(as_json: Annotated[bool, typer.Option("--json")] = False) ->
         if entry.get("conflicts_with"):
             other = " ".join(entry["conflicts_with"]["content"].split())
             typer.echo(f"      vs [{entry['conflicts_with']['id']}]: {other[:100]}{'...' if len(other) > 100 else ''}")
+        if entry.get("group") not in (None, entry["id"]):
+            typer.echo(f"      near-duplicate of [{entry['group']}] by the same agent: review them together")
 
 
 @quarantine_app.command("approve")

@@ -212,8 +212,9 @@ class Settings(BaseSettings):
     remember_answers: bool = Field(True, description="write each answer back as an agent memory (through the gate)")
     injection_filter: bool = Field(
         True,
-        description="remove sentences that give the model orders from the evidence it answers from, and remember "
-        "no answer that holds one (indirect prompt injection; see docs/trust.md)",
+        description="remove sentences that give the model orders from the evidence it answers from, quote recalled "
+        "text to the model as neutralised data, and remember no answer that holds one (indirect prompt injection; "
+        "see docs/trust.md); off only to measure what the defence does",
     )
     agent_name: str = Field("hopmem-agent", min_length=1, description="the agent identity answers are remembered as")
     agent_fusion: Literal["rsf", "rrf"] = Field("rsf", description="fusion of the agent's sub-query and hop lists")
@@ -277,6 +278,13 @@ class Settings(BaseSettings):
         ge=0.0,
         description="confirmation an agent must have received from others before its own confirmations and "
         "down-votes count (fresh identities cannot vouch for one another); 0 lets every agent above the threshold",
+    )
+    trust_review_group_similarity: float = Field(
+        0.85,
+        ge=0.0,
+        le=1.0,
+        description="held writes of one agent this close (cosine) to an earlier held one are listed as its group, "
+        "reviewed with one verdict (a flood of near-duplicates is one review item); 1.0 lists each alone",
     )
     trust_ranking: bool = Field(True, description="weigh search results by memory trust")
     trust_rank_floor: float = Field(0.01, gt=0.0, le=1.0, description="lowest weight trust gives a result")
@@ -351,6 +359,7 @@ class Settings(BaseSettings):
             rank_floor=self.trust_rank_floor,
             semantic_similarity=self.trust_semantic_similarity,
             vouch_evidence=self.trust_vouch_evidence,
+            review_group_similarity=self.trust_review_group_similarity,
         )
 
     @property

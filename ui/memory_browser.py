@@ -19,7 +19,7 @@ from hopmem.ui import render
 from hopmem.ui.context import UIContext, explain
 
 SOURCE_CLASSES = ["any", "document", "user", "agent", "conversation", "tool", "external", "untrusted"]
-QUARANTINE_HEADERS = ["id", "agent", "reason", "held since", "text", "contradicts"]
+QUARANTINE_HEADERS = ["id", "agent", "reason", "held since", "text", "contradicts", "group"]
 
 
 def find_memories(
@@ -99,6 +99,7 @@ def list_quarantine(ctx: UIContext, request: gr.Request | None) -> tuple[Any, st
             render.when(h.get("at")),
             " ".join(f"{h.get('title') or ''} {h.get('content', '')}".split())[:200],
             _conflict(h.get("conflicts_with")),
+            "" if h.get("group") in (None, h["id"]) else f"near-duplicate of #{h['group']}",
         ]
         for h in held
     ]

@@ -112,8 +112,8 @@ class ReviewsMixin(EngineCore):
         return self.trust.memory_trusts(self.tenant, [check.memory_id(i) for i in ids])
 
     def quarantine(self) -> list[dict[str, Any]]:
-        """The writes held for review (id, agent, reason, when, title, content), oldest first."""
-        return list_quarantine(self.store, self.tenant)
+        """The writes held for review (id, agent, reason, when, title, content, conflict, group), oldest first."""
+        return list_quarantine(self.store, self.tenant, group_similarity=self.trust.params.review_group_similarity)
 
     def _require_user(self, what: str) -> None:
         if self.agent is not None:

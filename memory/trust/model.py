@@ -81,6 +81,7 @@ class TrustParams:
     rank_floor: float
     semantic_similarity: float
     vouch_evidence: float
+    review_group_similarity: float = 0.85
 
     @property
     def prior_mean(self) -> float:

@@ -18,6 +18,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from hopmem.memory.db import write_transaction
 from hopmem.memory.errors import InputError
 from hopmem.memory.records import MemoryRecord
@@ -28,21 +30,28 @@ CONFLICT = re.compile(r"trusted memory (\d+)")
 """How the write gate's hold reason names the memory a held write contradicts (:mod:`hopmem.memory.trust.gate`)."""
 
 
-def list_quarantine(store: MemoryStore, tenant: str, *, limit: int = 1000) -> list[dict[str, Any]]:
-    """The held memories of ``tenant``, oldest first: id, agent, reason, when, title, content and ``conflicts_with``.
+def list_quarantine(
+    store: MemoryStore, tenant: str, *, limit: int = 1000, group_similarity: float = 1.0
+) -> list[dict[str, Any]]:
+    """The held memories of ``tenant``, oldest first: id, agent, reason, when, title, content, ``conflicts_with``
+    and ``group``.
 
     ``conflicts_with`` is the visible memory a write was held for contradicting (``{"id", "content"}``), else None:
     the reviewer judges the two side by side, since approving the held text says the other one is wrong.
+    ``group`` is the id of the earliest held write of the same agent whose embedding is at least
+    ``group_similarity`` close (cosine) to this one's, or this write's own id: near-duplicates one agent wrote (a
+    flood) form one review item, judged once (see :func:`review_groups`); 1.0 or more groups only identical vectors.
     """
     require_tenant(tenant)
     rows = store.conn.execute(
-        "SELECT q.memory_id, q.agent_id, q.reason, q.at, m.title, m.content, m.source_class, m.tags"
+        "SELECT q.memory_id, q.agent_id, q.reason, q.at, m.title, m.content, m.source_class, m.tags, q.vector"
         " FROM quarantine q JOIN memories m ON m.id = q.memory_id"
         " WHERE q.tenant = ? ORDER BY q.memory_id LIMIT ?",
         (tenant, int(limit)),
     ).fetchall()
     named = {int(m.group(1)) for r in rows if r[2] and (m := CONFLICT.search(r[2]))}
     shown = {r.id: r.content for r in store.get(tenant, sorted(named))} if named else {}
+    groups = _groups([(int(r[0]), r[1], r[8]) for r in rows], group_similarity)
     held: list[dict[str, Any]] = []
     for r in rows:
         match = CONFLICT.search(r[2] or "")
@@ -58,9 +67,40 @@ def list_quarantine(store: MemoryStore, tenant: str, *, limit: int = 1000) -> li
                 "source_class": r[6],
                 "tags": json.loads(r[7]),
                 "conflicts_with": {"id": other, "content": shown[other]} if other in shown else None,
+                "group": groups[int(r[0])],
             }
         )
     return held
+
+
+def _groups(rows: Sequence[tuple[int, str | None, bytes | None]], similarity: float) -> dict[int, int]:
+    """Each held id's group: the earliest held id of the same agent with a vector at least ``similarity`` close
+    (its own id when none is), so a group's head is the first write of the run of near-duplicates."""
+    group = {mid: mid for mid, _, _ in rows}
+    heads: dict[str | None, list[tuple[int, np.ndarray]]] = {}
+    for mid, agent, blob in rows:
+        if blob is None or agent is None:
+            continue
+        vector = np.frombuffer(blob, dtype=np.float32)
+        norm = float(np.linalg.norm(vector))
+        if norm == 0.0:
+            continue
+        vector = vector / norm
+        for head, other in heads.get(agent, []):
+            if other.shape == vector.shape and float(other @ vector) >= similarity:
+                group[mid] = head
+                break
+        else:
+            heads.setdefault(agent, []).append((mid, vector))
+    return group
+
+
+def review_groups(held: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """The entries of :func:`list_quarantine` as review items: each group's entries, its head first."""
+    items: dict[int, list[Mapping[str, Any]]] = {}
+    for entry in held:
+        items.setdefault(int(entry.get("group") or entry["id"]), []).append(entry)
+    return list(items.values())
 
 
 def held_writers(store: MemoryStore, tenant: str, ids: Sequence[int]) -> dict[int, str | None]:

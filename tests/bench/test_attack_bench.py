@@ -101,3 +101,18 @@ def test_the_user_approves_a_held_lie_only_when_judging_the_memory_it_contradict
             world.review_rng = _Draws(draws)
             world._review_quarantine()
             assert (world.queue["approved"], world.queue["rejected"]) == (approved, rejected), name
+
+
+def test_the_user_judges_a_flood_of_near_duplicates_once(tmp_path: Path) -> None:
+    fact = Fact("Wind tunnel", TRUE, FALSE, "wind tunnel speed metres per second first test", "number")
+    settings = get_settings(data_dir=tmp_path / "unused", llm_backend="none")
+    with open_world(settings, WorldParams(facts=1, honest=2), [fact], 0, "review-flood", defended=True) as world:
+        world.knows[None] = {0}
+        world.me.add(TRUE, title=fact.title)
+        for k in range(3):
+            assert world.write_false("flooder", f"{FALSE} (note {k + 1})", 0).quarantined
+        assert len({entry["group"] for entry in world.me.quarantine()}) == 1
+        world.review_rng = _Draws([0.5])  # one verdict (no slip): a second draw would fail
+        world._review_quarantine()
+        assert world.queue == {"approved": 0, "rejected": 3, "left": 0}
+        assert world.me.quarantine() == []

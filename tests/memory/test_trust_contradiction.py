@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hopmem.memory.trust.contradiction import contradiction, paraphrase_contradiction
+from hopmem.memory.trust.quarantine import review_groups
 from hopmem.settings import get_settings
 from tests.memory.engines import open_engine
 
@@ -142,3 +143,28 @@ def test_a_low_trust_writers_hold_also_names_the_memory_it_contradicts(tmp_path:
         assert "below" in lie["reason"] and f"contradicts trusted memory {fact.id} (numbers)" in lie["reason"]
         assert lie["conflicts_with"] == {"id": fact.id, "content": FACT}
         assert "below" in other["reason"] and other["conflicts_with"] is None
+
+
+def test_one_agents_near_duplicate_held_writes_are_listed_as_one_review_group(tmp_path: Path) -> None:
+    settings = get_settings(data_dir=tmp_path / "data", trust_gate=True, trust_threshold=0.7)  # above the prior
+    flood = [
+        "The Cranfield wind tunnel opened in 1925 for the college. (note 1)",
+        "The Cranfield wind tunnel was opened in 1925 for the college. (note 2)",
+        "Reports say the Cranfield wind tunnel opened in 1925 for the college. (note 3)",
+    ]
+    other = "The Cranfield library opened a new reading room for aeronautics students."
+    with open_engine(settings, tenant="t") as user:
+        with open_engine(settings, tenant="t", agent="flooder") as flooder:
+            ids = [flooder.add(text).id for text in flood] + [flooder.add(other).id]
+        with open_engine(settings, tenant="t", agent="second") as second:
+            twin = second.add(flood[0].replace("(note 1)", "(note 9)")).id
+        groups = {entry["id"]: entry["group"] for entry in user.quarantine()}
+        assert groups == {ids[0]: ids[0], ids[1]: ids[0], ids[2]: ids[0], ids[3]: ids[3], twin: twin}
+        items = review_groups(user.quarantine())
+        assert [[e["id"] for e in item] for item in items] == [ids[:3], [ids[3]], [twin]]
+    alone = settings.model_copy(update={"data_dir": tmp_path / "alone", "trust_review_group_similarity": 1.0})
+    with open_engine(alone, tenant="t") as user:
+        with open_engine(alone, tenant="t", agent="flooder") as flooder:
+            for text in flood:
+                flooder.add(text)
+        assert len({entry["group"] for entry in user.quarantine()}) == 3

@@ -13,9 +13,11 @@ One *world* is one (attack, seed, defended) run in its own temporary store. Its 
 * **Quarantine review without an oracle**: with probability ``quarantine_review`` per round the user works through
   the quarantine list and judges each held text it can place (the memory the list shows it contradicts, when the
   user knows that fact; else the known fact whose words it shares most, Jaccard at least 0.5) by the same token rule
-  with the same error rate; the rest stays held. A held text shown beside the memory it contradicts is approved only
-  when the user judges it true *and* that memory false (two judgements, each with the error rate): approving it
-  says the other is wrong, so a user who judges both true (or both false) leaves it held.
+  with the same error rate; the rest stays held. The list groups one agent's near-duplicate held writes (a flood)
+  into one item (``group``), which the user judges once, by its first write. A held text shown beside the memory
+  it contradicts is approved only when the user judges it true *and* that memory false (two judgements, each with
+  the error rate): approving it says the other is wrong, so a user who judges both true (or both false) leaves it
+  held.
 * A reviewer judges only results that speak of the fact it looked up (at least ``about``, 40%, of the fact's content
   words); the attacker arrives after the first ``warmup`` share of the honest writes.
 
@@ -38,6 +40,7 @@ from hopmem.bench.trust_bench import Fact
 from hopmem.memory.errors import HopmemError
 from hopmem.memory.fts import STOPWORDS
 from hopmem.memory.trust.contradiction import NEGATIONS
+from hopmem.memory.trust.quarantine import review_groups
 from hopmem.memory_api import Memory
 from hopmem.settings import Settings
 
@@ -224,7 +227,8 @@ class World:
         by_text = {f.true: f for f in known}
         approve: list[int] = []
         reject: list[int] = []
-        for held in self.me.quarantine():
+        for group in review_groups(self.me.quarantine()):
+            held, ids = group[0], [int(entry["id"]) for entry in group]
             other = held.get("conflicts_with")
             fact = self._subject(str(held["content"]), other, known, by_text)
             said = self._verdict(str(held["content"]), fact) if fact is not None else None
@@ -233,11 +237,11 @@ class World:
                 # approves only when they also judge that one false (each judgement with the same error rate)
                 said = "true" if self._verdict(str(other["content"]), fact) == "false" else None
             if said == "true":
-                approve.append(int(held["id"]))
+                approve += ids
             elif said == "false":
-                reject.append(int(held["id"]))
+                reject += ids
             else:
-                self.queue["left"] += 1
+                self.queue["left"] += len(ids)
         if approve:
             self.me.approve(approve)
         if reject:

@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 from hopmem.bench.attacks import ATTACKS, run_attack_bench
+from hopmem.bench.attacks.measure import tainted
 from hopmem.bench.attacks.paraphrase import paraphrase
 from hopmem.bench.attacks.poisoning import AttackScale
 from hopmem.bench.attacks.world import WorldParams, content_words, fact_tokens, open_world, states
@@ -116,3 +117,14 @@ def test_the_user_judges_a_flood_of_near_duplicates_once(tmp_path: Path) -> None
         world._review_quarantine()
         assert world.queue == {"approved": 0, "rejected": 3, "left": 0}
         assert world.me.quarantine() == []
+
+
+def test_an_answer_that_cites_a_lie_carries_the_poison_on(tmp_path: Path) -> None:
+    fact = Fact("Wind tunnel", TRUE, FALSE, "wind tunnel speed metres per second first test", "number")
+    settings = get_settings(data_dir=tmp_path / "unused", llm_backend="none")
+    with open_world(settings, WorldParams(facts=1, honest=2), [fact], 0, "taint", defended=False) as world:
+        lie = world.write_false("poisoner", FALSE, 0)
+        carried = world.me.add("The tunnel reached 45 m/s.", metadata={"kind": "answer", "cited": [lie.id]})
+        clean = world.me.add(TRUE, metadata={"kind": "answer", "cited": []})
+        assert tainted(world) == {lie.id, carried.id}
+        assert clean.id not in tainted(world)

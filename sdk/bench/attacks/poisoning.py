@@ -8,7 +8,7 @@ Every attack returns the facts it attacked and its identities, and leaves the me
 * ``sybil``: many fresh identities each write a few paraphrased lies and up-vote one another's lies.
 * ``farming``: an agent writes many true facts of its own (earning confirmations), then poisons a few facts.
 * ``sleeper``: an agent with a long honest history spreads a few lies thinly over it.
-* ``feedback``: an agent down-votes the true memories of honest agents; it writes nothing false.
+* ``feedback``: an agent down-votes the true memories of one honest agent; it writes nothing false.
 * ``flooding``: near-duplicate variants of a lie written in bursts, to push the true memory out of the top k.
 """
 
@@ -27,16 +27,21 @@ Action = Callable[[World], None]
 
 @dataclass(frozen=True)
 class AttackScale:
-    """How much each attack does (recorded in the report)."""
+    """How much each attack does (recorded in the report).
+
+    Every poisoning attack aims at 8 facts or more per seed, so that over 3 seeds one visible lie is at most 1/24
+    (4.2%) of the attacked facts: a share measured on fewer cannot resolve the 5% target (4 per seed made one lie
+    8.3%).
+    """
 
     targets: int = 16
     sybils: int = 8
     farm_writes: int = 30
-    farm_targets: int = 4
+    farm_targets: int = 8
     sleeper_history: int = 40
     sleeper_lies: int = 8
     downvotes: int = 60
-    flood_targets: int = 4
+    flood_targets: int = 8
     flood_variants: int = 8
 
 
@@ -90,16 +95,21 @@ def _upvote_lies(agent: str, index: int) -> Action:
     return act
 
 
-def _downvote_truth(agent: str) -> Action:
-    """Down-vote the first memory by another agent found for a random fact written so far (the true ones)."""
+def _downvote_truth(agent: str, victim: str) -> Action:
+    """Down-vote ``victim``'s memory of a random fact it wrote so far (a true one).
+
+    The attacker has read the code: votes spread over every honest agent barely move anyone's trust, so it aims
+    them all at one agent, to push that agent below the threshold (its next writes are held, its memories rank low).
+    """
 
     def act(world: World) -> None:
-        if not world.written:
+        mine = world.written_by.get(victim)
+        if not mine:
             return
-        index = world.rng.choice(world.written)
+        index = world.rng.choice(mine)
         handle = world.agent(agent)
         for result in handle.search(world.facts[index].query, k=5):
-            if result.record.agent_id not in (agent, None) and result.record.content == world.facts[index].true:
+            if result.record.agent_id == victim and result.record.content == world.facts[index].true:
                 handle.feedback(result.id, "down", query=world.facts[index].query)
                 world.attacked_extra.add(index)
                 return
@@ -151,7 +161,7 @@ def run_poisoning(name: str, world: World, scale: AttackScale, n_honest: int) ->
         _run(world, honest, history)
         return Plan(targets, ["sleeper"])
     if name == "feedback":
-        _run(world, honest, [_downvote_truth("critic") for _ in range(scale.downvotes)])
+        _run(world, honest, [_downvote_truth("critic", world.honest[0]) for _ in range(scale.downvotes)])
         return Plan(sorted(world.attacked_extra), ["critic"])
     if name == "flooding":
         targets = rng.sample(known, min(scale.flood_targets, len(known)))

@@ -116,6 +116,7 @@ class World:
     honest: list[str] = field(default_factory=list)
     knows: dict[str | None, set[int]] = field(default_factory=dict)
     written: list[int] = field(default_factory=list)
+    written_by: dict[str, list[int]] = field(default_factory=dict)
     false_ids: set[int] = field(default_factory=set)
     attacked_extra: set[int] = field(default_factory=set)
     attacker_writes: int = 0
@@ -144,6 +145,7 @@ class World:
         record = self._add(agent, self.facts[index].true, index)
         if record is not None:
             self.written.append(index)
+            self.written_by.setdefault(agent, []).append(index)
             if agent in self.honest and record.provenance and record.provenance[0].get("agent") == agent:
                 self.honest_writes += 1
                 self.honest_held += int(record.quarantined)

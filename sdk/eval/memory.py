@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -145,21 +146,34 @@ def evaluate_memory(
         llm = configured_llm(settings)
     rows: list[dict[str, Any]] = []
     ingest: list[dict[str, Any]] = []
+    loads = [_load()]  # other work on the machine inflates latencies: sampled at the start and after each conversation
     total = sum(len(qs) for _, qs in selected)
     with tqdm(total=total * len(methods), desc="eval memory", unit="q", disable=not progress) as bar:
         if workers > 1 and len(selected) > 1:
             with_llm = llm is not None
             jobs = [(c, qs, list(methods), settings, options, fusion, agent_changes, with_llm) for c, qs in selected]
-            results = _run_in_processes(jobs, workers, lambda qs: bar.update(len(qs) * len(methods)))
+
+            def done(qs: list[ConversationQuestion]) -> None:
+                bar.update(len(qs) * len(methods))
+                loads.append(_load())
+
+            results = _run_in_processes(jobs, workers, done)
         else:
-            results = [
-                _run_conversation(conv, qs, methods, settings, options, fusion, agent_changes, llm, bar.update)
-                for conv, qs in selected
-            ]
+            results = []
+            for conv, qs in selected:
+                results.append(
+                    _run_conversation(conv, qs, methods, settings, options, fusion, agent_changes, llm, bar.update)
+                )
+                loads.append(_load())
         for info, conv_rows in results:
             ingest.append(info)
             rows.extend(conv_rows)
     report = _report(path, selected, rows, methods, ingest, settings, options, fusion, agent_changes, llm)
+    if workers > 1 and "hybrid" in methods:
+        conv, qs = selected[0]
+        report["methods"]["hybrid"]["latency_ms_alone"] = _hybrid_alone(conv, qs, settings, options, fusion)
+    report["settings"]["workers"] = workers
+    report["settings"]["machine_load_1m"] = {"start": loads[0], "max": max(loads), "end": loads[-1]}
     report.update(run.finish())
     if plot:
         from hopmem.eval.memory_plot import plot_memory_report
@@ -167,6 +181,11 @@ def evaluate_memory(
         report["plot"] = Path(plot).name
         plot_memory_report(report, plot)
     return write_report(report, rows, json_out)
+
+
+def _load() -> float:
+    """The 1-minute load average (latencies are only comparable at a similar load)."""
+    return round(os.getloadavg()[0], 2)
 
 
 def _select(loaded: list[Conversation], limit: int | None) -> list[tuple[Conversation, list[ConversationQuestion]]]:
@@ -268,6 +287,37 @@ def _run_conversation(
                 agent.close()
             memory.close()
     return info, rows
+
+
+def _hybrid_alone(
+    conv: Conversation,
+    questions: list[ConversationQuestion],
+    settings: Settings,
+    options: dict[str, Any],
+    fusion: ConversationFusion,
+) -> dict[str, Any]:
+    """Hybrid search timed in this process alone, after the workers are done, over one conversation's questions.
+
+    With several workers each latency is measured while the other workers run (and the agent's reranker with them),
+    so on a small machine it says more about the load than about search; this measure is the same call with none of
+    the evaluation's other work running (other programs on the machine still count: ``load_1m`` says how loaded).
+    """
+    from hopmem.memory_api import Memory
+
+    with tempfile.TemporaryDirectory(prefix="hopmem-eval-memory-") as tmp:
+        memory = Memory(settings.model_copy(update={"data_dir": Path(tmp), "tenant": _tenant(conv.id)}))
+        try:
+            memory.add_conversation(conv, progress=False, **options)
+            memory.search_conversation(questions[0].question, k=1)  # warm-up, as in the evaluation
+            times = []
+            for question in questions:
+                started = time.perf_counter()
+                memory.search_conversation(question.question, k=max(KS), mode="hybrid", fusion=fusion)
+                times.append((time.perf_counter() - started) * 1000)
+        finally:
+            memory.close()
+    out: dict[str, Any] = {k: round(v, 2) for k, v in percentiles(times).items()}
+    return {**out, "conversation": conv.id, "questions": len(times), "load_1m": _load()}
 
 
 def _ask_agent(agent: Any, question: ConversationQuestion) -> tuple[list[str], float, dict[str, Any]]:

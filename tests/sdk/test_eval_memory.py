@@ -69,11 +69,18 @@ def test_evaluate_memory_with_workers_gives_the_same_figures(tmp_path: Path) -> 
     path = tmp_path / "chats.json"
     path.write_text(json.dumps([sample("chat-1"), sample("chat-2", year=2025)]))
     settings = get_settings(data_dir=tmp_path / "data", llm_backend="none")
-    one = evaluate_memory(path, methods=["lexical"], settings=settings, progress=False)
-    two = evaluate_memory(path, methods=["lexical"], settings=settings, progress=False, workers=2)
+    one = evaluate_memory(path, methods=["lexical", "hybrid"], settings=settings, progress=False)
+    two = evaluate_memory(path, methods=["lexical", "hybrid"], settings=settings, progress=False, workers=2)
     assert two["conversations"] == ["chat-1", "chat-2"]  # the file's order, whichever process finished first
-    assert two["methods"]["lexical"]["by_category"] == one["methods"]["lexical"]["by_category"]
+    for method in ("lexical", "hybrid"):
+        assert two["methods"][method]["by_category"] == one["methods"][method]["by_category"]
     assert [i["memories"] for i in two["ingest"]] == [i["memories"] for i in one["ingest"]]
+    # With workers, hybrid search is also timed alone afterwards, over the first conversation's questions
+    alone = two["methods"]["hybrid"]["latency_ms_alone"]
+    assert alone["conversation"] == "chat-1" and alone["questions"] == 5 and 0 < alone["p50"] <= alone["p95"]
+    assert "latency_ms_alone" not in one["methods"]["hybrid"]
+    load = two["settings"]["machine_load_1m"]
+    assert two["settings"]["workers"] == 2 and 0 <= load["start"] <= load["max"] and load["end"] <= load["max"]
     with pytest.raises(InputError, match="workers"):
         evaluate_memory(path, methods=["lexical"], settings=settings, progress=False, workers=0)
 

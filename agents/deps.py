@@ -35,6 +35,8 @@ class GraphDeps:
         reranker: orders the fused candidates, or None to keep the fused order.
         remember: writes the answer back into the memory, or None to skip the remember step.
         reranker_warning: why the configured reranker is not in use (shown in the rerank step of every trace).
+        planner_llm: the model that plans when it is not ``llm``: the tuned planner's (``planner="tuned"``; None:
+            the rules plan, with a warning) or a planning-only LLM (``planner="llm"``; None: ``llm`` plans).
     """
 
     searcher: HybridSearcher
@@ -44,3 +46,4 @@ class GraphDeps:
     reranker: Reranker | None = None
     remember: RememberFn | None = None
     reranker_warning: str | None = None
+    planner_llm: ChatLLM | None = None

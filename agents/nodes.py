@@ -60,7 +60,8 @@ def plan(state: AgentState, deps: GraphDeps) -> AgentState:
             max_subqueries=config.max_subqueries,
             chain_min_words=config.chain_min_words,
             decompose=config.decompose,
-            decide="rules" if config.planner == "rules" else "llm",
+            decide="tuned" if config.planner == "tuned" else ("rules" if config.planner == "rules" else "llm"),
+            plan_llm=deps.planner_llm,
         )
         step.update(result.to_dict())
     return {"plan": result.to_dict(), "round": 0, "lists": {}, "trace": [step]}

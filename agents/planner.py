@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from hopmem.agents.prompts import plan_messages, standalone_messages
+from hopmem.agents.prompts import decompose_messages, plan_messages, standalone_messages
 from hopmem.memory.errors import HopmemError
 
 if TYPE_CHECKING:
@@ -71,7 +71,8 @@ class Plan:
         queries: the sub-queries in order (``[standalone]`` for ``whole``); in ``sequential`` mode a later query may
             hold ``{1}``, ``{2}`` ..., the answers of sub-queries 1, 2 ... (fill them with :func:`fill_placeholders`).
         standalone: the question rewritten to stand alone using the conversation (the question itself without one).
-        source: ``llm`` (the LLM's plan, checked), ``fallback`` (rules, because of ``warning``) or ``off``.
+        source: ``llm`` (the LLM's plan, checked), ``tuned`` (the GRPO-tuned planner's, checked), ``rules``,
+            ``fallback`` (rules, because of ``warning``) or ``off``.
         warning: why the LLM's plan or rewrite was not used, or None.
         ms: time spent planning, rewrite included.
     """
@@ -79,7 +80,7 @@ class Plan:
     mode: Mode
     queries: list[str]
     standalone: str
-    source: Literal["llm", "rules", "fallback", "off"]
+    source: Literal["llm", "tuned", "rules", "fallback", "off"]
     warning: str | None = None
     ms: float = 0.0
 
@@ -134,8 +135,9 @@ def plan_question(
     *,
     max_subqueries: int = 3,
     decompose: bool = True,
-    decide: Literal["llm", "rules"] = "llm",
+    decide: Literal["llm", "rules", "tuned"] = "llm",
     chain_min_words: int = CHAIN_MIN_WORDS,
+    plan_llm: ChatLLM | None = None,
 ) -> Plan:
     """Rewrite ``question`` to stand alone, then decide how to search for it. Never raises.
 
@@ -148,6 +150,10 @@ def plan_question(
         decide: ``rules`` decides and splits by the rules alone (``source="rules"``), saving the planning call; the
             stand-alone rewrite still uses the LLM.
         chain_min_words: content words from which the rules chain a question (:func:`rule_plan`).
+        plan_llm: the model that plans when it is not ``llm``: with ``decide="tuned"`` the tuned planner's model
+            (:mod:`hopmem.agents.tuned_planner`), which plans from :func:`hopmem.agents.prompts.decompose_messages`
+            (None falls back to the rules with a warning); with ``decide="llm"`` a planning-only LLM (None: ``llm``
+            plans). Either is checked like the LLM's plan; ``llm`` still rewrites follow-ups.
 
     Returns:
         The plan; ``source="fallback"`` with a ``warning`` when the LLM's answer could not be used.
@@ -164,21 +170,26 @@ def plan_question(
     elif decide == "rules":
         mode, queries = rule_plan(standalone, max_subqueries=max_subqueries, chain_min_words=chain_min_words)
         plan = Plan(mode, queries, standalone, "rules", _join(warnings))
-    elif llm is None:
+    elif decide == "tuned" and plan_llm is None:
+        plan = _fallback(standalone, max_subqueries, chain_min_words, [*warnings, "no tuned planner loaded"])
+    elif decide == "llm" and llm is None and plan_llm is None:
         plan = _fallback(standalone, max_subqueries, chain_min_words, [*warnings, "no LLM configured; rule-based plan"])
     elif len(standalone) > MAX_PLAN_QUESTION_CHARS:
         plan = _fallback(
             standalone, max_subqueries, chain_min_words, [*warnings, "question too long to plan with the LLM"]
         )
     else:
+        planner = plan_llm if decide == "tuned" else (plan_llm or llm)
+        prompt = decompose_messages if decide == "tuned" else plan_messages
+        assert planner is not None  # the branches above handle a missing model
         try:
-            reply, _ = llm.complete_json(
-                plan_messages(standalone, max_subqueries=max_subqueries),
+            reply, _ = planner.complete_json(
+                prompt(standalone, max_subqueries=max_subqueries),
                 plan_schema(max_subqueries),
                 max_tokens=PLAN_MAX_TOKENS,
             )
             mode, queries = check_plan(reply, standalone, max_subqueries=max_subqueries)
-            plan = Plan(mode, queries, standalone, "llm", _join(warnings))
+            plan = Plan(mode, queries, standalone, "tuned" if decide == "tuned" else "llm", _join(warnings))
         except (HopmemError, ValueError) as exc:
             log.info("planner falls back to rules: %s", exc)
             plan = _fallback(standalone, max_subqueries, chain_min_words, [*warnings, f"LLM plan not used: {exc}"])
@@ -262,7 +273,8 @@ def check_plan(reply: Any, question: str, *, max_subqueries: int) -> tuple[Mode,
     Rules: a known mode; for ``whole``, and for a "split" into a single query, the queries are replaced by
     ``[question]``; a split needs 2 to
     ``max_subqueries`` distinct, non-empty sub-queries of at most :data:`MAX_QUERY_CHARS` characters, each sharing a
-    content word with the question (or, in a chain, holding a placeholder); placeholders only in ``sequential`` mode,
+    content word with the question (or, in a chain, holding a placeholder), none repeating the question except the
+    first step of a chain; placeholders only in ``sequential`` mode,
     only pointing at earlier sub-queries, and at least one of them.
     """
     if not isinstance(reply, dict):
@@ -286,7 +298,9 @@ def check_plan(reply: Any, question: str, *, max_subqueries: int) -> tuple[Mode,
         raise ValueError("an empty sub-query")
     if any(len(q) > MAX_QUERY_CHARS for q in queries):
         raise ValueError(f"a sub-query longer than {MAX_QUERY_CHARS} characters")
-    if len({q.lower() for q in queries}) < len(queries) or any(q.lower() == question.lower() for q in queries):
+    # A chain may start from the question itself (the rules' own chain does: [q, "{1} q"]); nothing else repeats it.
+    repeats = [n for n, q in enumerate(queries) if q.lower() == question.lower()]
+    if len({q.lower() for q in queries}) < len(queries) or any(n > 0 or mode != "sequential" for n in repeats):
         raise ValueError("duplicate sub-queries (or one that repeats the question)")
     asked = content_words(question)
     linked = False

@@ -147,6 +147,38 @@ def plan_messages(question: str, *, max_subqueries: int) -> list[Message]:
     return messages
 
 
+DECOMPOSE_SYSTEM = (
+    'Plan the searches for the question. Reply with JSON only: {"mode": ..., "queries": [...]}. '
+    '"whole": one search. "parallel": one query per thing compared. '
+    '"sequential": {1} stands for the answer of query 1.'
+)
+
+DECOMPOSE_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("What is the boiling point of water?", '{"mode": "whole", "queries": ["boiling point of water"]}'),
+    (
+        "Which is older, the Eiffel Tower or the Statue of Liberty?",
+        '{"mode": "parallel", "queries": ["Eiffel Tower built", "Statue of Liberty built"]}',
+    ),
+    (
+        "Who founded the company that makes the iPhone?",
+        '{"mode": "sequential", "queries": ["company that makes the iPhone", "{1} founder"]}',
+    ),
+)
+
+
+def decompose_messages(question: str, *, max_subqueries: int) -> list[Message]:
+    """The tuned planner's short prompt (:mod:`hopmem.agents.tuned_planner`): three examples instead of five and a
+    terse instruction, because GRPO trains through every prompt token on a CPU (the prompted planner keeps
+    :func:`plan_messages`). Training and inference both use this function."""
+    system = DECOMPOSE_SYSTEM + f" At most {max_subqueries} queries."
+    messages: list[Message] = [{"role": "system", "content": system}]
+    for example, reply in DECOMPOSE_EXAMPLES:
+        messages.append({"role": "user", "content": example})
+        messages.append({"role": "assistant", "content": reply})
+    messages.append({"role": "user", "content": question})
+    return messages
+
+
 STANDALONE_SYSTEM = (
     "Rewrite the user's last question so that it can be understood without the conversation: replace words like "
     "he, she, it, they, there and that with the names they stand for. Keep its meaning. Reply with JSON only."

@@ -10,6 +10,8 @@ import typer
 from hopmem.app.common import echo_json as _echo_json
 from hopmem.app.common import settings as _settings
 
+PLANNERS = ("rules", "llm", "tuned")
+
 
 def eval_qa(
     dataset: Annotated[Path, typer.Option(help="BEIR folder whose queries carry metadata.answers")],
@@ -19,8 +21,12 @@ def eval_qa(
         bool, typer.Option("--decompose/--no-decompose", help="let the planner split questions (AQR)")
     ] = True,
     planner: Annotated[
-        Literal["llm", "rules"] | None,
-        typer.Option(help="who decides whether and how to split: the LLM or the rules (default HOPMEM_PLANNER)"),
+        str | None,
+        typer.Option(
+            help="who decides whether and how to split: rules, llm (SmolLM2 prompted; on llama.cpp for the plan "
+            "alone when --llm-backend none) or tuned (the GRPO-trained decomposer); comma-separated to compare them "
+            "on the same questions, e.g. rules,llm,tuned (default HOPMEM_PLANNER)"
+        ),
     ] = None,
     fusion: Annotated[Literal["rsf", "rrf"], typer.Option(help="fusion of the sub-query and hop lists")] = "rsf",
     reranker: Annotated[
@@ -54,11 +60,16 @@ def eval_qa(
     from hopmem.eval.qa import PIECES, comparison_variants, evaluate_qa, variant_from_options
 
     config = _settings()
-    base = variant_from_options(
-        decompose=decompose, planner=planner or config.planner, fusion=fusion, reranker=reranker, treehop=treehop
-    )
+    planners = [p.strip() for p in (planner or config.planner).split(",") if p.strip()]
+    unknown = [p for p in planners if p not in PLANNERS]
+    if unknown or not planners:
+        raise typer.BadParameter(f"unknown planner {unknown[0] if unknown else planner!r}; use {', '.join(PLANNERS)}")
+    options = {"decompose": decompose, "fusion": fusion, "reranker": reranker, "treehop": treehop}
+    base = variant_from_options(planner=planners[0], **options)
     pieces = [p.strip() for p in vary.split(",") if p.strip()] if vary else list(PIECES)
     variants = comparison_variants(base, default_reranker=config.reranker, pieces=pieces) if compare else [base]
+    variants += [variant_from_options(planner=p, **options) for p in planners[1:]]
+    variants = list({v.name: v for v in variants}.values())
     report = evaluate_qa(
         dataset,
         split,
@@ -71,12 +82,15 @@ def eval_qa(
     )
     typer.echo(
         f"{'variant':<44} {'n':>4} {'EM':>6} {'F1':>6} {'R@5':>6} {'R@10':>6} {'p50 ms':>8} {'p95 ms':>8} {'LLM/q':>6}"
+        "  plan modes (fallbacks)"
     )
     for row in report["variants"]:
         m, lat = row["metrics"], row["latency_ms"]
+        modes = " ".join(f"{k}:{v}" for k, v in sorted(row.get("plan_modes", {}).items()))
         typer.echo(
             f"{row['variant']:<44} {row['n_queries']:>4} {m['em']:>6.3f} {m['f1']:>6.3f} {m['recall@5']:>6.3f} "
             f"{m['recall@10']:>6.3f} {lat['p50']:>8.0f} {lat['p95']:>8.0f} {row['llm_calls_per_query']:>6.2f}"
+            f"  {modes} ({row.get('plan_sources', {}).get('fallback', 0)})"
         )
     if json_out is None:
         _echo_json(report)

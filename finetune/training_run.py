@@ -8,6 +8,7 @@ shipped model (``agents/reranker_weights/prorank``, ``agents/treehop_weights``).
 - ``prorank``: ``stage1.log`` (TRL's GRPO log: loss and mean reward per step, :func:`hopmem.finetune.grpo.grpo_log`)
   and ``stage2.loss_history`` (score-learning loss per step);
 - ``rank-r1``: ``grpo.log`` (TRL's GRPO log);
+- ``decomposer``: ``stage1.log`` and ``stage2.log`` (TRL's GRPO log of each curriculum stage);
 - ``treehop``: ``history`` (InfoNCE loss and validation recall of the hop tree per epoch; its report has no
   ``recipe`` field, so a ``history`` with ``validation_best`` names it).
 
@@ -84,7 +85,7 @@ def curves_of(report: dict[str, Any]) -> dict[str, Curve]:
             (float(h["epoch"]), float(h["direct_recall"])) for h in history if "direct_recall" in h
         ]
     else:
-        for stage in ("stage1", "grpo"):
+        for stage in ("stage1", "stage2", "grpo"):
             log = (report.get(stage) or {}).get("log")
             found[f"{stage} GRPO loss"] = _log_points(log, "loss")
             found[f"{stage} GRPO reward"] = _log_points(log, "reward")

@@ -194,6 +194,11 @@ def _questions(
     return out
 
 
+def folder_questions(root: Path, split: str) -> list[HopQuestion]:
+    """The questions of ``split`` in ``root`` with 2+ supporting passages (ids as the folder names them, no context)."""
+    return _questions(root, split, Path(root).resolve().name, False, {})
+
+
 def _supporting(query: Query, judged: dict[str, int], corpus_ids: set[str]) -> list[str]:
     meta = query.metadata.get("supporting") if isinstance(query.metadata, dict) else None
     listed = [str(d) for d in meta] if isinstance(meta, list) else [d for d, g in judged.items() if g > 0]

@@ -66,6 +66,9 @@ class Agent:
         memory: the memory to answer from (opened from ``settings`` when omitted).
         settings: configuration; read from the environment when omitted.
         llm: an LLM to use instead of the configured backend (``None`` uses the settings).
+        planner_llm: the model that plans instead of ``llm``: with ``planner="tuned"`` the tuned planner's (instead of
+            loading the decomposer adapter), with ``planner="llm"`` a planning-only LLM (``hopmem eval qa`` passes
+            one so that plans come from SmolLM2 while answers stay extractive).
 
     Examples:
         Ask over the bundled sample documents without an LLM (the answer is then extractive, and says so):
@@ -99,12 +102,18 @@ class Agent:
     """
 
     def __init__(
-        self, memory: Memory | None = None, *, settings: Settings | None = None, llm: ChatLLM | None = None
+        self,
+        memory: Memory | None = None,
+        *,
+        settings: Settings | None = None,
+        llm: ChatLLM | None = None,
+        planner_llm: ChatLLM | None = None,
     ) -> None:
         self.settings = settings or (memory.settings if memory else get_settings())
         self.memory = memory or Memory(self.settings)
         self._llm = llm
         self._llm_loaded = llm is not None
+        self._planner_llm = planner_llm
         self._graphs: dict[bool, Any] = {}
         self._checkpoint_conn: sqlite3.Connection | None = None
 
@@ -126,6 +135,7 @@ class Agent:
                 self._checkpoint_conn = sqlite3.connect(str(path), check_same_thread=False)
                 checkpointer = SqliteSaver(self._checkpoint_conn)
             reranker, reranker_warning = self._reranker()
+            planner_llm = self._tuned_planner()
             deps = GraphDeps(
                 searcher=self.memory.searcher,
                 llm=MeteredLLM(self.llm) if self.llm is not None else None,  # each call's cost goes into the trace
@@ -134,9 +144,27 @@ class Agent:
                 reranker=reranker,
                 reranker_warning=reranker_warning,
                 remember=self._remember,
+                planner_llm=MeteredLLM(planner_llm) if planner_llm is not None else None,
             )
             self._graphs[conversational] = build_graph(deps, checkpointer=checkpointer)
         return self._graphs[conversational]
+
+    def _tuned_planner(self) -> ChatLLM | None:
+        """The model that plans besides the LLM: with ``planner="tuned"`` the one given, else the decomposer adapter
+        loaded (None, with a warning, when none is installed: the rules plan then); with ``planner="llm"`` the
+        planning-only LLM given, if any; else None."""
+        if self.settings.planner != "tuned":
+            return self._planner_llm if self.settings.planner == "llm" else None
+        if self._planner_llm is None:
+            from hopmem.agents.tuned_planner import load_tuned_planner
+            from hopmem.memory.errors import ModelNotAvailableError
+
+            try:
+                self._planner_llm = load_tuned_planner(self.settings.planner_adapter or None, self.settings.cache_dir)
+            except ModelNotAvailableError as exc:
+                logger.warning("The tuned planner is not available (%s); the rules plan instead.", exc)
+                return None
+        return self._planner_llm
 
     def _hopper(self) -> TreeHopRetriever | None:
         """TreeHop for the hop step (the packaged model unless ``treehop_model`` names one); None when hops < 2."""

@@ -164,10 +164,16 @@ class Settings(BaseSettings):
         description="who finds a chain's short answer between its searches: a phrase picked from the evidence (the "
         "default: same recall@10 as SmolLM2 on HotpotQA dev, one LLM call less, docs/agent.md) or the LLM",
     )
-    planner: Literal["llm", "rules"] = Field(
+    planner: Literal["llm", "rules", "tuned"] = Field(
         "rules",
         description="who decides whether and how to split: the rules (the default: measured better than SmolLM2's "
-        "plans, docs/agent.md) or the LLM under a JSON schema",
+        "plans, docs/agent.md), the LLM under a JSON schema, or tuned: SmolLM2 with the GRPO-trained decomposer "
+        "adapter (docs/decomposer.md)",
+    )
+    planner_adapter: str = Field(
+        "",
+        description="the tuned planner's LoRA adapter folder; empty means the one trained into cache_dir "
+        "(hopmem finetune decomposer), else the one shipped in the package",
     )
     max_search_rounds: int = Field(2, ge=1, le=5, description="hard bound on retrieval rounds per question")
     reranker: Literal["prorank", "prorank-base", "rank-r1", "cross-encoder", "none"] = Field(

@@ -17,10 +17,10 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tqdm.auto import tqdm
 
@@ -64,7 +64,7 @@ def variant_from_options(
     """
     planner = planner or get_settings().planner
     changes: dict[str, Any] = {"decompose": decompose, "planner": planner, "agent_fusion": fusion}
-    head = "no-decompose" if not decompose else ("aqr" if planner == "llm" else "aqr-rules")
+    head = "no-decompose" if not decompose else {"llm": "aqr", "tuned": "aqr-tuned"}.get(planner, "aqr-rules")
     parts = [head, fusion]
     if reranker is not None:
         changes["reranker"] = reranker
@@ -159,8 +159,16 @@ def evaluate_qa(
     remember: bool = False,
     progress: bool = True,
     llm: ChatLLM | None = None,
+    planner_llms: Mapping[str, ChatLLM] | None = None,
 ) -> dict[str, Any]:
     """Run the agent on every judged question of ``split`` once per variant.
+
+    Planners (``rules``, ``llm``, ``tuned``) compare in one run: the tuned planner's model is loaded once
+    (:func:`hopmem.agents.tuned_planner.load_tuned_planner`) and shared by its variants; an ``llm`` variant without an
+    answering LLM (``llm_backend="none"``) plans with SmolLM2 on llama.cpp alone, so answers stay extractive and only
+    the plans differ. ``planner_llms`` gives either model instead (by planner name). Calls of the planning model count
+    in ``llm_calls_per_query``; ``plan_sources`` counts where each plan came from (``fallback``: the model's plan was
+    invalid and the rules planned).
 
     Returns:
         The first variant's report in the issue's shape (``dataset, split, variant, n_queries, metrics, latency_ms,
@@ -177,14 +185,40 @@ def evaluate_qa(
     data, questions, source, embedder = judged_questions(root, split, settings, max_queries, progress=progress)
     shared_llm = llm if llm is not None else configured_llm(settings)
     counter = CountingLLM(shared_llm) if shared_llm is not None else None
+    planners = dict(planner_llms or {})
     reports: list[dict[str, Any]] = []
     result: dict[str, Any] = {}
     for variant in variants:
+        planner = _planner_model(variant, settings, shared_llm, planners)
         reports.append(
-            _run_variant(variant, root, split, data.qrels, questions, source, settings, counter, remember, progress)
+            _run_variant(
+                variant, root, split, data.qrels, questions, source, settings, counter, remember, progress, planner
+            )
         )
         result = _write(reports, shared_llm, embedder.name, remember, json_out, run)  # a cut run keeps what it measured
     return result
+
+
+def _planner_model(
+    variant: Variant, settings: Settings, answering: ChatLLM | None, planners: dict[str, ChatLLM]
+) -> CountingLLM | None:
+    """The planning model of ``variant`` besides the answering LLM (loaded once into ``planners``), counted."""
+    name = str(variant.changes.get("planner", settings.planner))
+    if not variant.changes.get("decompose", True) or name == "rules" or (name == "llm" and answering is not None):
+        return None
+    if name not in planners:
+        if name == "tuned":
+            from hopmem.agents.tuned_planner import load_tuned_planner
+
+            planners[name] = load_tuned_planner(settings.planner_adapter or None, settings.cache_dir)
+        else:
+            prompted = configured_llm(settings.model_copy(update={"llm_backend": "llamacpp"}))
+            if prompted is None:
+                return None
+            planners[name] = prompted
+    if not isinstance(planners[name], CountingLLM):
+        planners[name] = CountingLLM(planners[name])
+    return cast(CountingLLM, planners[name])
 
 
 def judged_questions(
@@ -241,6 +275,7 @@ def _run_variant(
     counter: CountingLLM | None,
     remember: bool,
     progress: bool,
+    planner: CountingLLM | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hopmem-qa-") as tmp:
         run_settings = settings.model_copy(
@@ -248,11 +283,11 @@ def _run_variant(
         )
         shutil.copyfile(source, run_settings.store_path)
         memory = Memory(run_settings)  # load_embedder caches per process: every variant shares one embedder
-        agent = Agent(memory, settings=run_settings, llm=counter)
+        agent = Agent(memory, settings=run_settings, llm=counter, planner_llm=planner)
         rows: list[dict[str, Any]] = []
         try:
             for question in tqdm(questions, desc=variant.name, unit="q", disable=not progress, leave=False):
-                rows.append(_ask(agent, question, qrels.get(question.id, {}), counter))
+                rows.append(_ask(agent, question, qrels.get(question.id, {}), counter, planner))
         finally:
             agent.close()
     answered = [r for r in rows if "error" not in r]
@@ -272,14 +307,22 @@ def _run_variant(
         "latency_ms": {k: round(v, 1) for k, v in percentiles([r["ms"] for r in answered]).items()},
         "llm_calls_per_query": round(mean([r["llm_calls"] for r in answered]), 3),
         "plan_modes": _counts(r.get("plan_mode") for r in answered),
+        "plan_sources": _counts(r.get("plan_source") for r in answered),
+        "planner_model": planner.name if planner is not None else None,
         "rerankers": _counts(r.get("reranker") for r in answered),
         "per_query": rows,
     }
 
 
-def _ask(agent: Agent, question: Any, relevant: dict[str, int], counter: CountingLLM | None) -> dict[str, Any]:
+def _ask(
+    agent: Agent,
+    question: Any,
+    relevant: dict[str, int],
+    counter: CountingLLM | None,
+    planner: CountingLLM | None = None,
+) -> dict[str, Any]:
     answers = [str(a) for a in (question.metadata or {}).get("answers", [])]
-    before = counter.calls if counter is not None else 0
+    before = (counter.calls if counter is not None else 0) + (planner.calls if planner is not None else 0)
     started = time.perf_counter()
     try:
         result = agent.ask(question.text)
@@ -300,8 +343,11 @@ def _ask(agent: Agent, question: Any, relevant: dict[str, int], counter: Countin
         "recall@10": recall_at_k(ranking, relevant, 10),
         "ranking": ranking[:10],
         "ms": ms,
-        "llm_calls": (counter.calls - before) if counter is not None else 0,
+        "llm_calls": (counter.calls if counter is not None else 0)
+        + (planner.calls if planner is not None else 0)
+        - before,
         "plan_mode": steps.get("plan", {}).get("mode"),
+        "plan_source": steps.get("plan", {}).get("source"),
         "reranker": steps.get("rerank", {}).get("reranker"),
         "subqueries": steps.get("plan", {}).get("queries"),
         "rounds": sum(1 for s in result.trace if s["step"] == "retrieve"),

@@ -172,6 +172,8 @@ def test_check_plan_accepts_good_plans_and_normalises_whole() -> None:
         {"mode": "sequential", "queries": ["oldest of Eiffel Tower", "year {1} built"]}, Q, max_subqueries=3
     )
     assert mode == "sequential" and queries[1] == "year {1} built"
+    # the rules' own chain starts from the question itself; a chain may, a parallel plan may not
+    assert check_plan({"mode": "sequential", "queries": [Q, "{1} " + Q]}, Q, max_subqueries=3)[1][0] == Q
 
 
 # --- without an LLM -------------------------------------------------------------------------------------------------

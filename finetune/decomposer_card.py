@@ -1,0 +1,105 @@
+"""The decomposer adapter's model card (README.md) and reward-curve plot: kept apart from the recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+REWARD_CURVE = "reward_curve.png"
+
+
+def save_reward_curve(folder: Path) -> Path | None:
+    """Draw the run's GRPO loss and reward per step (:meth:`TrainingRun.plot`) into ``folder/reward_curve.png``;
+    None when matplotlib is missing or nothing was logged."""
+    from hopmem.finetune.training_run import TrainingRun
+    from hopmem.memory.errors import ConfigError, InputError
+
+    try:
+        fig = TrainingRun.load(folder).plot()
+    except (ConfigError, InputError):
+        return None
+    path = folder / REWARD_CURVE
+    fig.savefig(path, dpi=80)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def _row(name: str, held: dict[str, Any]) -> str:
+    return (
+        f"| {name} | {held.get('recall@10', '')} | {held.get('searches', '')} | {held.get('valid', 'n/a')} | "
+        f"{held.get('mean_reward', 'n/a')} | {held.get('modes', '')} |"
+    )
+
+
+def model_card(report: dict[str, Any]) -> str:
+    """The card: data, curriculum, reward, both stages' settings and results, held-out comparison, command."""
+    cfg = report["config"]
+    reward = cfg["reward"]
+    data = report["data"]
+    held = report["holdout"]
+    lines = [
+        "# hopmem query decomposer (GRPO-tuned planner)",
+        "",
+        f"A LoRA adapter (r={cfg['lora_r']}, alpha={cfg['lora_alpha']}, on {', '.join(cfg['lora_targets'])}; "
+        f"{report['trainable_parameters']:,} trainable parameters) for `{report['base_model']['name']}`, trained by "
+        "`hopmem finetune decomposer` with TRL's GRPOTrainer. It plans with the planner's own prompt "
+        '(`hopmem.agents.prompts.plan_messages`, reply forced to start with `{"`), and its plans are read by '
+        "`hopmem.agents.planner.check_plan` (invalid ones fall back to the rules). Use it with "
+        "`HOPMEM_PLANNER=tuned` (and `HOPMEM_PLANNER_ADAPTER=<folder>` for another copy).",
+        "",
+        "## Data",
+        f"- folders: {', '.join(Path(d).name for d in cfg['datasets'])} (splits {', '.join(cfg['splits'])}); "
+        f"{data['available']} questions with 2+ supporting passages, {data['holdout']} held out (seed "
+        f"{data['seed']}) to choose the stage kept, {data['train']} trained on; ids in `data.json`",
+        f"- curriculum stages measured by the whole question's own hybrid search ({data.get('stage_rule')}): "
+        f"{data.get('stages')}; stage 1 trains on single + easy, stage 2 on all",
+        "",
+        "## Reward",
+        f"- a plan's searches run through the memory's hybrid search (the whole question too when it splits; a "
+        f"chain's `{{1}}` filled by the extractive bridge answer), RSF-fused, scored by {reward['metric']} against "
+        f"the supporting passages; minus {reward['search_cost']} per search beyond the first; + {reward['valid']} "
+        f"for a valid plan; an invalid plan (JSON or `check_plan`) earns {reward['invalid']} only",
+        "",
+        "## Training",
+    ]
+    for name in ("stage1", "stage2"):
+        stage = report.get(name)
+        if not stage:
+            continue
+        s = stage["settings"]
+        r = stage["rewards"]
+        lines.append(
+            f"- {name}: {stage['steps']} steps on {stage['questions']} questions, {s['prompts_per_step']} prompts x "
+            f"{s['num_generations']} generations per step, temperature {s['temperature']}, lr {s['lr']}, at most "
+            f"{s['max_completion_length']} tokens; mean reward {r.get('mean_reward')}, valid rollouts "
+            f"{r.get('answered', 'n/a')}, groups with reward variance {r.get('groups_with_variance')}, rollout modes "
+            f"{r.get('modes')}"
+        )
+    lines += [
+        "",
+        f"## Held-out questions ({held['prompted']['questions']}, never trained on)",
+        "recall@10 of the fused hybrid lists (no TreeHop, no reranker), an invalid plan replaced by the rules' plan "
+        "as the agent does; the agent's own figures come from `hopmem eval qa --planner rules,llm,tuned`.",
+        "",
+        "| planner | recall@10 | searches | valid plans | mean reward | modes |",
+        "|---|---|---|---|---|---|",
+        _row("whole question (no split)", held["whole"]),
+        _row("rules", held["rules"]),
+        _row("prompted SmolLM2 (base)", held["prompted"]),
+    ]
+    for name in ("stage1", "stage2"):
+        if name in held:
+            lines.append(_row(f"tuned, after {name}" + (" (kept)" if report["chosen"] == name else ""), held[name]))
+    sec = report["seconds"]
+    machine = report.get("machine", {})
+    lines += [
+        "",
+        f"Took {sec['total']} s ({', '.join(f'{k} {v} s' for k, v in sec.items() if k != 'total')}) on "
+        f"{machine.get('platform', '?')}, {machine.get('cpus', '?')} CPUs.",
+        f"Command: `{report.get('command') or 'hopmem finetune decomposer'}`",
+        "",
+        f"![reward per step]({REWARD_CURVE})",
+    ]
+    return "\n".join(lines) + "\n"

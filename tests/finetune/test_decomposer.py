@@ -1,0 +1,124 @@
+"""The query decomposer's pieces on small real components: the reward over a tiny real memory (hybrid search, RSF),
+the curriculum measured from whole-question recall, the tuned planner loading an adapter, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hopmem.finetune.decomposer_data import DecomposerQuestion, assign_stages, curriculum, stage_of
+from hopmem.finetune.decomposer_reward import PlanEnvironment, RewardWeights, parse_plan
+from hopmem.settings import get_settings
+
+DOCS = {
+    "aard": ("Aardvark", "The aardvark is a burrowing mammal native to Africa that eats ants and termites."),
+    "zeb": ("Zebra", "Zebras are African equines known for their black and white striped coats."),
+    "oak": ("Oak", "An oak is a tree or shrub in the genus Quercus, with lobed leaves and acorns."),
+    "sal": ("Salmon", "Salmon are fish that hatch in fresh water and migrate to the ocean."),
+    "vol": ("Volcano", "A volcano is a rupture in the crust of a planet through which lava escapes."),
+}
+QUESTION = "Which animal lives in more countries, the aardvark or the zebra?"
+
+
+def _plan(mode: str, queries: list[str]) -> str:
+    """A rollout as the model writes it: the plan's JSON after the forced '{"'."""
+    return json.dumps({"mode": mode, "queries": queries})[2:]
+
+
+@pytest.fixture(scope="module")
+def tiny_beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny-beir")
+    (root / "qrels").mkdir()
+    rows = [{"_id": k, "title": t, "text": body} for k, (t, body) in DOCS.items()]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    query = {"_id": "q1", "text": QUESTION, "metadata": {"supporting": ["aard", "zeb"], "answers": ["zebra"]}}
+    (root / "queries.jsonl").write_text(json.dumps(query) + "\n")
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\taard\t1\nq1\tzeb\t1\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def env(tiny_beir: Path, tmp_path_factory: pytest.TempPathFactory) -> PlanEnvironment:
+    """Hybrid search over the tiny corpus; each search returns only its best passage (depth 1), so what a plan finds
+    depends on its queries."""
+    from hopmem.memory.embeddings import load_embedder
+
+    settings = get_settings()
+    embedder = load_embedder(settings.embedder, **settings.embedder_options())
+    environment = PlanEnvironment(
+        embedder,
+        cache_dir=tmp_path_factory.mktemp("cache"),
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+        weights=RewardWeights(depth=1, search_cost=0.05),
+        deep_k=5,
+    )
+    yield environment
+    environment.close()
+
+
+def test_a_plan_that_finds_both_passages_earns_more_than_one_that_finds_one(
+    env: PlanEnvironment, tiny_beir: Path
+) -> None:
+    both = env.score(_plan("parallel", ["aardvark burrowing mammal", "zebra striped coats"]), QUESTION, str(tiny_beir),
+                     ["aard", "zeb"])  # fmt: skip
+    whole = env.score(_plan("whole", [QUESTION]), QUESTION, str(tiny_beir), ["aard", "zeb"])
+    assert both.valid and whole.valid
+    assert both.recall == 1.0 and whole.recall == 0.5  # one search of depth 1 finds one of the two
+    assert both.searches == 3 and whole.searches == 1  # the question itself, then each sub-query
+    assert both.reward > whole.reward
+
+
+def test_each_extra_search_costs_and_invalid_plans_earn_only_the_format_penalty(
+    env: PlanEnvironment, tiny_beir: Path
+) -> None:
+    w = env.weights
+    two = env.score(_plan("parallel", ["aardvark mammal", "zebra coats"]), QUESTION, str(tiny_beir), ["aard", "zeb"])
+    three = env.score(
+        _plan("parallel", ["aardvark mammal", "zebra coats", "zebra Africa"]), QUESTION, str(tiny_beir), ["aard", "zeb"]
+    )
+    assert two.recall == three.recall == 1.0
+    assert three.searches == two.searches + 1
+    assert three.reward == pytest.approx(two.reward - w.search_cost)
+    assert two.reward == pytest.approx(1.0 - w.search_cost * (two.searches - 1) + w.valid)
+    for bad in ('mode": "parallel", "queries": ["aardvark"', "not json at all", _plan("parallel", ["x", "y"])):
+        score = env.score(bad, QUESTION, str(tiny_beir), ["aard", "zeb"])
+        assert not score.valid and score.reward == w.invalid and score.searches == 0
+
+
+def test_a_chain_fills_its_placeholder_and_parses_as_the_agent_reads_it(env: PlanEnvironment, tiny_beir: Path) -> None:
+    mode, queries = parse_plan(_plan("sequential", [QUESTION, "{1} striped coats"]), QUESTION, 3)
+    assert mode == "sequential" and queries[1] == "{1} striped coats"
+    score = env.score(_plan("sequential", [QUESTION, "{1} striped coats"]), QUESTION, str(tiny_beir), ["aard", "zeb"])
+    assert score.valid and score.searches >= 2
+
+
+def test_curriculum_stages_come_from_measured_whole_question_recall(env: PlanEnvironment, tiny_beir: Path) -> None:
+    assert stage_of(1.0, 1.0) == "single" and stage_of(0.5, 1.0) == "easy" and stage_of(0.5, 0.5) == "hard"
+    root = str(tiny_beir)
+    questions = [
+        DecomposerQuestion("a", "aardvark burrowing mammal that eats ants", ["aard"], root),
+        DecomposerQuestion("b", QUESTION, ["aard", "zeb"], root),
+        DecomposerQuestion("c", QUESTION, ["aard", "not-in-the-corpus"], root),
+    ]
+    # cut at 1 (one search "suffices" only when its best passage is the one needed), deeper cut at 5
+    shallow = PlanEnvironment(
+        env.embedder, cache_dir=env.cache_dir, chunk_size=env.chunk_size, chunk_overlap=env.chunk_overlap,
+        weights=RewardWeights(k=1), deep_k=5,
+    )  # fmt: skip
+    assign_stages(questions, lambda q: shallow.whole_recall(q.dataset, q.text, q.supporting))
+    shallow.close()
+    assert [q.stage for q in questions] == ["single", "easy", "hard"]
+    assert questions[1].whole_recall == {"k": 0.5, "deep": 1.0}
+    assert {q.id for q in curriculum(questions, 1, seed=0)} == {"a", "b"}
+    assert {q.id for q in curriculum(questions, 2, seed=0)} == {"a", "b", "c"}
+
+
+def test_the_cli_documents_the_command() -> None:
+    from tests.conftest import run_hopmem
+
+    result = run_hopmem("finetune", "decomposer", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "--stage1-steps" in result.stdout and "--search-cost" in result.stdout

@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install test test-slow lint format demo finetune-treehop finetune-reranker finetune-cross-encoder vllm-cpu serve-vllm stop-vllm test-vllm clean help
+.PHONY: install test test-slow lint format demo finetune-treehop finetune-reranker finetune-cross-encoder finetune-decomposer vllm-cpu serve-vllm stop-vllm test-vllm clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -58,6 +58,15 @@ RERANKER_DATA ?= ../shared/data/cranfield
 RERANKER_OUT ?= runs/prorank
 RERANKER_ARGS ?= --passage-tokens 128 --grpo-steps 20 --stage2-groups 150
 RERANKER_EVAL_ARGS ?=
+DECOMPOSER_OUT ?= runs/decomposer
+DECOMPOSER_ARGS ?=
+DECOMPOSER_EVAL ?= ../shared/data/hotpotqa
+
+finetune-decomposer: $(STAMP) ## train the query decomposer with GRPO (DECOMPOSER_OUT) and compare rules, llm and tuned plans on 100 dev questions
+	$(BIN)/hopmem finetune decomposer --output $(DECOMPOSER_OUT) $(DECOMPOSER_ARGS)
+	HOPMEM_LLM_BACKEND=none HOPMEM_PLANNER_ADAPTER=$(DECOMPOSER_OUT) $(BIN)/hopmem eval qa --dataset $(DECOMPOSER_EVAL) \
+		--split dev --max-queries 100 --planner rules,llm,tuned -q --json $(DECOMPOSER_OUT)/eval-qa.json
+
 finetune-reranker: $(STAMP) ## train the prorank reranker (RERANKER_DATA, RERANKER_OUT) and compare it on the dev split
 	$(BIN)/hopmem finetune reranker --recipe prorank --dataset $(RERANKER_DATA) --output $(RERANKER_OUT) $(RERANKER_ARGS)
 	$(BIN)/hopmem eval rerank --dataset $(RERANKER_DATA) --split dev --candidates hybrid --depth 30 --baselines \

@@ -10,7 +10,10 @@ held in quarantine (stored, invisible to every read, listed for review):
   by the user or a vouched-for agent when the writer is a fresh identity: a newcomer may not overrule an established
   writer) that another writer stored (a close embedding neighbour that disagrees on a number, a negation or a name,
   :mod:`hopmem.memory.trust.contradiction`), or may contradict one in other words (the paraphrase tier, from cosine
-  ``trust_semantic_similarity``: held for review without a trust signal, because the evidence is weaker).
+  ``trust_semantic_similarity``: held for review without a trust signal, because the evidence is weaker);
+* an established (vouched-for) writer contradicts another writer's memory trusted at least ``trust_threshold`` but
+  below the reference level: held for review without a trust signal (trust farmed elsewhere must not overrule a
+  memory unseen; the user settles it).
 
 A held write's reason names every cause, and always the memory it contradicts when there is one, so that the
 quarantine list can show the two side by side (:func:`hopmem.memory.trust.quarantine.list_quarantine`). The user's
@@ -67,6 +70,12 @@ class Contradiction:
     why: str
     similarity: float
     paraphrase: bool = False
+    review_only: bool = False
+
+    @property
+    def signals(self) -> bool:
+        """Whether the finding is strong enough to count against the writer (else it only holds the write)."""
+        return not (self.paraphrase or self.review_only)
 
 
 @dataclass
@@ -133,7 +142,8 @@ class WriteGate:
             plan.contradictions = self._contradictions(tenant, items, vectors)
             for found in plan.contradictions:
                 verb = "may contradict" if found.paraphrase else "contradicts"
-                conflict = f"{verb} trusted memory {found.memory_id} ({found.why})"
+                why = f"{found.why}; below the reference level, for review" if found.review_only else found.why
+                conflict = f"{verb} trusted memory {found.memory_id} ({why})"
                 held = plan.hold[found.position]
                 plan.hold[found.position] = conflict if held is None else f"{held}; {conflict}"
         if not self.enabled:
@@ -170,7 +180,14 @@ class WriteGate:
             fresh = not vouched[str(item.agent_id)]
             for mid, score in close:
                 record = records.get(mid)
-                if record is None or not self._reference(record, trusts.get(mid, 0.0), fresh, vouched):
+                if record is None:
+                    continue
+                trust = trusts.get(mid, 0.0)
+                # An established writer contradicting a memory above the threshold that is not yet a reference is
+                # held for the user to settle, without a trust signal: trust earned elsewhere (farming) must not
+                # overrule another writer's memory unseen.
+                review_only = not self._reference(record, trust, fresh, vouched)
+                if review_only and (fresh or trust < params.threshold):
                     continue
                 writers = {e.get("agent") for e in record.provenance} | {record.agent_id}
                 if item.agent_id in writers:
@@ -178,12 +195,13 @@ class WriteGate:
                 lexical = score >= params.contradiction_similarity
                 why = contradiction(item.content, record.content) if lexical else None
                 if why is not None:
-                    found.append(Contradiction(position, mid, why, float(score)))
+                    found.append(Contradiction(position, mid, why, float(score), review_only=review_only))
                     break
                 if score >= params.semantic_similarity:
                     why = paraphrase_contradiction(item.content, record.content, float(score))
                     if why is not None:
-                        found.append(Contradiction(position, mid, f"paraphrase: {why}", float(score), paraphrase=True))
+                        tier = f"paraphrase: {why}"
+                        found.append(Contradiction(position, mid, tier, float(score), True, review_only))
                         break
         return found
 
@@ -212,7 +230,7 @@ class WriteGate:
                     self.model.record(conn, tenant, agent, "burst", detail={"writes": total}, now=now)
             for found in plan.contradictions:
                 item, result = items[found.position], results[found.position]
-                if item.agent_id is None or result.status != "added" or found.paraphrase:
+                if item.agent_id is None or result.status != "added" or not found.signals:
                     continue
                 self.model.record(
                     conn,

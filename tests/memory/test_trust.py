@@ -222,9 +222,13 @@ def test_a_fresh_identity_may_not_overrule_an_established_writer_below_the_refer
         assert newcomer.add(FALSE).quarantined  # a fresh identity against an established writer
     with _as(settings, "peer") as peer:
         own = peer.add("The fog horn sounds twice a minute.")
-    user.feedback(own.id, "up")  # the peer is vouched for too: it needs a reference at 0.75 to be held
+    user.feedback(own.id, "up")  # the peer is vouched for too: below the reference level it is held for review only
     with _as(settings, "peer") as peer:
-        assert not peer.add(FALSE + " ").quarantined
+        held = peer.add(FALSE + " ")
+    assert held.quarantined
+    (entry,) = [q for q in user.quarantine() if q["id"] == held.id]
+    assert "below the reference level, for review" in entry["reason"] and entry["conflicts_with"]["id"] == truth.id
+    assert "contradiction" not in [h["kind"] for h in user.trust_history("peer")]  # no signal: the user settles it
     assert truth.id in [r.id for r in user.search(FACT, k=3)]
 
 

@@ -23,8 +23,8 @@ from hopmem.memory.errors import InputError
 
 log = logging.getLogger(__name__)
 
-RECIPES = ("prorank", "rank-r1", "cross-encoder", "treehop")
-"""What :func:`train` runs: three rerankers and the TreeHop next-query model."""
+RECIPES = ("prorank", "rank-r1", "cross-encoder", "treehop", "decomposer")
+"""What :func:`train` runs: three rerankers, the TreeHop next-query model and the query decomposer."""
 
 
 class TrainSettings(Protocol):
@@ -59,6 +59,10 @@ def _recipe(recipe: str) -> tuple[type[Any], Callable[..., dict[str, Any]]]:
         from hopmem.finetune.prorank import ProRankConfig, train_prorank
 
         return ProRankConfig, train_prorank
+    if recipe == "decomposer":
+        from hopmem.finetune.decomposer import DecomposerConfig, train_decomposer
+
+        return DecomposerConfig, train_decomposer
     from hopmem.finetune.rank_r1 import RankR1Config, train_rank_r1
 
     return RankR1Config, train_rank_r1
@@ -84,6 +88,8 @@ def _datasets(recipe: str, dataset: Path | str | Sequence[Path | str] | None) ->
         from hopmem.finetune.cross_encoder import default_training_datasets
 
         found = [str(d) for d in default_training_datasets()]
+        if recipe == "decomposer":  # questions with supporting passages: the HotpotQA folders
+            found = [d for d in found if Path(d).name.startswith("hotpotqa")]
         if not found:
             raise InputError(
                 "No training data: pass dataset= (a BEIR folder), or put cranfield/hotpotqa under ../shared/data."
@@ -102,6 +108,11 @@ def _output(recipe: str, output: Path | str | None, settings: TrainSettings) -> 
         raise InputError("The treehop recipe needs output=, the folder for the weights, card and metrics.")
     from hopmem.agents.rerank.model_paths import default_cross_encoder_dir, default_llm_reranker_dir
 
+    if recipe == "decomposer":
+        from hopmem.agents.tuned_planner import default_decomposer_dir
+
+        return str(default_decomposer_dir(settings.cache_dir))
+
     if recipe == "cross-encoder":
         return str(default_cross_encoder_dir(settings.cache_dir))
     return str(default_llm_reranker_dir(recipe, settings.cache_dir))
@@ -114,11 +125,15 @@ def _config(record: type[Any], fields: dict[str, Any]) -> Any:
     if unknown:
         options = ", ".join(n for n in known if n not in ("dataset", "datasets", "output"))
         raise InputError(f"Unknown option {unknown[0]!r} for {record.__name__}; it takes: {options}.")
-    for name in ("stage1", "grpo"):
+    for name in ("stage1", "stage2", "grpo"):
         if isinstance(fields.get(name), dict):
             from hopmem.finetune.grpo import GRPOSettings
 
             fields[name] = GRPOSettings(**fields[name])
+    if isinstance(fields.get("reward"), dict):
+        from hopmem.finetune.decomposer_reward import RewardWeights
+
+        fields["reward"] = RewardWeights(**fields["reward"])
     if isinstance(fields.get("sft"), dict):
         from hopmem.finetune.sft import SFTSettings
 
@@ -146,7 +161,8 @@ def train(
 
     Args:
         recipe: ``prorank`` (pointwise LLM reranker: GRPO warm-up, then score learning), ``rank-r1`` (setwise
-            reasoning reranker, GRPO), ``cross-encoder`` (supervised MiniLM) or ``treehop`` (the next-query model).
+            reasoning reranker, GRPO), ``cross-encoder`` (supervised MiniLM), ``treehop`` (the next-query model) or
+            ``decomposer`` (the query planner, GRPO; ``DecomposerConfig``).
         dataset: BEIR folder(s). Rerankers take several and default to the shared cranfield, hotpotqa and
             hotpotqa-extra folders that exist; TreeHop takes one or more multi-hop folders and needs them.
         output: the model's folder. Rerankers default to where the agent's reranker of that name looks first

@@ -32,7 +32,7 @@ def test_the_package_is_callable_and_refuses_a_bad_recipe_in_one_sentence() -> N
     with pytest.raises(InputError) as caught:
         hopmem.finetune("colbert", dataset="x", output="y")
     message = str(caught.value)
-    assert message == "Unknown recipe 'colbert'; use one of: prorank, rank-r1, cross-encoder, treehop."
+    assert message == "Unknown recipe 'colbert'; use one of: prorank, rank-r1, cross-encoder, treehop, decomposer."
     assert message.count(".") == 1 + message.count("...")
 
 

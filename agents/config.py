@@ -39,8 +39,10 @@ class AgentConfig:
     treehop_weight: float = 0.25
     rerank_depth: int = 20
     conversation_rerank_floor: int = 10
-    conversation_rerank_blend: float = 0.7
+    conversation_rerank_blend: float = 0.8
     conversation_rerank_date: bool = False
+    conversation_rerank_floor_list: str = "fused"
+    conversation_rerank_speaker: str = "mean"
     remember_answers: bool = True
     injection_filter: bool = True
 

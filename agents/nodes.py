@@ -13,8 +13,8 @@ alone.
 - :func:`rerank`: the reranker orders the candidates (its scores weighed by trust again); the best ``top_k`` are the
   evidence, and :func:`check_sufficient` decides whether to search more (:func:`route_after_rerank`). When every
   candidate is a conversation memory, the ``conversation_rerank_*`` settings apply: the reranker reads the turn
-  without its date, blends with the fused order by its own weight, and the whole question's best N stay first
-  (:func:`keep_floor`).
+  without its date (with and without the speaker's name, :mod:`hopmem.agents.conversation_rerank`), blends with the
+  fused order by its own weight, and the fused list's best N stay first (:func:`keep_floor`).
 - :func:`answer`: from numbered evidence, citing only what it was given; extractive without an LLM.
 - :func:`remember`: the answer goes back into the memory as an ``agent`` memory derived from what it cites.
 """
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from hopmem.agents.bridge import bridge_answer, condense
 from hopmem.agents.citations import attribute_citations, cited_numbers, strip_invalid_markers
 from hopmem.agents.config import HISTORY_TURNS, SEARCH_MODE
+from hopmem.agents.conversation_rerank import conversation_order
 from hopmem.agents.evidence import as_passages, brief, fuse_lists, passage_text
 from hopmem.agents.extractive import extractive_answer
 from hopmem.agents.injection import defang, holds_instruction
@@ -162,8 +163,10 @@ def rerank(state: AgentState, deps: GraphDeps) -> AgentState:
         if conversation:  # a per-source rule: conversation memories (docs/conversations.md)
             step["conversation"] = {
                 "floor": config.conversation_rerank_floor,
+                "floor_list": config.conversation_rerank_floor_list,
                 "blend": config.conversation_rerank_blend,
                 "date": config.conversation_rerank_date,
+                "speaker": config.conversation_rerank_speaker,
             }
         ranking = rank_candidates(
             reranker,
@@ -173,9 +176,11 @@ def rerank(state: AgentState, deps: GraphDeps) -> AgentState:
             searcher=deps.searcher,
             blend=config.conversation_rerank_blend if conversation else None,
             read_date=config.conversation_rerank_date or not conversation,
+            speaker=config.conversation_rerank_speaker if conversation else "keep",
         )
         if conversation and config.conversation_rerank_floor > 0:
-            ranking = keep_floor(ranking, whole_question_list(state)[: config.conversation_rerank_floor])
+            floor = candidates if config.conversation_rerank_floor_list == "fused" else whole_question_list(state)
+            ranking = keep_floor(ranking, floor[: config.conversation_rerank_floor])
         evidence = ranking[: config.top_k]
         step["ranking"] = brief(ranking)
         sufficient, reason = check_sufficient(state, evidence, config)
@@ -275,6 +280,7 @@ def rank_candidates(
     searcher: HybridSearcher | None = None,
     blend: float | None = None,
     read_date: bool = True,
+    speaker: str = "keep",
 ) -> list[Passage]:
     """All candidates in the reranker's order, its scores weighed by trust; the fused order without a reranker.
 
@@ -285,18 +291,16 @@ def rank_candidates(
 
     ``blend`` replaces the weight of the fused order in a reranker that blends its scores with it (the
     cross-encoder's ``with_blend``; others are used as they are); ``read_date=False`` lets the reranker read a
-    conversation memory without its leading ``[date]`` (:func:`hopmem.memory.conversations.without_date_label`).
+    conversation memory without its leading ``[date]`` (:func:`hopmem.memory.conversations.without_date_label`);
+    ``speaker`` says how it reads the speaker's name (:mod:`hopmem.agents.conversation_rerank`).
     """
     if reranker is None or reranker.name == "none" or not candidates:
         return list(candidates)
-    with_blend = getattr(reranker, "with_blend", None)
-    if blend is not None and callable(with_blend):
-        reranker = with_blend(blend)
     texts = [passage_text(c) for c in candidates]
     if not read_date:
         texts = [without_date_label(t) for t in texts]
     try:
-        order = reranker.rank(query, texts)
+        order = conversation_order(reranker, query, texts, blend=blend, speaker=speaker)
     except HopmemError as exc:
         log.warning("Reranking failed, keeping the fused order: %s", exc)
         step["warning"] = f"reranker failed ({exc}); fused order kept"
@@ -339,12 +343,12 @@ def whole_question_list(state: AgentState) -> list[Passage]:
 def keep_floor(ranking: list[Passage], floor: list[Passage]) -> list[Passage]:
     """``ranking`` with the ``floor`` passages first, in the ranking's order, then the rest of the ranking.
 
-    A floor passage the ranking lacks (the fusion of the sub-queries' lists pushed it below the reranked depth)
-    comes after the ranked floor passages, in the floor's order. On conversations the whole question's own search
-    (hybrid search with the speaker boost) is a strong first stage and the cross-encoder, trained on passages,
-    demotes the other speaker's turns that adversarial questions ask about: keeping that search's best N as the
-    first N lets the reranker and the sub-queries reorder and extend them, never push one out
-    (docs/conversations.md).
+    A floor passage the ranking lacks (below the reranked depth) comes after the ranked floor passages, in the
+    floor's order. On conversations the fused candidates (the whole question's hybrid search with the speaker boost,
+    fused with its sub-queries' searches) choose which N memories come first and the reranker only orders them: the
+    cross-encoder, trained on passages, demotes the other speaker's turns that adversarial questions ask about, so
+    letting it choose the first N lost them, while the sub-queries' lists add turns the whole question's search
+    misses (docs/conversations.md).
     """
     if not floor:
         return list(ranking)

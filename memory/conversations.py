@@ -354,6 +354,18 @@ def without_date_label(text: str) -> str:
 _DATE_LABEL = re.compile(r"^\[[^\]\n]{1,60}\]\s*")
 
 
+def without_speaker_labels(text: str) -> str:
+    """A conversation memory's lines without the ``Speaker: `` each starts with (apply after the date is removed).
+
+    The agent's reranker also reads a turn so (``conversation_rerank_speaker``): a LoCoMo adversarial question names
+    the other speaker on purpose, and a cross-encoder that reads the name prefers that speaker's turns.
+    """
+    return _SPEAKER_LABEL.sub("", text)
+
+
+_SPEAKER_LABEL = re.compile(r"^[^:\n]{1,40}:[ \t]*", re.MULTILINE)
+
+
 def windows(turns: Sequence[Turn], window: int) -> list[list[Turn]]:
     """Consecutive runs of at most ``window`` turns, never across a session boundary (each turn in exactly one)."""
     if window < 1:

@@ -201,12 +201,12 @@ class Settings(BaseSettings):
         10,
         ge=0,
         le=200,
-        description="when every candidate is a conversation memory, the whole question's own best N searched "
-        "memories stay the agent's first N: the reranker orders them and what sub-queries found comes after "
-        "(0 turns it off; docs/conversations.md)",
+        description="when every candidate is a conversation memory, the best N of the list "
+        "conversation_rerank_floor_list names stay the agent's first N: the reranker orders them and the rest "
+        "comes after (0 turns it off; docs/conversations.md)",
     )
     conversation_rerank_blend: float = Field(
-        0.7,
+        0.8,
         ge=0.0,
         le=1.0,
         description="when every candidate is a conversation memory, the weight of the fused order in the "
@@ -214,6 +214,16 @@ class Settings(BaseSettings):
     )
     conversation_rerank_date: bool = Field(
         False, description="whether the reranker reads a conversation memory's leading [session date]"
+    )
+    conversation_rerank_floor_list: Literal["fused", "question"] = Field(
+        "fused",
+        description="which list's best N stay first on conversation memories: the agent's fused candidates (the "
+        "whole question's search fused with its sub-queries') or the whole question's own search",
+    )
+    conversation_rerank_speaker: Literal["keep", "drop", "mean"] = Field(
+        "mean",
+        description="how the reranker reads a conversation turn's speaker: with the name, without it, or the mean "
+        "of both scores (the cross-encoder; other rerankers read it with the name)",
     )
     remember_answers: bool = Field(True, description="write each answer back as an agent memory (through the gate)")
     injection_filter: bool = Field(

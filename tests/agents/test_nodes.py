@@ -238,3 +238,95 @@ def test_rank_candidates_reads_conversation_memories_without_their_date_and_with
     assert [p["id"] for p in ranked] == [2, 1] and ranked[0]["text"].startswith("[3 March 2024]")  # evidence keeps it
     nodes.rank_candidates(reranker, "hello", candidates, {})
     assert reranker.read[0] == "[3 March 2024] Alice: hi" and reranker.blends == [0.7]  # the defaults: as before
+
+
+class _WordReranker:
+    """A blending reranker of the cross-encoder's shape: a passage scores the query words it holds (names too)."""
+
+    name = "words"
+
+    def __init__(self, blend: float = 0.0, log: list[list[str]] | None = None) -> None:
+        self.blend = blend
+        self.log = [] if log is None else log  # shared with its twins: what each call scored
+
+    def with_blend(self, weight: float) -> _WordReranker:
+        return _WordReranker(weight, self.log)
+
+    def score(self, query: str, docs: list[str]) -> list[float]:
+        import re
+
+        from hopmem.agents.rerank.cross_encoder import blend_with_order
+
+        self.log.append(list(docs))
+        words = set(re.findall(r"\w+", query.lower()))
+        raw = [float(sum(w in words for w in re.findall(r"\w+", d.lower()))) for d in docs]
+        return blend_with_order(raw, self.blend)
+
+    def rank(self, query: str, docs: list[str], top_k: int | None = None) -> list[tuple[int, float]]:
+        from hopmem.agents.rerank.base import rank_by_scores
+
+        return [(i, s) for i, s in rank_by_scores(self.score(query, docs), top_k)]
+
+
+class _PlainReranker:
+    """A reranker without a blend (so without raw scores): longer text scores higher; records each read."""
+
+    name = "plain"
+
+    def __init__(self) -> None:
+        self.read: list[list[str]] = []
+
+    def rank(self, query: str, docs: list[str], top_k: int | None = None) -> list[tuple[int, float]]:
+        self.read.append(list(docs))
+        return sorted(enumerate(float(len(d)) for d in docs), key=lambda p: -p[1])
+
+
+def test_conversation_order_reads_the_speaker_with_without_or_both() -> None:
+    from hopmem.agents.conversation_rerank import conversation_order
+    from hopmem.memory.errors import ConfigError
+
+    # name-only match, topic-only match, both, neither: (named, unnamed) scores (1, 0), (1, 1), (2, 1), (0, 0)
+    texts = ["Alice: hiking", "Bruno: painting", "Alice: painting", "Bruno: hiking"]
+    query = "What painting did Alice make?"
+
+    def order(speaker: str, blend: float | None = 0.0, reranker: Any = None) -> list[int]:
+        return [
+            i for i, _ in conversation_order(reranker or _WordReranker(), query, texts, blend=blend, speaker=speaker)
+        ]
+
+    assert order("keep") == [2, 0, 1, 3]  # the name counts: Alice's unrelated turn beats Bruno's painting
+    assert order("drop") == [1, 2, 0, 3]  # names unread: the two painting turns tie and keep their given order
+    assert order("mean") == [2, 1, 0, 3]  # 1.5, 1.0, 0.5, 0.0: both reads, averaged
+    reranker = _WordReranker()
+    order("mean", reranker=reranker)
+    assert reranker.log == [texts, ["hiking", "painting", "painting", "hiking"]]  # each read scored once
+    assert order("mean", blend=1.0) == [0, 1, 2, 3]  # the blend applies to the mean: weight 1 is the given order
+    assert order("mean", blend=None, reranker=_WordReranker(1.0)) == [0, 1, 2, 3]  # None: the reranker's own weight
+    unblended = _PlainReranker()  # no raw scores to average: reads the turn once, with its speaker
+    assert order("mean", reranker=unblended) == [1, 2, 0, 3] and unblended.read == [texts]
+    with pytest.raises(ConfigError, match="conversation_rerank_speaker"):
+        order("both")
+
+
+def test_without_speaker_labels_strips_each_lines_speaker() -> None:
+    from hopmem.memory.conversations import without_speaker_labels
+
+    assert without_speaker_labels("Alice: hi there\nBruno: it is 5:30 now") == "hi there\nit is 5:30 now"
+    assert without_speaker_labels("no label here") == "no label here"
+
+
+def test_the_rerank_step_keeps_the_fused_or_the_whole_questions_best_first(deps: GraphDeps) -> None:
+    candidates = [_passage(i, text=f"[3 March 2024] Alice: {'word ' * i}") for i in (1, 2, 3, 4, 5, 6)]
+    lists = {"q0": [candidates[4], candidates[5]], "q1": candidates[:3], "q2": candidates[3:]}
+    state: AgentState = {"question": "word", "tenant": TENANT, "candidates": candidates, "lists": lists, "round": 2}
+    reranker = _WordReranker()  # more words score higher: 6, 5, 4, ... with no blend
+    fused = replace(
+        deps, reranker=reranker, config=AgentConfig(conversation_rerank_floor=2, conversation_rerank_blend=0.0)
+    )
+    step = nodes.rerank(state, fused)["trace"][0]
+    assert [p["id"] for p in step["ranking"]] == [2, 1, 6, 5, 4, 3]  # the fused list's 2 best first, reordered
+    assert step["conversation"]["floor_list"] == "fused" and step["conversation"]["speaker"] == "mean"
+    whole = replace(fused, config=replace(fused.config, conversation_rerank_floor_list="question"))
+    assert nodes.rerank(state, whole)["ranking"] == [6, 5, 4, 3, 2, 1]  # q0's 5 and 6 first
+    off = replace(fused, config=replace(fused.config, conversation_rerank_floor=0))
+    assert nodes.rerank(state, off)["ranking"] == [6, 5, 4, 3, 2, 1]  # the reranker's order alone

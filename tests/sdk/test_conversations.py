@@ -223,24 +223,37 @@ def test_use_conversation_search_switches_the_handles_searcher(memory: Memory) -
     assert found[0].record.metadata["dia_ids"] == ["D2:1"]
 
 
-def test_the_agent_keeps_the_whole_questions_best_turns_first_on_conversations(memory: Memory) -> None:
+def test_the_agent_keeps_the_fused_lists_best_turns_first_on_conversations(memory: Memory) -> None:
     from hopmem.agent_api import Agent
 
     memory.add_conversation(sample(), progress=False)
     memory.use_conversation_search()
     question = "What did Bruno build with wood, and what did he start two weeks ago?"
     best = [r.record.id for r in memory.search_conversation(question, k=3)]
-    changes = {"remember_answers": False, "conversation_rerank_floor": 3, "reranker": "cross-encoder"}
-    settings = memory.settings.model_copy(update=changes)
-    agent = Agent(memory, settings=settings)  # the shipped cross-encoder reranks
-    try:
-        answer = agent.ask(question)
-    finally:
-        agent.close()
-    rerank = next(s for s in answer.trace if s["step"] == "rerank")
-    assert rerank["reranker"] == "cross-encoder" and rerank["conversation"] == {"floor": 3, "blend": 0.7, "date": False}
-    ranking = [p["id"] for p in rerank["ranking"]]
-    assert set(ranking[:3]) == set(best) and len(ranking) > 3  # reordered, never pushed out; the rest follows
+    rankings = {}
+    for floor_list in ("fused", "question"):
+        changes = {
+            "remember_answers": False,
+            "conversation_rerank_floor": 3,
+            "conversation_rerank_floor_list": floor_list,
+            "reranker": "cross-encoder",
+        }
+        settings = memory.settings.model_copy(update=changes)
+        handle = Memory(settings)  # closing an agent closes its memory: one handle each
+        handle.use_conversation_search()
+        agent = Agent(handle, settings=settings)  # the shipped cross-encoder reranks
+        try:
+            answer = agent.ask(question)
+        finally:
+            agent.close()
+        rerank = next(s for s in answer.trace if s["step"] == "rerank")
+        fused = [p["id"] for p in next(s for s in answer.trace if s["step"] == "fuse")["results"]]
+        assert rerank["reranker"] == "cross-encoder"
+        expected = {"floor": 3, "floor_list": floor_list, "blend": 0.8, "date": False, "speaker": "mean"}
+        assert rerank["conversation"] == expected
+        rankings[floor_list] = [p["id"] for p in rerank["ranking"]]
+        assert len(rankings[floor_list]) > 3  # reordered, never pushed out; the rest follows
+        assert set(rankings[floor_list][:3]) == set(fused[:3] if floor_list == "fused" else best)
 
 
 def test_conversation_file_detection(tmp_path: Path) -> None:

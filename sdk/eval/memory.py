@@ -7,9 +7,10 @@ with :meth:`hopmem.Memory.add_conversation`; then every question runs through ev
   conversation way, :data:`hopmem.memory.conversation_search.CONVERSATION_FUSION`);
 - ``agent``: :meth:`hopmem.Agent.ask` with :data:`AGENT_SETTINGS` over a memory switched to conversation search
   (plan, retrieve each sub-query, fuse, cross-encoder rerank over a deeper pool, answer); its ranking is the
-  reranked candidates, then the rest of the fused order. On conversation memories the rerank step keeps the whole
-  question's own 10 best first (``conversation_rerank_floor``), so the agent's recall@10 is hybrid's and its
-  reranker (blended with the fused order) moves recall@5 (docs/conversations.md).
+  reranked candidates, then the rest of the fused order. On conversation memories the rerank step keeps the fused
+  list's 10 best first (the whole question's search fused with its sub-queries'; ``conversation_rerank_floor``),
+  so the sub-queries decide the agent's recall@10 and the reranker's order within those 10 its recall@5
+  (docs/conversations.md).
 
 Recall is counted over retrieved **turns**: a memory that holds w turns takes w places of the ranking (in the order
 of its turns), so a window of turns cannot raise recall by holding more text. For a question with evidence turns E
@@ -478,7 +479,7 @@ def _report(
             "planner": agent_changes.get("planner", settings.planner) if "agent" in methods else None,
             "conversation_rerank": {
                 key: agent_changes.get(f"conversation_rerank_{key}", getattr(settings, f"conversation_rerank_{key}"))
-                for key in ("floor", "blend", "date")
+                for key in ("floor", "floor_list", "blend", "date", "speaker")
             }
             if "agent" in methods
             else None,

@@ -57,6 +57,7 @@ def test_evaluate_memory_report_and_log_hold_numbers_and_ids_only(tmp_path: Path
     assert agent["f1_kind"].startswith("extractive") and agent["f1_questions"] == 8 and agent["errors"] == 0
     assert report["ingest"][0]["quarantined"] == 0 and report["ingest"][0]["memories"] == 10
     assert report["settings"]["memory"]["window"] == 1 and report["machine"]
+    assert set(report["settings"]["conversation_rerank"]) == {"floor", "floor_list", "blend", "date", "speaker"}
     rows = [json.loads(line) for line in (tmp_path / "report.queries.jsonl").read_text().splitlines()]
     assert len(rows) == 10 and rows[0]["id"] == "chat-1:q0"
     texts = " ".join(json.dumps(r) for r in rows) + out.read_text()

@@ -13,8 +13,9 @@ Curriculum (ACQO's two stages, :mod:`hopmem.finetune.decomposer_data`): stage 1 
 question search already finds every supporting passage and on easy bridge questions, stage 2 adds the hard ones;
 membership is measured with the whole question's own search, not hand-labelled. A seeded share of the questions is
 held out; after each stage the adapter plans every held-out question greedily (as the agent would) and the stage
-whose plans retrieve most (invalid plans replaced by the rules' plan, which is what the agent does with them) is the
-adapter kept. The prompted base model and the rules are measured on the same held-out questions for the card.
+whose plans retrieve most (invalid plans replaced by the rules' plan, which is what the agent does with them; on equal
+recall the higher mean reward) is the adapter kept. The untrained base model (same prompt) and the rules are measured
+on the same held-out questions for the card.
 
 Files written to ``output``: the adapter, ``hopmem_planner.json`` (base model; what inference reads), ``metrics.json``
 (the report: per-step GRPO log, held-out results), ``data.json`` (training, held-out ids and measured stages),
@@ -284,7 +285,7 @@ class DecomposerRecipe(Recipe[DecomposerConfig, DecomposerData]):
         seconds["holdout_base"] = round(time.perf_counter() - t0, 1)
         stages: dict[str, Any] = {}
         peft_config = lora_config(c.lora_r, c.lora_alpha, c.lora_dropout, c.lora_targets)
-        best: tuple[float, str] | None = None
+        best: tuple[float, float, str] | None = None
         for number, settings in ((1, c.stage1), (2, c.stage2)):
             name = f"stage{number}"
             if settings.steps <= 0:
@@ -317,10 +318,10 @@ class DecomposerRecipe(Recipe[DecomposerConfig, DecomposerData]):
                 "log": grpo_log(history),
             }
             model.save_pretrained(str(self.checkpoints / f"{name}-adapter"))
-            if best is None or held["recall@10"] > best[0]:
-                best = (held["recall@10"], name)
+            if best is None or (held["recall@10"], held["mean_reward"]) > best[:2]:
+                best = (held["recall@10"], held["mean_reward"], name)  # equal recall: the higher reward
         assert best is not None  # check() refuses a run with no stage
-        chosen = best[1]
+        chosen = best[2]
         self.out.mkdir(parents=True, exist_ok=True)
         for item in (self.checkpoints / f"{chosen}-adapter").iterdir():
             shutil.copy2(item, self.out / item.name)

@@ -44,8 +44,8 @@ def model_card(report: dict[str, Any]) -> str:
         "",
         f"A LoRA adapter (r={cfg['lora_r']}, alpha={cfg['lora_alpha']}, on {', '.join(cfg['lora_targets'])}; "
         f"{report['trainable_parameters']:,} trainable parameters) for `{report['base_model']['name']}`, trained by "
-        "`hopmem finetune decomposer` with TRL's GRPOTrainer. It plans with the planner's own prompt "
-        '(`hopmem.agents.prompts.plan_messages`, reply forced to start with `{"`), and its plans are read by '
+        "`hopmem finetune decomposer` with TRL's GRPOTrainer. It plans with the tuned planner's short prompt "
+        '(`hopmem.agents.prompts.decompose_messages`, reply forced to start with `{"`), and its plans are read by '
         "`hopmem.agents.planner.check_plan` (invalid ones fall back to the rules). Use it with "
         "`HOPMEM_PLANNER=tuned` (and `HOPMEM_PLANNER_ADAPTER=<folder>` for another copy).",
         "",
@@ -87,7 +87,7 @@ def model_card(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
         _row("whole question (no split)", held["whole"]),
         _row("rules", held["rules"]),
-        _row("prompted SmolLM2 (base)", held["prompted"]),
+        _row("SmolLM2 untrained, same prompt", held["prompted"]),
     ]
     for name in ("stage1", "stage2"):
         if name in held:

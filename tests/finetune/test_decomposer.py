@@ -122,3 +122,22 @@ def test_the_cli_documents_the_command() -> None:
     result = run_hopmem("finetune", "decomposer", "--help")
     assert result.returncode == 0, result.stderr
     assert "--stage1-steps" in result.stdout and "--search-cost" in result.stdout
+
+
+def test_the_shipped_adapter_carries_its_card_record_curve_and_disjoint_splits() -> None:
+    from hopmem.agents.tuned_planner import base_model_of, find_decomposer, packaged_decomposer_dir
+    from hopmem.finetune.training_run import TrainingRun
+
+    folder = packaged_decomposer_dir()
+    assert find_decomposer(str(folder), folder) == folder and base_model_of(folder) == "SmolLM2-135M-Instruct"
+    run = TrainingRun.load(folder)
+    assert run.recipe == "decomposer"
+    assert {"stage1 GRPO reward", "stage2 GRPO reward"} <= set(run.curves())
+    assert (folder / "reward_curve.png").stat().st_size > 0 and "## Held-out questions" in (
+        folder / "README.md"
+    ).read_text()
+    data = json.loads((folder / "data.json").read_text())
+    assert data["train_ids"] and data["holdout_ids"] and not set(data["train_ids"]) & set(data["holdout_ids"])
+    assert set(data["stages"].values()) <= {"single", "easy", "hard"}
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert config["r"] <= 16 and set(config["target_modules"]) <= {"q_proj", "k_proj", "v_proj", "o_proj"}

@@ -57,18 +57,23 @@ def eval_qa(
     The options describe one variant; --compare adds, on the same questions, that variant with one piece switched
     off or swapped at a time, and prints one row per variant.
     """
-    from hopmem.eval.qa import PIECES, comparison_variants, evaluate_qa, variant_from_options
+    from hopmem.eval.qa import PIECES, Variant, comparison_variants, evaluate_qa, variant_from_options
 
     config = _settings()
     planners = [p.strip() for p in (planner or config.planner).split(",") if p.strip()]
     unknown = [p for p in planners if p not in PLANNERS]
     if unknown or not planners:
         raise typer.BadParameter(f"unknown planner {unknown[0] if unknown else planner!r}; use {', '.join(PLANNERS)}")
-    options = {"decompose": decompose, "fusion": fusion, "reranker": reranker, "treehop": treehop}
-    base = variant_from_options(planner=planners[0], **options)
+
+    def variant(name: str) -> Variant:
+        return variant_from_options(
+            planner=name, decompose=decompose, fusion=fusion, reranker=reranker, treehop=treehop
+        )
+
+    base = variant(planners[0])
     pieces = [p.strip() for p in vary.split(",") if p.strip()] if vary else list(PIECES)
     variants = comparison_variants(base, default_reranker=config.reranker, pieces=pieces) if compare else [base]
-    variants += [variant_from_options(planner=p, **options) for p in planners[1:]]
+    variants += [variant(p) for p in planners[1:]]
     variants = list({v.name: v for v in variants}.values())
     report = evaluate_qa(
         dataset,

@@ -50,6 +50,7 @@ from hopmem.finetune.reranker_data import portable_adapter_config
 from hopmem.memory.datasets.beir import folder_hash
 from hopmem.memory.datasets.metrics import recall_at_k
 from hopmem.memory.errors import InputError
+from hopmem.memory.model_paths import display_path
 
 if TYPE_CHECKING:
     from hopmem.memory.embeddings import Embedder
@@ -328,7 +329,7 @@ class DecomposerRecipe(Recipe[DecomposerConfig, DecomposerData]):
         seconds["total"] = round(self.elapsed(), 1)
         return {
             "recipe": self.name,
-            "config": {**asdict(c), "datasets": list(c.datasets)},
+            "config": {**asdict(c), "datasets": [display_path(d) for d in c.datasets]},
             "base_model": {"name": c.base_model, "loaded_as": llm.name},
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "data": data.rule,

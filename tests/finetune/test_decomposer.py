@@ -139,5 +139,7 @@ def test_the_shipped_adapter_carries_its_card_record_curve_and_disjoint_splits()
     data = json.loads((folder / "data.json").read_text())
     assert data["train_ids"] and data["holdout_ids"] and not set(data["train_ids"]) & set(data["holdout_ids"])
     assert set(data["stages"].values()) <= {"single", "easy", "hard"}
+    shipped = (folder / "metrics.json").read_text() + (folder / "README.md").read_text()
+    assert str(Path.home()) not in shipped and '"/' not in shipped  # no path of the training machine ships
     config = json.loads((folder / "adapter_config.json").read_text())
     assert config["r"] <= 16 and set(config["target_modules"]) <= {"q_proj", "k_proj", "v_proj", "o_proj"}

@@ -1,8 +1,9 @@
 """The tuned planner: SmolLM2 with the LoRA adapter ``hopmem finetune decomposer`` trained with GRPO.
 
-With ``Settings.planner = "tuned"`` the agent plans with this model instead of the rules or the prompted LLM: the same
-prompt (:func:`hopmem.agents.prompts.plan_messages`) and the same checks as the prompted planner
-(:func:`hopmem.agents.planner.plan_question` with ``decide="llm"`` and this model as ``plan_llm``): the reply starts
+With ``Settings.planner = "tuned"`` the agent plans with this model instead of the rules or the prompted LLM: its own
+short prompt (:func:`hopmem.agents.prompts.decompose_messages`, three examples where the prompted planner's
+:func:`~hopmem.agents.prompts.plan_messages` has five) and the same checks as the prompted planner
+(:func:`hopmem.agents.planner.plan_question` with ``decide="tuned"`` and this model as ``plan_llm``): the reply starts
 with a forced ``{"``, is parsed against :func:`hopmem.agents.planner.plan_schema` and checked by
 :func:`hopmem.agents.planner.check_plan`; anything invalid falls back to the rules (``source="fallback"``, counted
 by ``hopmem eval qa`` as fallbacks). Training (:mod:`hopmem.finetune.decomposer`) uses exactly this prompt and this

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from hopmem.agents.bridge import bridge_answer
 from hopmem.agents.evidence import as_passages, passage_text
 from hopmem.agents.llm.schema import parse_json_reply
-from hopmem.agents.llm.transformers_llm import _json_part
+from hopmem.agents.llm.transformers_llm import json_part
 from hopmem.agents.planner import check_plan, fill_placeholders, plan_schema
 from hopmem.finetune.rewards import RewardLog, completion_text
 from hopmem.memory.datasets.metrics import ndcg_at_k, recall_at_k
@@ -96,7 +96,7 @@ def parse_plan(completion: str, question: str, max_subqueries: int) -> tuple[str
         HopmemError, ValueError: on invalid JSON, a schema break or a plan :func:`check_plan` refuses.
     """
     text = JSON_PREFIX + completion
-    reply = parse_json_reply(_json_part(text), plan_schema(max_subqueries), source="decomposer rollout")
+    reply = parse_json_reply(json_part(text), plan_schema(max_subqueries), source="decomposer rollout")
     return check_plan(reply, question, max_subqueries=max_subqueries)
 
 

@@ -288,7 +288,7 @@ class TransformersLLM:
         completion = self._run(
             messages, max_tokens=max_tokens, temperature=temperature, stop=None, repeat_penalty=1.0, prefix=prefix
         )
-        value = parse_json_reply(_json_part(completion.text), schema, source=f"transformers model {self.name}")
+        value = parse_json_reply(json_part(completion.text), schema, source=f"transformers model {self.name}")
         return value, completion
 
 
@@ -311,7 +311,7 @@ def _stop_prefix_len(text: str, stop: list[str] | None) -> int:
     return best
 
 
-def _json_part(text: str) -> str:
+def json_part(text: str) -> str:
     """The JSON value in ``text``: without a Markdown code fence, from the first ``{``/``[`` to the last ``}``/``]``."""
     body = text.strip()
     if body.startswith("```"):

@@ -13,7 +13,7 @@ pytest.importorskip("gguf", reason="the transformers extra is not installed")
 
 from hopmem.agents.llm import load_llm
 from hopmem.agents.llm.schema import schema_errors
-from hopmem.agents.llm.transformers_llm import TransformersLLM, _json_part, _stop_prefix_len
+from hopmem.agents.llm.transformers_llm import TransformersLLM, _stop_prefix_len, json_part
 from hopmem.memory.errors import ConfigError, LLMError, ModelNotAvailableError
 
 MODEL = "SmolLM2-135M-Instruct"
@@ -128,7 +128,7 @@ def test_complete_json_raises_llm_error_when_the_reply_is_cut_off_or_breaks_the_
     ],
 )
 def test_the_json_value_is_taken_out_of_fences_and_chatter(text: str, part: str) -> None:
-    assert _json_part(text) == part
+    assert json_part(text) == part
 
 
 def test_text_that_may_begin_a_stop_string_is_held_back() -> None:

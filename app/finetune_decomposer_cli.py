@@ -25,6 +25,27 @@ def finetune_decomposer(
     ] = None,
     splits: Annotated[str, typer.Option(help="comma-separated qrels splits whose questions train")] = "train",
     holdout: Annotated[int, typer.Option(min=1, help="questions held out to choose the stage kept")] = 40,
+    reserve: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=N: keep the first N judged questions of the folder NAME out of training (the ones "
+            "`hopmem eval qa --max-queries N` runs); repeat for several"
+        ),
+    ] = None,
+    warmup_steps: Annotated[
+        int, typer.Option(min=0, help="supervised steps on each question's reward-best enumerated plan (0: none)")
+    ] = 0,
+    warmup_batch: Annotated[int, typer.Option(min=1, help="examples per warm-up step")] = 4,
+    warmup_lr: Annotated[float, typer.Option(min=0.0, help="learning rate of the warm-up")] = 3e-4,
+    warmup_samples: Annotated[
+        int, typer.Option(min=0, help="plans sampled from the base model per question as extra candidates")
+    ] = 0,
+    warmup_split_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=0.9, help="repeat non-whole targets until they are this share of the warm-up's examples"
+        ),
+    ] = 0.0,
     max_train: Annotated[int, typer.Option(min=0, help="most training questions (0: all)")] = 0,
     stage1_steps: Annotated[
         int, typer.Option(min=0, help="GRPO steps on single-search and easy bridge questions")
@@ -50,6 +71,7 @@ def finetune_decomposer(
     from hopmem.agents.tuned_planner import default_decomposer_dir
     from hopmem.finetune.decomposer import DecomposerConfig, train_decomposer
     from hopmem.finetune.decomposer_reward import RewardWeights
+    from hopmem.finetune.decomposer_warmup import WarmupSettings
     from hopmem.finetune.grpo import GRPOSettings
     from hopmem.memory.embeddings import load_embedder
 
@@ -78,9 +100,18 @@ def finetune_decomposer(
         output=str(output or default_decomposer_dir(config.cache_dir)),
         splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
         holdout=holdout,
+        reserve=tuple(reserve or ()),
         max_train=max_train,
         lora_r=lora_r,
         lora_alpha=2 * lora_r,
+        warmup=WarmupSettings(
+            steps=warmup_steps,
+            batch_size=warmup_batch,
+            lr=warmup_lr,
+            samples=warmup_samples,
+            split_share=warmup_split_share,
+            sample_tokens=completion_tokens,
+        ),
         stage1=stage(stage1_steps),
         stage2=stage(stage2_steps),
         reward=RewardWeights(metric=metric, search_cost=search_cost, max_subqueries=config.max_subqueries),

@@ -9,13 +9,19 @@ forced ``{"`` that inference gives it, and only a LoRA adapter on the attention 
 by RSF as the agent does and scores the fused list against the supporting passages (recall@10 or nDCG@10), minus a
 cost per extra search, plus a format term; an invalid plan earns the format penalty only.
 
+Warm-up (:mod:`hopmem.finetune.decomposer_warmup`, expert iteration): before GRPO, each training question's
+candidate plans (whole, the rules' plan, the chain ``[q, "{1} q"]``, optionally plans sampled from the base model)
+are scored with the same reward, and the adapter is first trained with supervision to write the reward-best one, so
+that GRPO starts from a policy that writes valid plans and now and then a chain or a split (which the base model
+almost never did, leaving GRPO no signal toward them).
+
 Curriculum (ACQO's two stages, :mod:`hopmem.finetune.decomposer_data`): stage 1 trains on questions whose whole-
 question search already finds every supporting passage and on easy bridge questions, stage 2 adds the hard ones;
 membership is measured with the whole question's own search, not hand-labelled. A seeded share of the questions is
-held out; after each stage the adapter plans every held-out question greedily (as the agent would) and the stage
-whose plans retrieve most (invalid plans replaced by the rules' plan, which is what the agent does with them; on equal
-recall the higher mean reward) is the adapter kept. The untrained base model (same prompt) and the rules are measured
-on the same held-out questions for the card.
+held out; after the warm-up and each stage the adapter plans every held-out question greedily (as the agent would)
+and the one whose plans retrieve most (invalid plans replaced by the rules' plan, which is what the agent does with
+them; on equal recall the higher mean reward) is the adapter kept. The untrained base model (same prompt) and the
+rules are measured on the same held-out questions for the card.
 
 Files written to ``output``: the adapter, ``hopmem_planner.json`` (base model; what inference reads), ``metrics.json``
 (the report: per-step GRPO log, held-out results), ``data.json`` (training, held-out ids and measured stages),
@@ -41,9 +47,11 @@ from hopmem.finetune.decomposer_data import (
     assign_stages,
     curriculum,
     read_questions,
+    reserved_ids,
     split_holdout,
 )
 from hopmem.finetune.decomposer_reward import JSON_PREFIX, PlanEnvironment, PlanLog, RewardWeights, plan_reward_func
+from hopmem.finetune.decomposer_warmup import WarmupSettings, run_warmup, sample_plans, target_summary, warmup_targets
 from hopmem.finetune.grpo import GRPOSettings, grpo_log, lora_config, run_grpo
 from hopmem.finetune.recipe import Recipe, TrainContext
 from hopmem.finetune.reranker_data import portable_adapter_config
@@ -76,8 +84,11 @@ class DecomposerConfig:
         splits: qrels splits whose questions are used (each folder's that exist).
         base_model: the planner's model (packaged alias, GGUF file or checkpoint folder).
         holdout: questions held out to choose the checkpoint (never trained on).
+        reserve: ``NAME=N`` entries: the first N judged questions of the folder NAME are kept out of training and
+            of the held-out set, for evaluation (:func:`hopmem.finetune.decomposer_data.reserved_ids`).
         max_train: most training questions (0: all the rest).
         lora_r, lora_alpha, lora_dropout, lora_targets: the LoRA adapter (small: attention projections).
+        warmup: the supervised warm-up on reward-best enumerated plans (``steps = 0`` skips it).
         stage1, stage2: the GRPO settings of the curriculum's stages (``steps = 0`` skips one).
         reward: the reward's terms.
         deep_k: the deeper cut that tells easy bridge questions from hard ones.
@@ -93,11 +104,13 @@ class DecomposerConfig:
     splits: tuple[str, ...] = ("train",)
     base_model: str = DEFAULT_BASE_MODEL
     holdout: int = 40
+    reserve: tuple[str, ...] = ()
     max_train: int = 0
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = ATTENTION
+    warmup: WarmupSettings = field(default_factory=WarmupSettings)
     stage1: GRPOSettings = field(default_factory=lambda: _stage(25))
     stage2: GRPOSettings = field(default_factory=lambda: _stage(25))
     reward: RewardWeights = field(default_factory=RewardWeights)
@@ -252,13 +265,17 @@ class DecomposerRecipe(Recipe[DecomposerConfig, DecomposerData]):
     def check(self) -> None:
         if not self.config.datasets:
             raise InputError("Give at least one BEIR folder with supporting passages to train on (--dataset).")
-        if self.config.stage1.steps <= 0 and self.config.stage2.steps <= 0:
-            raise InputError("Both curriculum stages have 0 steps; give --stage1-steps or --stage2-steps.")
+        c = self.config
+        if c.stage1.steps <= 0 and c.stage2.steps <= 0 and c.warmup.steps <= 0:
+            raise InputError(
+                "The warm-up and both curriculum stages have 0 steps; give --warmup-steps or --stage1-steps."
+            )
 
     def load_data(self) -> DecomposerData:
         c = self.config
         questions = read_questions(c.datasets, c.splits)
-        data = split_holdout(questions, holdout=c.holdout, max_train=c.max_train, seed=c.seed)
+        reserved = reserved_ids(c.datasets, c.splits, c.reserve)
+        data = split_holdout(questions, holdout=c.holdout, max_train=c.max_train, seed=c.seed, reserved=reserved)
         assign_stages(data.train, lambda q: self.env.whole_recall(q.dataset, q.text, q.supporting))
         data.rule.update(
             {
@@ -287,6 +304,13 @@ class DecomposerRecipe(Recipe[DecomposerConfig, DecomposerData]):
         stages: dict[str, Any] = {}
         peft_config = lora_config(c.lora_r, c.lora_alpha, c.lora_dropout, c.lora_targets)
         best: tuple[float, float, str] | None = None
+        if c.warmup.steps > 0:
+            model, stages["warmup"], seconds["warmup"] = self._warmup(model, tokenizer, data, peft_config)
+            t0 = time.perf_counter()
+            holdout["warmup"] = holdout_metrics(self.env, data.holdout, greedy_plans(model, tokenizer, data.holdout, c))
+            seconds["holdout_warmup"] = round(time.perf_counter() - t0, 1)
+            model.save_pretrained(str(self.checkpoints / "warmup-adapter"))
+            best = (holdout["warmup"]["recall@10"], holdout["warmup"]["mean_reward"], "warmup")
         for number, settings in ((1, c.stage1), (2, c.stage2)):
             name = f"stage{number}"
             if settings.steps <= 0:
@@ -321,7 +345,7 @@ class DecomposerRecipe(Recipe[DecomposerConfig, DecomposerData]):
             model.save_pretrained(str(self.checkpoints / f"{name}-adapter"))
             if best is None or (held["recall@10"], held["mean_reward"]) > best[:2]:
                 best = (held["recall@10"], held["mean_reward"], name)  # equal recall: the higher reward
-        assert best is not None  # check() refuses a run with no stage
+        assert best is not None  # check() refuses a run with no stage and no warm-up
         chosen = best[2]
         self.out.mkdir(parents=True, exist_ok=True)
         for item in (self.checkpoints / f"{chosen}-adapter").iterdir():
@@ -338,6 +362,38 @@ class DecomposerRecipe(Recipe[DecomposerConfig, DecomposerData]):
             "chosen": chosen,
             "seconds": seconds,
         }
+
+    def _warmup(self, model: Any, tokenizer: Any, data: DecomposerData, peft_config: Any) -> tuple[Any, dict, float]:
+        """Enumerate and score each training question's candidate plans, then train the fresh LoRA adapter on the
+        reward-best ones (:mod:`hopmem.finetune.decomposer_warmup`). Returns the adapted model, the report's
+        ``warmup`` entry and the seconds it took."""
+        from peft import get_peft_model
+
+        c = self.config
+        t0 = time.perf_counter()
+        sampled = sample_plans(model, tokenizer, data.train, c.warmup, c.max_subqueries)
+        targets = warmup_targets(self.env, data.train, sampled, c.max_subqueries)
+        summary = target_summary(targets)
+        log.info("warm-up targets: %s", summary)
+        target_seconds = round(time.perf_counter() - t0, 1)
+        model = get_peft_model(model, peft_config)
+        trained = run_warmup(
+            model,
+            tokenizer,
+            targets,
+            c.warmup,
+            max_subqueries=c.max_subqueries,
+            seed=c.seed,
+            progress=self.context.progress,
+        )
+        entry = {
+            "settings": asdict(c.warmup),
+            "targets": summary,
+            "target_seconds": target_seconds,
+            **{k: v for k, v in trained.items() if k != "loss_history"},
+            "log": [{"step": n + 1, "loss": v} for n, v in enumerate(trained["loss_history"])],
+        }
+        return model, entry, round(time.perf_counter() - t0, 1)
 
     def write(self, report: dict[str, Any], data: DecomposerData) -> None:
         from hopmem.finetune.decomposer_card import model_card, save_reward_curve

@@ -33,6 +33,36 @@ def _row(name: str, held: dict[str, Any]) -> str:
     )
 
 
+def _reserved_lines(data: dict[str, Any]) -> list[str]:
+    reserved = data.get("reserved")
+    if not reserved:
+        return []
+    parts = [f"the first {r['first']} judged questions of {name} ({r['split']})" for name, r in reserved.items()]
+    return [
+        f"- reserved for evaluation, never trained on nor held out: {'; '.join(parts)} - the questions "
+        "`hopmem eval qa --max-queries N` runs on that folder (ids in `data.json`, `reserved_ids`); the dev split is "
+        "never read"
+    ]
+
+
+def _warmup_lines(warmup: dict[str, Any] | None) -> list[str]:
+    if not warmup:
+        return []
+    t, s = warmup["targets"], warmup["settings"]
+    sampled = f"{s['samples']} sampled from the base model" if s["samples"] else "none sampled from the base model"
+    return [
+        f"- warm-up (expert iteration): each of the {t['questions']} training questions' candidate plans (whole, the "
+        f'rules\' plan, the chain `[q, "{{1}} q"]`; {sampled}) were scored with the reward above and the best '
+        "(ties: fewer searches, then whole) became its supervised target: the adapter imitates reward-best plans "
+        f"found by enumeration with the supporting passages in hand. Winning candidate {t['sources']}, target modes "
+        f"{t['counts']} ({t['modes']}); target recall@10 {t['target_recall@10']} against {t['whole_recall@10']} for "
+        f"the whole question; targets found in {warmup['target_seconds']} s",
+        f"- warm-up training: {warmup['steps']} steps x {s['batch_size']} examples, lr {s['lr']}, non-whole targets "
+        f"repeated to {warmup['split_examples']} of the examples (split_share {s['split_share']}); loss "
+        f"{warmup['first_loss']} (first 10 steps) -> {warmup['final_loss']} (last 10)",
+    ]
+
+
 def model_card(report: dict[str, Any]) -> str:
     """The card: data, curriculum, reward, both stages' settings and results, held-out comparison, command."""
     cfg = report["config"]
@@ -53,6 +83,7 @@ def model_card(report: dict[str, Any]) -> str:
         f"- folders: {', '.join(Path(d).name for d in cfg['datasets'])} (splits {', '.join(cfg['splits'])}); "
         f"{data['available']} questions with 2+ supporting passages, {data['holdout']} held out (seed "
         f"{data['seed']}) to choose the stage kept, {data['train']} trained on; ids in `data.json`",
+        *_reserved_lines(data),
         f"- curriculum stages measured by the whole question's own hybrid search ({data.get('stage_rule')}): "
         f"{data.get('stages')}; stage 1 trains on single + easy, stage 2 on all",
         "",
@@ -63,6 +94,7 @@ def model_card(report: dict[str, Any]) -> str:
         f"for a valid plan; an invalid plan (JSON or `check_plan`) earns {reward['invalid']} only",
         "",
         "## Training",
+        *_warmup_lines(report.get("warmup")),
     ]
     for name in ("stage1", "stage2"):
         stage = report.get(name)
@@ -89,9 +121,10 @@ def model_card(report: dict[str, Any]) -> str:
         _row("rules", held["rules"]),
         _row("SmolLM2 untrained, same prompt", held["prompted"]),
     ]
-    for name in ("stage1", "stage2"):
+    for name in ("warmup", "stage1", "stage2"):
         if name in held:
-            lines.append(_row(f"tuned, after {name}" + (" (kept)" if report["chosen"] == name else ""), held[name]))
+            label = "tuned, after the warm-up" if name == "warmup" else f"tuned, after {name}"
+            lines.append(_row(label + (" (kept)" if report["chosen"] == name else ""), held[name]))
     sec = report["seconds"]
     machine = report.get("machine", {})
     lines += [

@@ -6,8 +6,10 @@ known: BEIR folders with ``metadata.supporting`` or qrels, read with the TreeHop
 keeps its own corpus (the reward searches the folder the question came from), so document ids are not namespaced.
 
 Questions are split by question, seeded: ``holdout`` of them choose the checkpoint (never trained on), the rest
-train. The curriculum stage of a training question is *measured*, not hand-labelled: the memory's hybrid search runs
-the whole question once (:meth:`hopmem.finetune.decomposer_reward.PlanEnvironment.whole_recall`) and
+train, except the questions reserved for evaluation (``--reserve NAME=N``: the first N judged questions of a folder,
+the ones ``hopmem eval qa --max-queries N`` runs), which are in neither. The curriculum stage of a training question
+is *measured*, not hand-labelled: the memory's hybrid search runs the whole question once
+(:meth:`hopmem.finetune.decomposer_reward.PlanEnvironment.whole_recall`) and
 
 * ``single``: its top ``k`` (10) already holds every supporting passage - one search suffices;
 * ``easy``: not in the top ``k``, but within the top ``deep_k`` (30) - an easy bridge (the second passage is near);
@@ -60,6 +62,7 @@ class DecomposerData:
     train: list[DecomposerQuestion]
     holdout: list[DecomposerQuestion]
     rule: dict[str, Any] = field(default_factory=dict)
+    reserved: dict[str, list[str]] = field(default_factory=dict)
 
     def stage_counts(self) -> dict[str, int]:
         """Training questions per measured stage."""
@@ -73,6 +76,7 @@ class DecomposerData:
             "rule": self.rule,
             "train_ids": [q.id for q in self.train],
             "holdout_ids": [q.id for q in self.holdout],
+            "reserved_ids": self.reserved,
             "stages": {q.id: q.stage for q in self.train},
         }
 
@@ -103,20 +107,65 @@ def read_questions(datasets: Sequence[str], splits: Sequence[str]) -> list[Decom
     return out
 
 
-def split_holdout(questions: list[DecomposerQuestion], *, holdout: int, max_train: int, seed: int) -> DecomposerData:
-    """A seeded split by question: ``holdout`` questions to choose the checkpoint, at most ``max_train`` to train.
+def reserved_ids(datasets: Sequence[str], splits: Sequence[str], reserve: Sequence[str]) -> dict[str, Any]:
+    """The questions kept out of training for evaluation: for each ``NAME=N`` of ``reserve``, the first ``N`` judged
+    questions of the folder named ``NAME`` in its first split of ``splits`` - exactly the ones
+    ``hopmem eval qa --dataset <folder> --split <split> --max-queries N`` runs, so that evaluation sees no question
+    the decomposer trained on or chose its checkpoint with.
+
+    Returns:
+        ``{name: {"split", "first", "ids"}}``.
+
+    Raises:
+        InputError: on a malformed entry or a name that is no given folder.
+    """
+    from hopmem.memory.datasets.beir import load_dataset
+
+    out: dict[str, Any] = {}
+    for entry in reserve:
+        name, _, count = entry.partition("=")
+        if not count.strip().isdigit():
+            raise InputError(f"--reserve takes NAME=N (a folder name and a question count), not {entry!r}.")
+        roots = [Path(d).expanduser() for d in datasets if Path(d).expanduser().resolve().name == name.strip()]
+        if not roots:
+            raise InputError(f"--reserve names {name!r}, which is none of the training folders.")
+        split = next((s for s in splits if (roots[0] / "qrels" / f"{s}.tsv").is_file()), None)
+        if split is None:
+            raise InputError(f"{roots[0]} has none of the splits {', '.join(splits)} to reserve questions from.")
+        first = int(count)
+        ids = [q.id for q in load_dataset(roots[0], split).queries[:first]]
+        out[name.strip()] = {"split": split, "first": first, "ids": ids}
+    return out
+
+
+def split_holdout(
+    questions: list[DecomposerQuestion],
+    *,
+    holdout: int,
+    max_train: int,
+    seed: int,
+    reserved: dict[str, Any] | None = None,
+) -> DecomposerData:
+    """A seeded split by question: ``holdout`` questions to choose the checkpoint, at most ``max_train`` to train;
+    the ``reserved`` questions (:func:`reserved_ids`) are in neither.
 
     Raises:
         InputError: when nothing is left to train on.
     """
-    order = list(questions)
+    kept_out = {(name, i) for name, r in (reserved or {}).items() for i in r["ids"]}
+    order = [q for q in questions if (Path(q.dataset).resolve().name, q.id) not in kept_out]
     random.Random(seed).shuffle(order)
     held, rest = order[:holdout], order[holdout:]
     train = rest[:max_train] if max_train > 0 else rest
     if not train:
         raise InputError(f"{len(questions)} questions leave none to train on after holding out {holdout}.")
-    rule = {"seed": seed, "holdout": len(held), "train": len(train), "available": len(questions)}
-    return DecomposerData(train, held, rule)
+    rule: dict[str, Any] = {"seed": seed, "holdout": len(held), "train": len(train), "available": len(questions)}
+    if reserved:
+        rule["reserved"] = {n: {"split": r["split"], "first": r["first"]} for n, r in reserved.items()}
+        rule["reserved_questions"] = len(questions) - len(order)
+    data = DecomposerData(train, held, rule)
+    data.reserved = {n: list(r["ids"]) for n, r in (reserved or {}).items()}
+    return data
 
 
 def stage_of(recall_k: float, recall_deep: float) -> Stage:

@@ -89,6 +89,7 @@ def curves_of(report: dict[str, Any]) -> dict[str, Curve]:
             log = (report.get(stage) or {}).get("log")
             found[f"{stage} GRPO loss"] = _log_points(log, "loss")
             found[f"{stage} GRPO reward"] = _log_points(log, "reward")
+        found["warm-up loss"] = _log_points((report.get("warmup") or {}).get("log"), "loss")  # decomposer
         found["loss"] = _points(report.get("loss_history"))
         found["stage2 loss"] = _points((report.get("stage2") or {}).get("loss_history"))
     return {name: points for name, points in found.items() if points}

@@ -1,0 +1,283 @@
+"""The decomposer's warm-up before GRPO: imitate, per training question, the reward-best plan found by enumeration.
+
+GRPO only reinforces what the policy already samples. Trained from SmolLM2's prompted behaviour, 32 GRPO steps
+learned the JSON format and "keep the question whole", never the chain or split plans that help on bridge and
+comparison questions, because the policy almost never wrote them (no group with a good chain, no signal toward
+one). This stage is expert iteration (rejection-sampling fine-tuning, as rank-r1's supervised warm-up teaches its
+format first): for each training question a handful of candidate plans is enumerated -
+
+* ``whole``: keep the question whole;
+* ``rules``: the rule planner's plan (:func:`hopmem.agents.planner.rule_plan`: a chain ``[q, "{1} q"]``, a parallel
+  split of a comparison, or whole);
+* ``chain``: the chain ``[q, "{1} q"]`` even where the rules split in parallel or keep the question whole;
+* ``sampled``: a few plans sampled from the base model with the tuned planner's own prompt -
+
+each is scored with the SAME reward GRPO uses (:meth:`hopmem.finetune.decomposer_reward.PlanEnvironment.score`:
+the plan's searches RSF-fused, recall@10 or nDCG@10 against the supporting passages, minus the search cost, plus the
+format term; a plan ``check_plan`` refuses earns the penalty), and the best one (ties: fewer searches, then the
+order above, so ``whole`` first) becomes the question's supervised target. The LoRA adapter is then trained on those
+targets with :func:`hopmem.finetune.sft.run_sft` (loss on the reply's tokens only), and GRPO continues from it.
+
+What the warm-up imitates is therefore the reward's own best plan among the enumerated ones, chosen with the
+supporting passages in hand; the model must learn to tell from the question alone which kind of plan pays, and GRPO
+then refines that choice from the adapter's own samples.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hopmem.agents.planner import MAX_QUERY_CHARS, rule_plan
+from hopmem.agents.prompts import decompose_messages
+from hopmem.finetune.decomposer_reward import JSON_PREFIX, PlanScore
+from hopmem.finetune.sft import SFTSettings, run_sft
+
+if TYPE_CHECKING:
+    from hopmem.finetune.decomposer_data import DecomposerQuestion
+    from hopmem.finetune.decomposer_reward import PlanEnvironment
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("whole", "rules", "chain", "sampled")
+"""Candidate sources in tie-break order (an equal reward and equal searches go to the earlier one)."""
+
+
+@dataclass(frozen=True)
+class WarmupSettings:
+    """The warm-up's knobs (recorded in ``metrics.json``).
+
+    Args:
+        steps: supervised optimiser steps (0 skips the warm-up).
+        batch_size: examples per step.
+        lr: learning rate of the LoRA weights.
+        samples: plans sampled from the base model per question as extra candidates (0: none).
+        temperature: their sampling temperature.
+        sample_tokens: most tokens of a sampled plan.
+        split_share: non-whole targets (chains, splits) are repeated until they make up at least this share of the
+            warm-up's examples (0: the targets as found). The reward-best plan is whole for most questions, so without
+            it the warmed policy would rarely sample a chain or a split and GRPO would again see no group that holds
+            one; the repetition changes how often the policy tries them, not which plan is a question's target.
+    """
+
+    steps: int = 0
+    batch_size: int = 4
+    lr: float = 3e-4
+    samples: int = 2
+    temperature: float = 1.0
+    sample_tokens: int = 96
+    split_share: float = 0.0
+
+    def sft(self) -> SFTSettings:
+        """The supervised loop's settings."""
+        return SFTSettings(steps=self.steps, batch_size=self.batch_size, lr=self.lr)
+
+
+@dataclass
+class Candidate:
+    """One enumerated plan: where it came from, its completion (the text after ``{"``) and what it earned."""
+
+    source: str
+    completion: str
+    score: PlanScore | None = None
+
+
+@dataclass
+class WarmupTarget:
+    """A training question's supervised target: the reward-best candidate, and every candidate's reward."""
+
+    question: DecomposerQuestion
+    best: Candidate
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+def plan_completion(mode: str, queries: Sequence[str]) -> str:
+    """A plan as the model writes it after the forced ``{"`` (the prompt's examples' JSON layout)."""
+    text = json.dumps({"mode": mode, "queries": list(queries)}, ensure_ascii=False)
+    return text[len(JSON_PREFIX) :]
+
+
+def fit_query(text: str, limit: int = MAX_QUERY_CHARS) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters (a plan's query may not be longer; a whole
+    plan's query is replaced by the question anyway, so cutting it changes nothing the agent searches)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut[:limit].rstrip(" ,;:")
+
+
+def enumerated_candidates(question: str, max_subqueries: int) -> list[Candidate]:
+    """The whole, rules and chain candidates of ``question`` (distinct completions only, in tie-break order).
+
+    A plan's queries are at most :data:`MAX_QUERY_CHARS` characters (the plan schema's limit), so for a long question
+    the whole plan carries the question cut at a word boundary, and the chain chains the cut question
+    (``[cut, "{1} cut"]``); the rules' own chain of a long question breaks the schema and scores as invalid.
+    """
+    rule_mode, rule_queries = rule_plan(question, max_subqueries=max_subqueries)
+    plans = [("whole", "whole", [fit_query(question)]), ("rules", rule_mode, rule_queries)]
+    if max_subqueries >= 2:
+        short = fit_query(question, MAX_QUERY_CHARS - 4)
+        plans.append(("chain", "sequential", [short, "{1} " + short]))
+    out: list[Candidate] = []
+    seen: set[str] = set()
+    for source, mode, queries in plans:
+        completion = plan_completion(mode, queries)
+        if completion not in seen:
+            seen.add(completion)
+            out.append(Candidate(source, completion))
+    return out
+
+
+def _rank(candidate: Candidate) -> tuple[float, int, int]:
+    score = candidate.score
+    assert score is not None  # scored before ranking
+    return (round(score.reward, 6), -score.searches, -SOURCES.index(candidate.source))
+
+
+def choose_target(env: PlanEnvironment, question: DecomposerQuestion, candidates: Sequence[Candidate]) -> WarmupTarget:
+    """Score every candidate with the plan reward and keep the best (ties: fewer searches, then source order)."""
+    scored: list[Candidate] = []
+    seen: set[str] = set()
+    for c in candidates:
+        if c.completion in seen:
+            continue
+        seen.add(c.completion)
+        c.score = env.score(c.completion, question.text, question.dataset, question.supporting)
+        scored.append(c)
+    best = max(scored, key=_rank)
+    return WarmupTarget(question, best, scored)
+
+
+def sample_plans(
+    model: Any, tokenizer: Any, questions: Sequence[DecomposerQuestion], settings: WarmupSettings, max_subqueries: int
+) -> list[list[str]]:
+    """``settings.samples`` completions per question, sampled from ``model`` with the tuned planner's prompt."""
+    import torch
+
+    from hopmem.finetune.decomposer import plan_prompt
+
+    if settings.samples <= 0:
+        return [[] for _ in questions]
+    tokenizer.padding_side = "left"
+    out: list[list[str]] = []
+    model.eval()
+    per_batch = max(1, 8 // settings.samples)
+    for start in range(0, len(questions), per_batch):
+        chunk = questions[start : start + per_batch]
+        prompts = [plan_prompt(tokenizer, q.text, max_subqueries) for q in chunk for _ in range(settings.samples)]
+        encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.inference_mode():
+            generated = model.generate(
+                **encoded,
+                max_new_tokens=settings.sample_tokens,
+                do_sample=True,
+                temperature=settings.temperature,
+                top_p=1.0,
+                top_k=0,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        width = encoded["input_ids"].shape[1]
+        texts = [tokenizer.decode(row[width:], skip_special_tokens=True) for row in generated]
+        out += [texts[i * settings.samples : (i + 1) * settings.samples] for i in range(len(chunk))]
+    return out
+
+
+def warmup_targets(
+    env: PlanEnvironment,
+    questions: Sequence[DecomposerQuestion],
+    sampled: Sequence[Sequence[str]],
+    max_subqueries: int,
+) -> list[WarmupTarget]:
+    """Every training question's target: the best of its enumerated and sampled candidates under the reward."""
+    targets = []
+    for q, samples in zip(questions, sampled, strict=True):
+        candidates = enumerated_candidates(q.text, max_subqueries) + [Candidate("sampled", s) for s in samples]
+        targets.append(choose_target(env, q, candidates))
+    return targets
+
+
+def target_summary(targets: Sequence[WarmupTarget]) -> dict[str, Any]:
+    """What the targets are: the share of each winning source and plan mode, and their mean recall and reward
+    against the whole question's (the card's "target modes")."""
+    n = max(1, len(targets))
+    sources: dict[str, int] = {}
+    modes: dict[str, int] = {}
+    valid_samples = total_samples = 0
+    for t in targets:
+        score = t.best.score
+        assert score is not None
+        sources[t.best.source] = sources.get(t.best.source, 0) + 1
+        modes[score.mode] = modes.get(score.mode, 0) + 1
+        for c in t.candidates:
+            if c.source == "sampled":
+                total_samples += 1
+                valid_samples += bool(c.score and c.score.valid)
+    whole = [next((c.score for c in t.candidates if c.source == "whole"), None) for t in targets]
+    return {
+        "questions": len(targets),
+        "sources": {k: round(v / n, 4) for k, v in sorted(sources.items())},
+        "modes": {k: round(v / n, 4) for k, v in sorted(modes.items())},
+        "counts": dict(sorted(modes.items())),
+        "target_recall@10": round(sum(t.best.score.recall for t in targets if t.best.score) / n, 4),
+        "whole_recall@10": round(sum(s.recall for s in whole if s) / n, 4),
+        "target_reward": round(sum(t.best.score.reward for t in targets if t.best.score) / n, 4),
+        "sampled_valid": round(valid_samples / total_samples, 4) if total_samples else None,
+    }
+
+
+def warmup_rows(targets: Sequence[WarmupTarget], max_subqueries: int) -> list[dict[str, Any]]:
+    """Supervised rows for :func:`run_sft`: the tuned planner's chat prompt and the target plan as the reply (the
+    forced ``{"`` included, so the tokens trained on are the ones inference continues from)."""
+    return [
+        {
+            "prompt": decompose_messages(t.question.text, max_subqueries=max_subqueries),
+            "reply": JSON_PREFIX + t.best.completion,
+        }
+        for t in targets
+    ]
+
+
+def balanced(targets: Sequence[WarmupTarget], share: float, seed: int) -> list[WarmupTarget]:
+    """``targets`` with the non-whole ones repeated (cycled in a seeded order) until they make up ``share`` of the
+    list; unchanged when ``share`` is 0, already met, or there is no non-whole target."""
+    import random
+
+    split = [t for t in targets if t.best.score is not None and t.best.score.mode != "whole"]
+    out = list(targets)
+    if share <= 0 or not split or share >= 1:
+        return out
+    whole = len(out) - len(split)
+    need = int(share * whole / (1 - share) + 0.999) - len(split)
+    order = list(split)
+    random.Random(seed).shuffle(order)
+    out += [order[i % len(order)] for i in range(max(0, need))]
+    return out
+
+
+def run_warmup(
+    model: Any,
+    tokenizer: Any,
+    targets: Sequence[WarmupTarget],
+    settings: WarmupSettings,
+    *,
+    max_subqueries: int,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Supervised training of ``model`` (a trainable ``PeftModel``) on the targets; the loss history and settings."""
+    examples = balanced(targets, settings.split_share, seed)
+    rows = warmup_rows(examples, max_subqueries)
+    result = run_sft(model, tokenizer, rows, settings.sft(), seed=seed, progress=progress)
+    losses = result["loss_history"]
+    tail = losses[-10:]
+    split = sum(1 for t in examples if t.best.score is not None and t.best.score.mode != "whole")
+    return {
+        **result,
+        "distinct_targets": len(targets),
+        "split_examples": round(split / max(1, len(examples)), 4),
+        "first_loss": round(sum(losses[:10]) / max(1, len(losses[:10])), 4),
+        "final_loss": round(sum(tail) / max(1, len(tail)), 4),
+    }

@@ -1,0 +1,211 @@
+"""The decomposer's warm-up on real components: candidate plans scored by the real reward over a tiny real memory
+(hybrid search, RSF), the reward-best target and its tie-break, the reserved evaluation questions, the supervised rows
+as the tokens inference continues from, and two supervised steps on the real SmolLM2 checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from hopmem.agents.planner import MAX_QUERY_CHARS
+from hopmem.finetune.decomposer_data import DecomposerQuestion, read_questions, reserved_ids, split_holdout
+from hopmem.finetune.decomposer_reward import JSON_PREFIX, PlanEnvironment, PlanScore, RewardWeights, parse_plan
+from hopmem.finetune.decomposer_warmup import (
+    Candidate,
+    WarmupSettings,
+    WarmupTarget,
+    balanced,
+    choose_target,
+    enumerated_candidates,
+    fit_query,
+    plan_completion,
+    run_warmup,
+    target_summary,
+    warmup_rows,
+    warmup_targets,
+)
+from hopmem.memory.errors import InputError
+from hopmem.settings import get_settings
+
+DOCS = {
+    "aard": ("Aardvark", "The aardvark is a burrowing mammal native to Africa that eats ants and termites."),
+    "zeb": ("Zebra", "Zebras are African equines known for their black and white striped coats."),
+    "oak": ("Oak", "An oak is a tree or shrub in the genus Quercus, with lobed leaves and acorns."),
+    "sal": ("Salmon", "Salmon are fish that hatch in fresh water and migrate to the ocean."),
+    "vol": ("Volcano", "A volcano is a rupture in the crust of a planet through which lava escapes."),
+}
+COMPARE = "Which animal lives in more countries, the Aardvark or the Zebra?"
+SIMPLE = "What does the aardvark eat?"
+QUESTIONS = [("q1", COMPARE, ["aard", "zeb"]), ("q2", SIMPLE, ["aard"]), ("q3", "Where do salmon hatch?", ["sal"])]
+
+
+@pytest.fixture(scope="module")
+def tiny_beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hotpot-tiny")
+    (root / "qrels").mkdir()
+    rows = [{"_id": k, "title": t, "text": body} for k, (t, body) in DOCS.items()]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    queries = [{"_id": i, "text": t, "metadata": {"supporting": [*s, "oak"]}} for i, t, s in QUESTIONS]
+    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    qrels = "".join(f"{i}\t{d}\t1\n" for i, _, s in QUESTIONS for d in [*s, "oak"])
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + qrels)
+    return root
+
+
+@pytest.fixture(scope="module")
+def env(tiny_beir: Path, tmp_path_factory: pytest.TempPathFactory) -> PlanEnvironment:
+    """Hybrid search over the tiny corpus; each search returns only its best passage (depth 1), so what a plan finds
+    depends on its queries."""
+    from hopmem.memory.embeddings import load_embedder
+
+    settings = get_settings()
+    embedder = load_embedder(settings.embedder, **settings.embedder_options())
+    environment = PlanEnvironment(
+        embedder,
+        cache_dir=tmp_path_factory.mktemp("cache"),
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+        weights=RewardWeights(depth=1, k=2, search_cost=0.05),
+    )
+    yield environment
+    environment.close()
+
+
+def test_candidates_are_whole_rules_and_chain_and_parse_as_the_agent_reads_them() -> None:
+    candidates = enumerated_candidates(COMPARE, 3)
+    assert [c.source for c in candidates] == ["whole", "rules", "chain"]
+    modes = [parse_plan(c.completion, COMPARE, 3)[0] for c in candidates]
+    assert modes == ["whole", "parallel", "sequential"]  # the rules split the comparison in parallel
+    assert parse_plan(candidates[2].completion, COMPARE, 3)[1] == [COMPARE, "{1} " + COMPARE]
+    # one sub-query allowed: no chain, and the rules keep it whole (a duplicate of "whole" is dropped)
+    assert [c.source for c in enumerated_candidates(COMPARE, 1)] == ["whole"]
+
+
+def test_a_long_question_gets_plans_within_the_query_limit() -> None:
+    long = "Which film directed by the man who also wrote the novel " + "about a very long journey " * 6 + "won?"
+    assert len(long) > MAX_QUERY_CHARS
+    cut = fit_query(long)
+    assert len(cut) <= MAX_QUERY_CHARS and long.startswith(cut) and not cut.endswith(" ")
+    for c in enumerated_candidates(long, 3):
+        if c.source == "rules":
+            continue  # the rules' own chain of a long question breaks the schema (it is scored as invalid)
+        mode, queries = parse_plan(c.completion, long, 3)
+        assert mode in ("whole", "sequential") and all(len(q) <= MAX_QUERY_CHARS for q in queries[1:])
+
+
+def test_the_target_is_the_reward_best_plan_and_ties_go_to_fewer_searches_then_whole(
+    env: PlanEnvironment, tiny_beir: Path
+) -> None:
+    root = str(tiny_beir)
+    compare = DecomposerQuestion("q1", COMPARE, ["aard", "zeb"], root)
+    target = choose_target(env, compare, enumerated_candidates(COMPARE, 3))
+    scores = {c.source: c.score for c in target.candidates}
+    assert all(s is not None and s.valid for s in scores.values())
+    best = max(s.reward for s in scores.values() if s)
+    assert target.best.score is not None and target.best.score.reward == best
+    # depth 1: the whole question finds one of the two passages; a split into one search per animal finds both
+    assert scores["whole"] is not None and scores["whole"].recall == 0.5
+    assert target.best.source == "rules" and target.best.score.mode == "parallel" and target.best.score.recall == 1.0
+    # a tie on reward and searches goes to the earlier source: two identical whole plans, "whole" listed second
+    simple = DecomposerQuestion("q2", SIMPLE, ["aard"], root)
+    twins = [
+        Candidate("sampled", plan_completion("whole", [SIMPLE])),
+        Candidate("whole", plan_completion("whole", ["x"])),
+    ]
+    assert choose_target(env, simple, twins).best.source == "whole"
+    # an invalid sampled plan never wins over a valid one
+    target = choose_target(env, simple, [Candidate("sampled", "not json"), *enumerated_candidates(SIMPLE, 3)])
+    assert target.best.source == "whole" and target.best.score is not None and target.best.score.recall == 1.0
+
+
+def test_targets_summary_and_rows_for_the_supervised_loop(env: PlanEnvironment, tiny_beir: Path) -> None:
+    root = str(tiny_beir)
+    questions = [DecomposerQuestion(i, t, s, root) for i, t, s in QUESTIONS]
+    targets = warmup_targets(env, questions, [[], ["not json"], []], 3)
+    summary = target_summary(targets)
+    assert summary["questions"] == 3 and math.isclose(sum(summary["sources"].values()), 1.0, abs_tol=1e-3)
+    assert summary["counts"] == {"parallel": 1, "whole": 2} and summary["sampled_valid"] == 0.0
+    assert summary["target_recall@10"] >= summary["whole_recall@10"]
+    rows = warmup_rows(targets, 3)
+    assert rows[0]["prompt"][-1] == {"role": "user", "content": COMPARE}
+    assert all(r["reply"].startswith(JSON_PREFIX) and json.loads(r["reply"])["mode"] for r in rows)
+
+
+def _target(mode: str) -> WarmupTarget:
+    q = DecomposerQuestion(mode, "q", ["d"], "")
+    return WarmupTarget(q, Candidate("rules", "", PlanScore(1.0, True, mode)))
+
+
+def test_balanced_repeats_split_targets_up_to_the_share() -> None:
+    targets = [_target("whole")] * 8 + [_target("sequential"), _target("parallel")]
+    assert balanced(targets, 0.0, seed=0) == targets
+    out = balanced(targets, 0.5, seed=0)
+    split = [t for t in out if t.best.score is not None and t.best.score.mode != "whole"]
+    assert len(out) == 16 and len(split) == 8  # 8 whole stay; the two splits cycle to half of the examples
+    assert balanced([_target("whole")] * 3, 0.5, seed=0) == [_target("whole")] * 3  # nothing to repeat
+
+
+def test_reserved_questions_are_the_first_judged_ones_and_never_train(tiny_beir: Path) -> None:
+    folders = [str(tiny_beir)]
+    reserved = reserved_ids(folders, ["train"], [f"{tiny_beir.name}=2"])
+    assert reserved == {tiny_beir.name: {"split": "train", "first": 2, "ids": ["q1", "q2"]}}
+    data = split_holdout(read_questions(folders, ["train"]), holdout=0, max_train=0, seed=0, reserved=reserved)
+    assert [q.id for q in data.train] == ["q3"] and data.rule["reserved_questions"] == 2
+    assert data.to_dict()["reserved_ids"] == {tiny_beir.name: ["q1", "q2"]}
+    for bad in (["nowhere=3"], [f"{tiny_beir.name}:3"]):
+        with pytest.raises(InputError):
+            reserved_ids(folders, ["train"], bad)
+
+
+@pytest.fixture(scope="module")
+def smollm() -> tuple[object, object]:
+    from hopmem.agents.llm.transformers_llm import TransformersLLM
+    from hopmem.memory.errors import ModelNotAvailableError
+
+    try:
+        llm = TransformersLLM("SmolLM2-135M-Instruct", repeat_penalty=1.0)
+    except ModelNotAvailableError as exc:
+        pytest.skip(f"SmolLM2-135M-Instruct is not installed here: {exc}")
+    if llm.tokenizer.pad_token is None:
+        llm.tokenizer.pad_token = llm.tokenizer.eos_token
+    return llm.model, llm.tokenizer
+
+
+def test_a_supervised_row_is_the_inference_prompt_followed_by_the_plan(smollm: tuple[object, object]) -> None:
+    """The warm-up trains on exactly the tokens inference continues from: the prompt ending with the forced '{"'."""
+    from hopmem.finetune.decomposer import plan_prompt
+    from hopmem.finetune.sft import encode_example
+
+    _, tokenizer = smollm
+    target = WarmupTarget(
+        DecomposerQuestion("q", COMPARE, [], ""), Candidate("chain", plan_completion("sequential", [COMPARE, "{1} x"]))
+    )
+    row = warmup_rows([target], 3)[0]
+    ids, start = encode_example(tokenizer, row["prompt"], row["reply"])
+    inference = tokenizer(plan_prompt(tokenizer, COMPARE, 3), add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+    assert ids[: len(inference)] == list(inference)  # the prompt + '{"' tokenise the same either way
+    assert start == len(inference) - 1  # the loss starts at the forced '{"' token, then covers the plan
+
+
+def test_two_warmup_steps_train_the_lora_adapter(smollm: tuple[object, object]) -> None:
+    import torch
+    from peft import get_peft_model
+
+    from hopmem.finetune.grpo import lora_config
+
+    model, tokenizer = smollm
+    torch.manual_seed(0)
+    peft_model = get_peft_model(model, lora_config(4, 8, 0.0, ("q_proj", "v_proj")))
+    targets = [_target("whole")]
+    targets[0].best.completion = plan_completion("whole", [SIMPLE])
+    targets[0].question.text = SIMPLE
+    out = run_warmup(peft_model, tokenizer, targets, WarmupSettings(steps=2, batch_size=1), max_subqueries=3)
+    assert out["steps"] == 2 and len(out["loss_history"]) == 2 and all(math.isfinite(v) for v in out["loss_history"])
+    lora_b = [p for n, p in peft_model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(
+        float(p.detach().abs().sum()) > 0 for p in lora_b
+    )  # LoRA B starts at zero: the steps moved it
+    peft_model.unload()

@@ -56,12 +56,14 @@ def model_card(report: dict[str, Any]) -> str:
         f"- prompt budget: {cfg['passage_tokens']} passage tokens, {cfg['query_tokens']} query tokens",
         "",
         f"## Dev pairs (dev-split queries, {report['dev_after']['pairs']} pairs, never trained on)",
-        "| model | BCE loss | pairwise accuracy | MRR |",
-        "|---|---|---|---|",
+        "| model | BCE loss | pairwise accuracy | MRR | nDCG@10 (within the pairs) |",
+        "|---|---|---|---|---|",
     ]
     for name, key in (("base", "dev_before"), ("after stage 1", "dev_after_stage1"), ("after stage 2", "dev_after")):
         row = report[key]
-        lines.append(f"| {name} | {row['loss']} | {row['pairwise_accuracy']} | {row['mrr']} |")
+        lines.append(
+            f"| {name} | {row['loss']} | {row['pairwise_accuracy']} | {row['mrr']} | {row.get('ndcg@10', 'n/a')} |"
+        )
     sec = report["seconds"]
     lines += [
         "",

@@ -433,15 +433,15 @@ def model_card(report: dict[str, Any]) -> str:
         f"The first {cfg['dev_depth']} place(s) of each dev query by repeated selection, the rest in a seeded random "
         "order; scores are `selected places - position`, so the BCE column only says whether positives were selected.",
         "",
-        "| model | BCE loss | pairwise accuracy | MRR | valid answers |",
-        "|---|---|---|---|---|",
+        "| model | BCE loss | pairwise accuracy | MRR | nDCG@10 (within the pairs) | valid answers |",
+        "|---|---|---|---|---|---|",
     ]
     for name, key in (("base", "dev_before"), ("after the warm-up", "dev_after_sft"), ("trained", "dev_after")):
         row = report.get(key)
         if not row:
             continue
         lines.append(
-            f"| {name} | {row['loss']} | {row['pairwise_accuracy']} | {row['mrr']} | "
+            f"| {name} | {row['loss']} | {row['pairwise_accuracy']} | {row['mrr']} | {row.get('ndcg@10', 'n/a')} | "
             f"{row.get('valid_answer_rate')} of {row.get('model_calls')} |"
         )
     sec = report["seconds"]

@@ -405,16 +405,21 @@ def build_training_data(
 
 
 def dev_metrics(reranker: Reranker, pairs: list[RerankPair]) -> dict[str, float]:
-    """BCE loss (the score read as a logit), pairwise accuracy (positive above negative, per query) and MRR of
-    the best positive, on ``pairs``."""
+    """BCE loss (the score read as a logit), pairwise accuracy (positive above negative, per query), MRR of the best
+    positive and nDCG@10 (linear gains = labels, ties kept in the pairs' order), on ``pairs``.
+
+    The nDCG is within each query's dev pairs (its positives and sampled negatives), not over a retrieval run: it
+    compares models on the same pairs, cheaply, and is no substitute for ``hopmem eval rerank``."""
     if not pairs:
-        return {"loss": float("nan"), "pairwise_accuracy": float("nan"), "mrr": float("nan"), "pairs": 0}
+        nan = float("nan")
+        return {"loss": nan, "pairwise_accuracy": nan, "mrr": nan, "ndcg@10": nan, "pairs": 0}
     by_query: dict[str, list[RerankPair]] = {}
     for pair in pairs:
         by_query.setdefault(pair.query_id, []).append(pair)
     losses: list[float] = []
     correct = total = 0
     rr: list[float] = []
+    ndcg: list[float] = []
     for group in by_query.values():
         scores = reranker.score(group[0].query, [p.text for p in group])
         for p, s in zip(group, scores, strict=True):
@@ -427,12 +432,25 @@ def dev_metrics(reranker: Reranker, pairs: list[RerankPair]) -> dict[str, float]
         if pos:
             ordered = sorted(scores, reverse=True)
             rr.append(1.0 / (ordered.index(max(pos)) + 1))
+            ranked = sorted(range(len(group)), key=lambda i: -scores[i])
+            ndcg.append(_ndcg10([group[i].label for i in ranked]))
     return {
         "loss": round(sum(losses) / len(losses), 4),
         "pairwise_accuracy": round(correct / total, 4) if total else float("nan"),
         "mrr": round(sum(rr) / len(rr), 4) if rr else float("nan"),
+        "ndcg@10": round(sum(ndcg) / len(ndcg), 4) if ndcg else float("nan"),
         "pairs": len(pairs),
     }
+
+
+def _ndcg10(gains: list[float]) -> float:
+    """nDCG@10 of gains listed in ranked order (the ideal order is the same gains sorted)."""
+
+    def dcg(values: list[float]) -> float:
+        return sum(max(g, 0.0) / math.log2(i + 2) for i, g in enumerate(values[:10]))
+
+    ideal = dcg(sorted(gains, reverse=True))
+    return dcg(gains) / ideal if ideal > 0 else 0.0
 
 
 def write_model_files(

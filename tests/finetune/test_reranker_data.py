@@ -242,3 +242,33 @@ def test_several_folders_train_together_with_namespaced_query_ids(tmp_path: Path
     alone = build_training_data(PairSampling((str(first),), 2, 1, 30, 1000, 0, 0), embedder, **common)
     assert {p.query_id for p in alone.train} == {"q1", "q2"}  # one folder: ids as they are
     assert not any(p.kind == "own-distractor" for p in alone.train)  # off unless asked
+
+
+class _FixedScores:
+    """A reranker whose scores are given per passage text (a stand-in for a model: dev_metrics only reads scores)."""
+
+    def __init__(self, scores: dict[str, float]) -> None:
+        self.scores = scores
+
+    def score(self, query: str, docs: list[str]) -> list[float]:
+        return [self.scores[d] for d in docs]
+
+
+def test_dev_metrics_report_ndcg_at_10_within_each_querys_pairs() -> None:
+    from hopmem.finetune.reranker_data import RerankPair, dev_metrics
+
+    pairs = [
+        RerankPair("q1", "query one", "best", "best", 1.0, "positive"),
+        RerankPair("q1", "query one", "fair", "fair", 0.5, "positive"),
+        RerankPair("q1", "query one", "junk", "junk", 0.0, "hard-negative"),
+        RerankPair("q2", "query two", "gold", "gold", 1.0, "positive"),
+        RerankPair("q2", "query two", "noise", "noise", 0.0, "hard-negative"),
+    ]
+    perfect = dev_metrics(_FixedScores({"best": 3, "fair": 2, "junk": 1, "gold": 2, "noise": 1}), pairs)
+    assert perfect["ndcg@10"] == 1.0
+    reversed_ = dev_metrics(_FixedScores({"best": 1, "fair": 2, "junk": 3, "gold": 1, "noise": 2}), pairs)
+    # q1: gains [0, 0.5, 1] against the ideal [1, 0.5]; q2: [0, 1] against [1].
+    q1 = (0.5 / 1.584962500721156 + 1.0 / 2.0) / (1.0 + 0.5 / 1.584962500721156)
+    q2 = 1.0 / 1.584962500721156
+    assert reversed_["ndcg@10"] == round((q1 + q2) / 2, 4)
+    assert dev_metrics(_FixedScores({}), [])["pairs"] == 0

@@ -156,7 +156,8 @@ def register_tools(server: MCPServer, handles: Handles) -> None:
         until: Until = None,
         everything: Annotated[bool, Field(description="erase the whole tenant; takes no other selector")] = False,
     ) -> dict[str, Any]:
-        """Erase memories for good, by id, by filter (combined: ids that pass the filter), or everything."""
+        """Erase memories for good, by id, by filter (combined: ids that pass the filter), or everything; an agent's
+        key erases only the memories that agent wrote."""
         with handles.memory() as memory:
             report = memory.erase(
                 ids,

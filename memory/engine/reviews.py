@@ -68,7 +68,16 @@ class ReviewsMixin(EngineCore):
         the tenant (memories, documents, agents, feedback, conversations) and takes no other selector. The user's
         erase of agents' fresh memories counts against them (:mod:`hopmem.memory.trust.corrections`); the signal
         commits with the erase.
+
+        An agent's handle erases only that agent's own memories: ``everything``, another writer's ids or a filter on
+        another agent are refused (an agent key must not be able to wipe what others wrote); a filter on an agent's
+        handle selects among its own memories.
+
+        Raises:
+            InputError: on bad selectors, or a selection beyond the agent's own memories on an agent's handle.
         """
+        if self.agent is not None:
+            agent = self._own_erase_selection(ids, agent, everything)
         eraser = self._eraser()
         try:
             if everything:
@@ -96,6 +105,32 @@ class ReviewsMixin(EngineCore):
             )
         finally:
             self._close_extra_indexes(eraser)
+
+    def _own_erase_selection(self, ids: int | Sequence[int] | None, agent: str | None, everything: bool) -> str:
+        """The agent filter an agent's handle erases with (its own id); refuses anything beyond its own memories."""
+        assert self.agent is not None
+        if everything:
+            raise InputError(
+                f"Only the user can erase the whole tenant; agent {self.agent!r} can erase its own memories by id or "
+                "filter."
+            )
+        named = check.agent_id(agent)
+        if named is not None and named != self.agent:
+            raise InputError(
+                f"Only the user can erase another writer's memories; {self.agent!r} cannot erase {named!r}'s."
+            )
+        if ids is not None:
+            wanted = [check.memory_id(i) for i in ([ids] if isinstance(ids, int | str) else ids)]
+            foreign = [
+                r.id for r in self.store.get(self.tenant, wanted, include_quarantined=True) if r.agent_id != self.agent
+            ]
+            if foreign:
+                listed = ", ".join(str(i) for i in foreign[:10])
+                raise InputError(
+                    f"Only the user can erase another writer's memories; memory {listed} was not written by "
+                    f"{self.agent!r}, so nothing was erased."
+                )
+        return self.agent
 
     def trust_of(self, agent: str | None = None) -> list[AgentTrust]:
         """The trust of ``agent``, or of every agent of the tenant (most trusted first)."""

@@ -220,6 +220,18 @@ class WritesMixin(EngineCore):
 
         The user's change of the content of an agent's fresh memory counts against that agent
         (:mod:`hopmem.memory.trust.corrections`); the signal commits with the change.
+
+        Agents may edit each other's memories (the memory's trust is then the lowest of its writers'), but a change of
+        the content made as an agent (its handle, or the user's handle labelling it) meets the trust gate's
+        contradiction check, as a new write does: against trusted memories of other writers, the changed memory's own
+        text included when another writer wrote it. Otherwise rewriting a trusted memory would pass every defence a
+        new write meets. A change the gate would hold is refused (a change cannot wait in quarantine); written as a
+        new memory instead, it goes to the user's review.
+
+        Raises:
+            InputError: on bad input or an unknown id.
+            WriteBlockedError: when the agent's trust is below the threshold, or the new content contradicts a
+                trusted memory of another writer.
         """
         mid = check.memory_id(memory_id)
         current = self.get(mid)
@@ -254,6 +266,8 @@ class WritesMixin(EngineCore):
                     f"Agent {who!r} has trust {trust:.2f}, below {self.config.trust_threshold:.2f}, so it may not "
                     "change memories; the user can make the change."
                 )
+        if who is not None and "content" in changes and vector is not None and self.config.trust_gate:
+            self._check_changed_text(current, changes, who, vector)
         hook = (
             overwrite_hook(self.trust, self.tenant, changes["content"])
             if who is None and "content" in changes
@@ -270,3 +284,29 @@ class WritesMixin(EngineCore):
             on_behalf=self.agent is None and who is not None,
             hook=hook,
         )
+
+    def _check_changed_text(
+        self, current: MemoryRecord, changes: Mapping[str, Any], who: str, vector: np.ndarray[Any, Any]
+    ) -> None:
+        """Refuse a change of text by agent ``who`` that contradicts a trusted memory of another writer."""
+        item = MemoryInput(
+            content=changes.get("content", current.content),
+            title=changes.get("title", current.title) or "",
+            agent_id=who,
+            source_class=current.source_class,
+        )
+        gate = WriteGate(self.store, self.trust, self.index, enabled=True)
+        try:
+            found = gate.contradicted(self.tenant, item, np.asarray(vector, dtype=np.float32))
+        except HopmemError:
+            raise
+        except Exception as exc:  # fail closed, as a new write does
+            log.exception("the trust check of a change failed; the change was blocked")
+            raise WriteBlockedError(
+                f"The trust check failed ({type(exc).__name__}: {exc}), so nothing was changed; see the log and retry."
+            ) from exc
+        if found is not None:
+            raise WriteBlockedError(
+                f"The new text contradicts trusted memory {found.memory_id} ({found.why}), so memory {current.id} was "
+                "not changed; add it as a new memory to put it up for the user's review."
+            )

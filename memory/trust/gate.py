@@ -150,6 +150,18 @@ class WriteGate:
             plan.hold = [None] * len(items)
         return plan
 
+    def contradicted(self, tenant: str, item: MemoryInput, vector: NDArray[np.float32]) -> Contradiction | None:
+        """The trusted memory of another writer that ``item`` would contradict, if any (reads only).
+
+        For a change of an existing memory's text: the same contradiction check a new write gets, without the trust
+        and burst rules (a change is not a new write) and without signals. The memory's own earlier text is never a
+        finding, since an agent revising its own statement is not contradicting a trusted source.
+        """
+        if not self.enabled or self.index is None or item.agent_id is None:
+            return None
+        found = self._contradictions(tenant, [item], np.asarray(vector, np.float32).reshape(1, -1))
+        return found[0] if found else None
+
     def _contradictions(
         self, tenant: str, items: Sequence[MemoryInput], vectors: NDArray[np.float32]
     ) -> list[Contradiction]:

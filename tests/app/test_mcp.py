@@ -269,7 +269,9 @@ def test_http_tools_per_key_tenant_and_agent(http_url: str) -> None:
 
     async def beta(client: Client) -> None:
         assert _data(await client.call_tool("search", {"query": "ship on Monday plan"}))["results"] == []
-        assert _data(await client.call_tool("erase", {"agent": "nobody"}))["erased"]["memories"] == 0
+        for selector in ({"agent": "nobody"}, {"everything": True}):  # an agent key erases only its own memories
+            refused = await client.call_tool("erase", selector)
+            assert refused.is_error and refused.content[0].text.startswith("Only the user can erase")
         mine = _data(await client.call_tool("remember", {"content": "Beta's own note."}))["memory"]
         assert mine["agent"] == "beta-bot" and mine["source_class"] == "agent"
         with pytest.raises(MCPError, match="There is no memory 1 in tenant 'beta'"):

@@ -78,6 +78,14 @@ def test_memory_api_round_trip(server: LiveServer) -> None:
         json={"items": [{"content": "The car needs new tyres.", "tags": ["car"]}, {"content": "Bins go out Monday."}]},
     ).json()["results"]
     assert [r["status"] for r in batch] == ["added", "added"]
+    users = batch[0]["id"]  # an agent key neither rewrites a trusted memory into its contradiction nor erases it
+    bins = {"content": "Bins go out Friday."}
+    rewrite = bot.patch(f"/v1/memories/{batch[1]['id']}", json=bins)
+    assert "contradicts trusted memory" in one_sentence_error(rewrite, 409)
+    assert "Only the user" in one_sentence_error(bot.delete(f"/v1/memories/{users}"), 403)
+    assert "Only the user" in one_sentence_error(bot.post("/v1/memories/erase", json={"everything": True}), 403)
+    assert user.get(f"/v1/memories/{users}").json()["content"] == "The car needs new tyres."
+    assert user.get(f"/v1/memories/{batch[1]['id']}").json()["content"] == "Bins go out Monday."
     one_sentence_error(user.post("/v1/memories/batch", json={"items": [{"content": "ok"}, {"content": ""}]}), 400)
     found = user.post("/v1/memories/search", json={"query": "boiler", "agent": "scribe"}).json()["results"]
     assert [r["id"] for r in found] == [mid]

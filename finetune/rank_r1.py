@@ -37,6 +37,7 @@ import logging
 import random
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,9 @@ class RankR1Config:
         sft: the supervised warm-up's settings (``steps = 0`` skips it).
         grpo: the GRPO settings; its ``checkpoint_every`` is replaced by this config's (``steps = 0`` skips it).
         set_size: passages per prompt (at least 2; recorded for inference).
+        small_sets: share of training sets cut to fewer passages (2 to ``set_size - 1``, uniformly): the tournament
+            also asks windows smaller than ``set_size`` (a list's last window, the last levels), and a model that only
+            ever saw full sets answers ``[set_size]`` there too, which is no valid passage.
         ndcg_reward: reward the graded NDCG-style gain of the choice instead of its label over the set's best.
         dev_depth: places the dev view fills by selection per dev query (each costs model calls).
         checkpoint_every: GRPO steps between checkpoints.
@@ -114,6 +118,7 @@ class RankR1Config:
     sft: SFTSettings = field(default_factory=SFTSettings)
     grpo: GRPOSettings = field(default_factory=_default_grpo)
     set_size: int = 4
+    small_sets: float = 0.5
     ndcg_reward: bool = False
     dev_depth: int = 3
     checkpoint_every: int = 20
@@ -186,7 +191,10 @@ def _sets(pairs: list[RerankPair], tokenizer: Any, config: RankR1Config) -> list
         for positive in positives:
             negative = rng.choice(negatives)
             rest = [p for p in members if p is not positive and p is not negative]
-            chosen = [positive, negative, *rng.sample(rest, min(len(rest), config.set_size - 2))]
+            size = config.set_size
+            if size > 2 and rng.random() < config.small_sets:
+                size = rng.randint(2, size - 1)
+            chosen = [positive, negative, *rng.sample(rest, min(len(rest), size - 2))]
             rng.shuffle(chosen)
             rows.append(
                 (
@@ -207,9 +215,39 @@ def shuffled_dev(pairs: list[RerankPair], seed: int) -> list[RerankPair]:
     return out
 
 
+class _TracedSetwise(SetwiseLLMReranker):
+    """The agent's setwise reranker, keeping every model call's trace entry (the reranker keeps only the last
+    ranking's), so the dev view can say where replies failed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[dict[str, Any]] = []
+
+    def order(self, query: str, docs: Sequence[str], depth: int | None = None) -> list[int]:
+        out = super().order(query, docs, depth)
+        self.calls += self.last_trace
+        return out
+
+
+def reply_stats(calls: list[dict[str, Any]], examples: int = 3) -> dict[str, Any]:
+    """How the replies of traced model calls went, per window size (the tournament also asks windows smaller than
+    ``set_size``): calls, valid answers and well-formed replies, plus the ends of a few replies that named no valid
+    passage (model output on the public dev sets, for diagnosis)."""
+    by_size: dict[str, dict[str, int]] = {}
+    failed: list[str] = []
+    for call in calls:
+        row = by_size.setdefault(str(len(call["window"])), {"calls": 0, "valid": 0, "well_formed": 0})
+        row["calls"] += 1
+        row["valid"] += int(not call.get("fallback", True))
+        row["well_formed"] += int(bool(call.get("well_formed")))
+        if call.get("fallback", True) and len(failed) < examples:
+            failed.append(str(call.get("reply", call.get("error", "")))[-160:])
+    return {"by_window_size": dict(sorted(by_size.items())), "invalid_reply_ends": failed}
+
+
 def _dev(llm: Any, config: RankR1Config, pairs: list[RerankPair], name: str) -> dict[str, Any]:
     """:func:`dev_metrics` of the setwise reranker over ``llm`` (depth ``dev_depth``), plus how its replies went."""
-    reranker = SetwiseLLMReranker(
+    reranker = _TracedSetwise(
         llm=llm,
         set_size=config.set_size,
         passage_tokens=config.passage_tokens,
@@ -223,6 +261,7 @@ def _dev(llm: Any, config: RankR1Config, pairs: list[RerankPair], name: str) -> 
     metrics["model_calls"] = calls
     metrics["fallback_rate"] = round(reranker.stats["fallbacks"] / calls, 4) if calls else 0.0
     metrics["valid_answer_rate"] = round(1 - reranker.stats["fallbacks"] / calls, 4) if calls else 0.0
+    metrics["replies"] = reply_stats(reranker.calls)
     return metrics
 
 
@@ -409,7 +448,9 @@ def model_card(report: dict[str, Any]) -> str:
     lines += data_card_lines(report)
     lines += [
         f"- {report['grpo'].get('prompts', 0)} setwise prompts: per training query and positive, the positive, a "
-        f"negative and more of the query's passages up to {cfg['set_size']}, in a seeded random order",
+        f"negative and more of the query's passages up to {cfg['set_size']}, in a seeded random order; "
+        f"{cfg.get('small_sets', 0.0):.0%} of the sets are cut to 2 to {cfg['set_size'] - 1} passages, as the "
+        "tournament's smaller windows are",
         "- the query ids of every split are in `data.json`; evaluations skip the training queries",
         "",
         "## Training",
@@ -444,6 +485,11 @@ def model_card(report: dict[str, Any]) -> str:
             f"| {name} | {row['loss']} | {row['pairwise_accuracy']} | {row['mrr']} | {row.get('ndcg@10', 'n/a')} | "
             f"{row.get('valid_answer_rate')} of {row.get('model_calls')} |"
         )
+    for name, key in (("base", "dev_before"), ("after the warm-up", "dev_after_sft"), ("trained", "dev_after")):
+        sizes = ((report.get(key) or {}).get("replies") or {}).get("by_window_size") or {}
+        if sizes:
+            counts = ", ".join(f"{n} passages {r['valid']} of {r['calls']}" for n, r in sizes.items())
+            lines.append(f"\nValid answers per window size, {name}: {counts}.")
     sec = report["seconds"]
     lines += [
         "",

@@ -25,6 +25,7 @@ from hopmem.agents.rerank.setwise import SetwiseLLMReranker
 from hopmem.finetune.grpo import GRPOSettings, lora_config, run_grpo
 from hopmem.finetune.rank_r1 import (
     RankR1Config,
+    reply_stats,
     setwise_rows,
     shuffled_dev,
     train_rank_r1,
@@ -64,7 +65,9 @@ def tiny_llm(tiny_causal_lm: Path) -> TransformersLLM:
 
 def test_setwise_rows_hold_a_positive_and_a_negative_with_labels_in_prompt_order(tiny_llm: TransformersLLM) -> None:
     pairs = _pairs()
-    config = RankR1Config(datasets=(), output="unused", passage_tokens=24, query_tokens=16, set_size=4, seed=3)
+    config = RankR1Config(
+        datasets=(), output="unused", passage_tokens=24, query_tokens=16, set_size=4, small_sets=0.0, seed=3
+    )
     rows = setwise_rows(pairs, tiny_llm.tokenizer, config)
     assert len(rows) == 3  # q1's two positives and q2's one; q3 has no negative
     label_of = {(p.query, p.text): p.label for p in pairs}
@@ -81,6 +84,46 @@ def test_setwise_rows_hold_a_positive_and_a_negative_with_labels_in_prompt_order
     assert all(len(r["labels"]) <= 3 for r in many)
     with pytest.raises(Exception, match="at least 2"):
         setwise_rows(pairs, tiny_llm.tokenizer, RankR1Config(datasets=(), output="u", set_size=1))
+
+
+def test_a_share_of_training_sets_is_smaller_as_the_tournament_windows_are(tiny_llm: TransformersLLM) -> None:
+    pairs = [
+        RerankPair(f"q{q}", f"question {q}", f"q{q}d{i}", f"passage {i} of {q}", 1.0 if i == 0 else 0.0, "x")
+        for q in range(40)
+        for i in range(6)
+    ]
+
+    def sizes(small_sets: float) -> list[int]:
+        config = RankR1Config(datasets=(), output="u", set_size=4, small_sets=small_sets, seed=1)
+        return [len(r["labels"]) for r in setwise_rows(pairs, tiny_llm.tokenizer, config)]
+
+    assert set(sizes(0.0)) == {4}
+    assert set(sizes(1.0)) == {2, 3}
+    mixed = sizes(0.5)
+    assert set(mixed) == {2, 3, 4} and 10 <= mixed.count(4) <= 30  # about half of 40 stay full
+    rows = setwise_rows(pairs, tiny_llm.tokenizer, RankR1Config(datasets=(), output="u", small_sets=1.0, seed=1))
+    assert all(max(r["labels"]) == 1.0 and min(r["labels"]) == 0.0 for r in rows)  # a positive and a negative each
+
+
+def test_reply_stats_count_valid_answers_per_window_size() -> None:
+    calls: list[dict[str, Any]] = [
+        {
+            "window": [0, 1, 2, 3],
+            "fallback": False,
+            "well_formed": True,
+            "reply": "<think>a</think><answer>[2]</answer>",
+        },
+        {"window": [4, 5, 6], "fallback": True, "well_formed": False, "reply": "<think>b</think><answer>[4]</answer>"},
+        {"window": [7, 8], "fallback": True, "error": "generation failed"},
+        {"window": [7, 8], "fallback": False, "well_formed": False, "reply": "<answer>[1]</answer>"},
+    ]
+    stats = reply_stats(calls)
+    assert stats["by_window_size"] == {
+        "2": {"calls": 2, "valid": 1, "well_formed": 0},
+        "3": {"calls": 1, "valid": 0, "well_formed": 0},
+        "4": {"calls": 1, "valid": 1, "well_formed": 1},
+    }
+    assert stats["invalid_reply_ends"] == ["<think>b</think><answer>[4]</answer>", "generation failed"]
 
 
 def test_positions_of_the_best_passage_vary_across_prompts(tiny_llm: TransformersLLM) -> None:

@@ -210,8 +210,10 @@ def bench_attack(
     seeds: Annotated[int, typer.Option(min=1, help="seeds 0..N-1, each attack run with the defence on and off")] = 3,
     attacks: Annotated[
         str,
-        typer.Option(help="comma-separated: paraphrase, sybil, farming, sleeper, feedback, flooding, injection"),
-    ] = "paraphrase,sybil,farming,sleeper,feedback,flooding,injection",
+        typer.Option(
+            help="comma-separated: paraphrase, sybil, farming, sleeper, feedback, flooding, rewrite, injection"
+        ),
+    ] = "paraphrase,sybil,farming,sleeper,feedback,flooding,rewrite,injection",
     facts: Annotated[int, typer.Option(min=10, help="true facts the honest agents write")] = 80,
     knowledge: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="share of the facts each honest reviewer knows")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
 from hopmem.bench.attacks import ATTACKS, run_attack_bench
 from hopmem.bench.attacks.measure import tainted
 from hopmem.bench.attacks.paraphrase import paraphrase
@@ -128,3 +130,26 @@ def test_an_answer_that_cites_a_lie_carries_the_poison_on(tmp_path: Path) -> Non
         clean = world.me.add(TRUE, metadata={"kind": "answer", "cited": []})
         assert tainted(world) == {lie.id, carried.id}
         assert clean.id not in tainted(world)
+
+
+@pytest.mark.slow  # two small worlds (about a minute on a quiet CPU); the engine's rule is tested in tests/memory
+def test_an_in_place_rewrite_of_true_memories_is_refused_with_the_defence_and_lands_without(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    settings = get_settings(data_dir=tmp_path / "unused", llm_backend="none")
+    world = WorldParams(facts=20, honest=3, review_every=5, reviews=3, answers=False)
+    report = run_attack_bench(
+        settings=settings,
+        data_root=shared_data,
+        seeds=[0],
+        attacks=["rewrite"],
+        world=world,
+        scale=AttackScale(targets=4),
+        progress=False,
+    )
+    rewrite = report["attacks"]["rewrite"]
+    on, off = rewrite["defended_runs"][0], rewrite["undefended_runs"][0]
+    assert on["counts"]["attacker_writes"] == off["counts"]["attacker_writes"] > 0
+    assert on["counts"]["false_visible"] == 0 and on["poisoned_top5"] == 0.0 and on["writes_to_detect"] == 1
+    assert off["counts"]["false_visible"] == off["counts"]["attacker_writes"]  # every edit landed, unchecked
+    assert off["poisoned_top5"] > 0 and off["true_missing_top5"] > 0

@@ -10,6 +10,7 @@ Every attack returns the facts it attacked and its identities, and leaves the me
 * ``sleeper``: an agent with a long honest history spreads a few lies thinly over it.
 * ``feedback``: an agent down-votes the true memories of one honest agent; it writes nothing false.
 * ``flooding``: near-duplicate variants of a lie written in bursts, to push the true memory out of the top k.
+* ``rewrite``: a fresh identity edits honest memories in place into paraphrased lies (an update, not a new write).
 """
 
 from __future__ import annotations
@@ -117,6 +118,22 @@ def _downvote_truth(agent: str, victim: str) -> Action:
     return act
 
 
+def _rewrite(agent: str, index: int, rng: random.Random) -> Action:
+    """Find the true memory of fact ``index`` and change its content into a paraphrased lie.
+
+    An edit is not a new write: before the gate checked changes, no quarantine, burst or contradiction rule saw it.
+    """
+
+    def act(world: World) -> None:
+        fact = world.facts[index]
+        for result in world.agent(agent).search(fact.query, k=5):
+            if result.record.content == fact.true:
+                world.rewrite_false(agent, result.id, paraphrase(fact.false, rng))
+                return
+
+    return act
+
+
 def run_poisoning(name: str, world: World, scale: AttackScale, n_honest: int) -> Plan:
     """Run attack ``name`` in ``world``; facts ``0..n_honest-1`` are the honest agents', later ones the attacker's.
 
@@ -169,6 +186,10 @@ def run_poisoning(name: str, world: World, scale: AttackScale, n_honest: int) ->
         _run(world, honest, [])  # the truth is in place first
         _run(world, [], flood, spread=False)  # then the flood, in one burst
         return Plan(targets, ["flooder"])
+    if name == "rewrite":
+        targets = rng.sample(known, min(scale.targets, len(known)))
+        _run(world, honest, [_rewrite("editor", i, rng) for i in targets])
+        return Plan(targets, ["editor"])
     raise ValueError(f"unknown poisoning attack {name!r}")
 
 
@@ -180,4 +201,4 @@ def _flood(index: int, variant: int, rng: random.Random) -> Action:
     return act
 
 
-POISONING_ATTACKS: tuple[str, ...] = ("paraphrase", "sybil", "farming", "sleeper", "feedback", "flooding")
+POISONING_ATTACKS: tuple[str, ...] = ("paraphrase", "sybil", "farming", "sleeper", "feedback", "flooding", "rewrite")

@@ -163,6 +163,19 @@ class World:
             self._detected()
         return record
 
+    def rewrite_false(self, agent: str, memory_id: int, text: str) -> Any:
+        """An attacker changes memory ``memory_id``'s content into ``text``, a false statement; a refusal is a
+        detection."""
+        self.attacker_writes += 1
+        try:
+            record = self.agent(agent).update(memory_id, content=text)
+        except HopmemError as exc:
+            log.debug("change by %s refused: %s", agent, exc)
+            self._detected()
+            return None
+        self.false_ids.add(record.id)
+        return record
+
     def _detected(self) -> None:
         if self.detected_at is None:
             self.detected_at = self.attacker_writes

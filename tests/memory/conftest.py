@@ -15,8 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hopmem.memory.engine import MemoryEngine
 from hopmem.memory.records import DocumentInput
 from hopmem.memory.store import MemoryStore
+from hopmem.settings import Settings, get_settings
+from tests.memory.engines import open_engine
 
 # The (name, dim) recorded for stores written with synthetic vectors.
 FAKE_EMBEDDER = ("test-random", 8)
@@ -65,3 +68,16 @@ def _check_one_sentence(message: str) -> None:
 def one_sentence() -> Callable[[str], None]:
     """Assert that a user-facing error message is a single line holding one sentence."""
     return _check_one_sentence
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> Settings:
+    """Default settings over a fresh data folder (modules that need other settings define their own)."""
+    return get_settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture()
+def user(settings: Settings) -> Iterator[MemoryEngine]:
+    """The user's own handle on tenant ``t`` of ``settings``' store."""
+    with open_engine(settings, tenant="t") as opened:
+        yield opened

@@ -3,8 +3,6 @@ detectors (contradiction, burst, user overwrite/deletion), trust-weighted rankin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,22 +11,11 @@ from hopmem.memory.engine import MemoryEngine
 from hopmem.memory.errors import InputError
 from hopmem.memory.trust.gate import WriteBlockedError
 from hopmem.memory.trust.model import TrustModel
-from hopmem.settings import Settings, get_settings
+from hopmem.settings import Settings
 from tests.memory.engines import open_engine
 
 FACT = "The Cranfield wind tunnel reached Mach 3.5 in its first supersonic test run in 1952."
 FALSE = "The Cranfield wind tunnel reached Mach 1.5 in its first supersonic test run in 1952."
-
-
-@pytest.fixture()
-def settings(tmp_path: Path) -> Settings:
-    return get_settings(data_dir=tmp_path / "data")
-
-
-@pytest.fixture()
-def user(settings: Settings) -> Iterator[MemoryEngine]:
-    with open_engine(settings, tenant="t") as opened:
-        yield opened
 
 
 def _as(settings: Settings, agent: str, **overrides: Any) -> MemoryEngine:

@@ -226,7 +226,8 @@ class WritesMixin(EngineCore):
         contradiction check, as a new write does: against trusted memories of other writers, the changed memory's own
         text included when another writer wrote it. Otherwise rewriting a trusted memory would pass every defence a
         new write meets. A change the gate would hold is refused (a change cannot wait in quarantine); written as a
-        new memory instead, it goes to the user's review.
+        new memory instead, it goes to the user's review. A refused change counts against the agent as a held
+        contradicting write does.
 
         Raises:
             InputError: on bad input or an unknown id.
@@ -288,7 +289,9 @@ class WritesMixin(EngineCore):
     def _check_changed_text(
         self, current: MemoryRecord, changes: Mapping[str, Any], who: str, vector: np.ndarray[Any, Any]
     ) -> None:
-        """Refuse a change of text by agent ``who`` that contradicts a trusted memory of another writer."""
+        """Refuse a change of text by agent ``who`` that contradicts a trusted memory of another writer; a finding
+        strong enough to signal on a new write (not the paraphrase tier, not review-only) counts against ``who`` the
+        same way, so that retrying refused rewrites costs the attacker its trust."""
         item = MemoryInput(
             content=changes.get("content", current.content),
             title=changes.get("title", current.title) or "",
@@ -306,6 +309,14 @@ class WritesMixin(EngineCore):
                 f"The trust check failed ({type(exc).__name__}: {exc}), so nothing was changed; see the log and retry."
             ) from exc
         if found is not None:
+            if found.signals:  # the same evidence against the writer as a held new write gives
+                self.trust.signal(
+                    self.tenant,
+                    who,
+                    "contradiction",
+                    memory_id=current.id,
+                    detail={"contradicts": found.memory_id, "why": found.why, "change": True},
+                )
             raise WriteBlockedError(
                 f"The new text contradicts trusted memory {found.memory_id} ({found.why}), so memory {current.id} was "
                 "not changed; add it as a new memory to put it up for the user's review."

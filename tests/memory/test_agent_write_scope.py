@@ -31,10 +31,14 @@ def test_an_agent_cannot_rewrite_a_trusted_memory_into_its_contradiction(
     with _as(settings, "mallory") as mallory:
         with pytest.raises(WriteBlockedError, match=f"contradicts trusted memory {fact.id}"):
             mallory.update(fact.id, content=FALSE)
+        with pytest.raises(WriteBlockedError, match="below 0.50, so it may not change memories"):
+            mallory.update(alices.id, content="Alice measured the tide at 1.2 metres on Monday.")  # it lost trust
+    with _as(settings, "trudy") as trudy:
         with pytest.raises(WriteBlockedError, match=f"contradicts trusted memory {alices.id}"):
-            mallory.update(alices.id, content="Alice measured the tide at 1.2 metres on Monday.")
+            trudy.update(alices.id, content="Alice measured the tide at 1.2 metres on Monday.")
+    with _as(settings, "editor") as editor:
         # Editing without contradicting stays open to agents (the memory's trust becomes the lowest writer's).
-        assert list(mallory.update(fact.id, tags=["tunnel"]).tags) == ["tunnel"]
+        assert list(editor.update(fact.id, tags=["tunnel"]).tags) == ["tunnel"]
     assert user.get(fact.id).content == FACT
     assert user.get(alices.id).content == alices.content
     assert user.memory_trust([fact.id])[fact.id] == pytest.approx(4 / 6)
@@ -55,9 +59,10 @@ def test_an_agents_change_that_contradicts_a_trusted_memory_is_refused(settings:
         with pytest.raises(WriteBlockedError, match=f"contradicts trusted memory {fact.id}"):
             sleeper.update(own.id, content=FALSE)
         assert sleeper.get(own.id).content == own.content
-        assert sleeper.trust_of("sleeper")[0].mean == pytest.approx(4 / 6)  # a refused change signals nothing
-        # The user's handle labelling the agent meets the same check.
-        with pytest.raises(WriteBlockedError, match="contradicts trusted memory"):
+        assert sleeper.trust_of("sleeper")[0].mean < 4 / 6  # a refused rewrite counts against the writer
+        assert [e["kind"] for e in user.trust_history("sleeper")] == ["contradiction"]
+        # The user's handle labelling the agent meets the same gate.
+        with pytest.raises(WriteBlockedError):
             user.update(own.id, content=FALSE, agent="sleeper")
         # Written as a new memory, the same text goes where the gate sends it: held for the user's review.
         held = sleeper.add(FALSE)

@@ -334,6 +334,7 @@ class RankR1Recipe(RerankerRecipe[RankR1Config]):
         t0 = time.perf_counter()
         before = _dev(llm, config, dev, "rank-r1-base")
         seconds["dev_before"] = round(time.perf_counter() - t0, 1)
+        self._save_partial({"dev_before": before, "seconds": seconds})
 
         from peft import get_peft_model
 
@@ -356,6 +357,7 @@ class RankR1Recipe(RerankerRecipe[RankR1Config]):
             t0 = time.perf_counter()
             after_sft = _dev(llm, config, dev, "rank-r1-warm-up")
             seconds["dev_after_sft"] = round(time.perf_counter() - t0, 1)
+        self._save_partial({"dev_before": before, "sft": sft_report, "dev_after_sft": after_sft, "seconds": seconds})
 
         t0 = time.perf_counter()
         reward_log = RewardLog(config.grpo.num_generations)
@@ -399,6 +401,12 @@ class RankR1Recipe(RerankerRecipe[RankR1Config]):
             "dev_after": after,
             "seconds": seconds,
         }
+
+    def _save_partial(self, views: dict[str, Any]) -> None:
+        """The dev views measured so far, in ``partial-metrics.json`` (kept when a later stage fails, e.g. GRPO killed
+        for memory, so the measurements survive; ``metrics.json`` holds them all at the end)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "partial-metrics.json").write_text(json.dumps(views, indent=2) + "\n", encoding="utf-8")
 
     def record(self) -> dict[str, Any]:
         """``hopmem_reranker.json``: written before the dev view, which loads the adapter through it."""

@@ -245,6 +245,10 @@ def test_a_whole_run_saves_an_adapter_the_agent_loads(
         assert 0.0 <= report[key]["valid_answer_rate"] <= 1.0
         assert report[key]["valid_answer_rate"] == pytest.approx(1 - report[key]["fallback_rate"], abs=1e-4)
     assert "after the warm-up" in (out / "README.md").read_text()
+    partial = json.loads((out / "partial-metrics.json").read_text())  # kept if a later stage had failed
+    assert partial["dev_before"] == report["dev_before"] and partial["dev_after_sft"] == report["dev_after_sft"]
+    sizes = report["dev_after"]["replies"]["by_window_size"]
+    assert sum(r["calls"] for r in sizes.values()) == report["dev_after"]["model_calls"]
     assert report["seconds"]["total"] > 0
     for key in ("dev_before", "dev_after"):
         assert {"loss", "pairwise_accuracy", "mrr", "pairs"} <= set(report[key]) and report[key]["pairs"] > 0

@@ -491,7 +491,7 @@ def model_card(report: dict[str, Any]) -> str:
             continue
         lines.append(
             f"| {name} | {row['loss']} | {row['pairwise_accuracy']} | {row['mrr']} | {row.get('ndcg@10', 'n/a')} | "
-            f"{row.get('valid_answer_rate')} of {row.get('model_calls')} |"
+            f"{round(row.get('valid_answer_rate', 0.0) * row.get('model_calls', 0))} of {row.get('model_calls')} |"
         )
     for name, key in (("base", "dev_before"), ("after the warm-up", "dev_after_sft"), ("trained", "dev_after")):
         sizes = ((report.get(key) or {}).get("replies") or {}).get("by_window_size") or {}

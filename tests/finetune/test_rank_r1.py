@@ -244,7 +244,11 @@ def test_a_whole_run_saves_an_adapter_the_agent_loads(
     for key in ("dev_before", "dev_after_sft", "dev_after"):  # valid answers measured before, after warm-up, after
         assert 0.0 <= report[key]["valid_answer_rate"] <= 1.0
         assert report[key]["valid_answer_rate"] == pytest.approx(1 - report[key]["fallback_rate"], abs=1e-4)
-    assert "after the warm-up" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "after the warm-up" in card
+    calls = report["dev_after"]["model_calls"]
+    valid = round(report["dev_after"]["valid_answer_rate"] * calls)
+    assert f"| {valid} of {calls} |" in card  # a count of the model calls, not a rate
     partial = json.loads((out / "partial-metrics.json").read_text())  # kept if a later stage had failed
     assert partial["dev_before"] == report["dev_before"] and partial["dev_after_sft"] == report["dev_after_sft"]
     sizes = report["dev_after"]["replies"]["by_window_size"]

@@ -31,11 +31,13 @@ def test_an_agent_cannot_rewrite_a_trusted_memory_into_its_contradiction(
     with _as(settings, "mallory") as mallory:
         with pytest.raises(WriteBlockedError, match=f"contradicts trusted memory {fact.id}"):
             mallory.update(fact.id, content=FALSE)
-        with pytest.raises(WriteBlockedError, match="below 0.50, so it may not change memories"):
+        with pytest.raises(WriteBlockedError, match=r"below 0\.50, so it may not change memories"):
             mallory.update(alices.id, content="Alice measured the tide at 1.2 metres on Monday.")  # it lost trust
-    with _as(settings, "trudy") as trudy:
-        with pytest.raises(WriteBlockedError, match=f"contradicts trusted memory {alices.id}"):
-            trudy.update(alices.id, content="Alice measured the tide at 1.2 metres on Monday.")
+    with (
+        _as(settings, "trudy") as trudy,
+        pytest.raises(WriteBlockedError, match=f"contradicts trusted memory {alices.id}"),
+    ):
+        trudy.update(alices.id, content="Alice measured the tide at 1.2 metres on Monday.")
     with _as(settings, "editor") as editor:
         # Editing without contradicting stays open to agents (the memory's trust becomes the lowest writer's).
         assert list(editor.update(fact.id, tags=["tunnel"]).tags) == ["tunnel"]

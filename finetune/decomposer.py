@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hopmem.agents.planner import rule_plan
-from hopmem.agents.prompts import decompose_messages
 from hopmem.agents.tuned_planner import DEFAULT_BASE_MODEL, RECORD_FILE
 from hopmem.finetune.decomposer_data import (
     DecomposerData,
@@ -50,7 +49,13 @@ from hopmem.finetune.decomposer_data import (
     reserved_ids,
     split_holdout,
 )
-from hopmem.finetune.decomposer_reward import JSON_PREFIX, PlanEnvironment, PlanLog, RewardWeights, plan_reward_func
+from hopmem.finetune.decomposer_reward import (
+    PlanEnvironment,
+    PlanLog,
+    RewardWeights,
+    plan_prompt,
+    plan_reward_func,
+)
 from hopmem.finetune.decomposer_warmup import WarmupSettings, run_warmup, sample_plans, target_summary, warmup_targets
 from hopmem.finetune.grpo import GRPOSettings, grpo_log, lora_config, run_grpo
 from hopmem.finetune.recipe import Recipe, TrainContext
@@ -120,14 +125,6 @@ class DecomposerConfig:
     keep_checkpoints: bool = False
     resume: bool = False
     seed: int = 0
-
-
-def plan_prompt(tokenizer: Any, question: str, max_subqueries: int) -> str:
-    """The tuned planner's chat prompt for ``question`` as text, ending with the forced ``{"`` (as at inference)."""
-    text = tokenizer.apply_chat_template(
-        decompose_messages(question, max_subqueries=max_subqueries), add_generation_prompt=True, tokenize=False
-    )
-    return str(text) + JSON_PREFIX
 
 
 def prompt_rows(questions: list[DecomposerQuestion], tokenizer: Any, max_subqueries: int) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from hopmem.agents.evidence import as_passages, passage_text
 from hopmem.agents.llm.schema import parse_json_reply
 from hopmem.agents.llm.transformers_llm import json_part
 from hopmem.agents.planner import check_plan, fill_placeholders, plan_schema
+from hopmem.agents.prompts import decompose_messages
 from hopmem.finetune.rewards import RewardLog, completion_text
 from hopmem.memory.datasets.metrics import ndcg_at_k, recall_at_k
 from hopmem.memory.datasets.store_loader import BEIR_TENANT, open_indexed_corpus
@@ -47,6 +48,16 @@ log = logging.getLogger(__name__)
 
 JSON_PREFIX = '{"'
 """The forced start of every plan (the prompt ends with it; the completion continues it)."""
+
+
+def plan_prompt(tokenizer: Any, question: str, max_subqueries: int) -> str:
+    """The tuned planner's chat prompt for ``question`` as text, ending with the forced ``{"`` (as at inference)."""
+    text = tokenizer.apply_chat_template(
+        decompose_messages(question, max_subqueries=max_subqueries), add_generation_prompt=True, tokenize=False
+    )
+    return str(text) + JSON_PREFIX
+
+
 Metric = Literal["recall@10", "ndcg@10"]
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from hopmem.agents.planner import MAX_QUERY_CHARS, rule_plan
 from hopmem.agents.prompts import decompose_messages
-from hopmem.finetune.decomposer_reward import JSON_PREFIX, PlanScore
+from hopmem.finetune.decomposer_reward import JSON_PREFIX, PlanScore, plan_prompt
 from hopmem.finetune.sft import SFTSettings, run_sft
 
 if TYPE_CHECKING:
@@ -156,8 +156,6 @@ def sample_plans(
 ) -> list[list[str]]:
     """``settings.samples`` completions per question, sampled from ``model`` with the tuned planner's prompt."""
     import torch
-
-    from hopmem.finetune.decomposer import plan_prompt
 
     if settings.samples <= 0:
         return [[] for _ in questions]

@@ -176,7 +176,7 @@ def smollm() -> tuple[object, object]:
 
 def test_a_supervised_row_is_the_inference_prompt_followed_by_the_plan(smollm: tuple[object, object]) -> None:
     """The warm-up trains on exactly the tokens inference continues from: the prompt ending with the forced '{"'."""
-    from hopmem.finetune.decomposer import plan_prompt
+    from hopmem.finetune.decomposer_reward import plan_prompt
     from hopmem.finetune.sft import encode_example
 
     _, tokenizer = smollm

@@ -4,21 +4,15 @@ the curriculum measured from whole-question recall, the tuned planner loading an
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hopmem.finetune.decomposer_data import DecomposerQuestion, assign_stages, curriculum, stage_of
 from hopmem.finetune.decomposer_reward import PlanEnvironment, RewardWeights, parse_plan
-from hopmem.settings import get_settings
+from tests.finetune.decomposer_corpus import plan_environment, write_beir
 
-DOCS = {
-    "aard": ("Aardvark", "The aardvark is a burrowing mammal native to Africa that eats ants and termites."),
-    "zeb": ("Zebra", "Zebras are African equines known for their black and white striped coats."),
-    "oak": ("Oak", "An oak is a tree or shrub in the genus Quercus, with lobed leaves and acorns."),
-    "sal": ("Salmon", "Salmon are fish that hatch in fresh water and migrate to the ocean."),
-    "vol": ("Volcano", "A volcano is a rupture in the crust of a planet through which lava escapes."),
-}
 QUESTION = "Which animal lives in more countries, the aardvark or the zebra?"
 
 
@@ -29,34 +23,15 @@ def _plan(mode: str, queries: list[str]) -> str:
 
 @pytest.fixture(scope="module")
 def tiny_beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tiny-beir")
-    (root / "qrels").mkdir()
-    rows = [{"_id": k, "title": t, "text": body} for k, (t, body) in DOCS.items()]
-    (root / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     query = {"_id": "q1", "text": QUESTION, "metadata": {"supporting": ["aard", "zeb"], "answers": ["zebra"]}}
-    (root / "queries.jsonl").write_text(json.dumps(query) + "\n")
-    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\taard\t1\nq1\tzeb\t1\n")
-    return root
+    return write_beir(tmp_path_factory.mktemp("tiny-beir"), [query], [("q1", "aard"), ("q1", "zeb")])
 
 
 @pytest.fixture(scope="module")
-def env(tiny_beir: Path, tmp_path_factory: pytest.TempPathFactory) -> PlanEnvironment:
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlanEnvironment]:
     """Hybrid search over the tiny corpus; each search returns only its best passage (depth 1), so what a plan finds
     depends on its queries."""
-    from hopmem.memory.embeddings import load_embedder
-
-    settings = get_settings()
-    embedder = load_embedder(settings.embedder, **settings.embedder_options())
-    environment = PlanEnvironment(
-        embedder,
-        cache_dir=tmp_path_factory.mktemp("cache"),
-        chunk_size=settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap,
-        weights=RewardWeights(depth=1, search_cost=0.05),
-        deep_k=5,
-    )
-    yield environment
-    environment.close()
+    yield from plan_environment(tmp_path_factory.mktemp("cache"), RewardWeights(depth=1, search_cost=0.05), deep_k=5)
 
 
 def test_a_plan_that_finds_both_passages_earns_more_than_one_that_finds_one(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,15 +29,8 @@ from hopmem.finetune.decomposer_warmup import (
     warmup_targets,
 )
 from hopmem.memory.errors import InputError
-from hopmem.settings import get_settings
+from tests.finetune.decomposer_corpus import plan_environment, write_beir
 
-DOCS = {
-    "aard": ("Aardvark", "The aardvark is a burrowing mammal native to Africa that eats ants and termites."),
-    "zeb": ("Zebra", "Zebras are African equines known for their black and white striped coats."),
-    "oak": ("Oak", "An oak is a tree or shrub in the genus Quercus, with lobed leaves and acorns."),
-    "sal": ("Salmon", "Salmon are fish that hatch in fresh water and migrate to the ocean."),
-    "vol": ("Volcano", "A volcano is a rupture in the crust of a planet through which lava escapes."),
-}
 COMPARE = "Which animal lives in more countries, the Aardvark or the Zebra?"
 SIMPLE = "What does the aardvark eat?"
 QUESTIONS = [("q1", COMPARE, ["aard", "zeb"]), ("q2", SIMPLE, ["aard"]), ("q3", "Where do salmon hatch?", ["sal"])]
@@ -44,34 +38,16 @@ QUESTIONS = [("q1", COMPARE, ["aard", "zeb"]), ("q2", SIMPLE, ["aard"]), ("q3", 
 
 @pytest.fixture(scope="module")
 def tiny_beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("hotpot-tiny")
-    (root / "qrels").mkdir()
-    rows = [{"_id": k, "title": t, "text": body} for k, (t, body) in DOCS.items()]
-    (root / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     queries = [{"_id": i, "text": t, "metadata": {"supporting": [*s, "oak"]}} for i, t, s in QUESTIONS]
-    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
-    qrels = "".join(f"{i}\t{d}\t1\n" for i, _, s in QUESTIONS for d in [*s, "oak"])
-    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + qrels)
-    return root
+    qrels = [(i, d) for i, _, s in QUESTIONS for d in [*s, "oak"]]
+    return write_beir(tmp_path_factory.mktemp("hotpot-tiny"), queries, qrels)
 
 
 @pytest.fixture(scope="module")
-def env(tiny_beir: Path, tmp_path_factory: pytest.TempPathFactory) -> PlanEnvironment:
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlanEnvironment]:
     """Hybrid search over the tiny corpus; each search returns only its best passage (depth 1), so what a plan finds
     depends on its queries."""
-    from hopmem.memory.embeddings import load_embedder
-
-    settings = get_settings()
-    embedder = load_embedder(settings.embedder, **settings.embedder_options())
-    environment = PlanEnvironment(
-        embedder,
-        cache_dir=tmp_path_factory.mktemp("cache"),
-        chunk_size=settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap,
-        weights=RewardWeights(depth=1, k=2, search_cost=0.05),
-    )
-    yield environment
-    environment.close()
+    yield from plan_environment(tmp_path_factory.mktemp("cache"), RewardWeights(depth=1, k=2, search_cost=0.05))
 
 
 def test_candidates_are_whole_rules_and_chain_and_parse_as_the_agent_reads_them() -> None:

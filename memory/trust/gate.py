@@ -154,8 +154,9 @@ class WriteGate:
         """The trusted memory of another writer that ``item`` would contradict, if any (reads only).
 
         For a change of an existing memory's text: the same contradiction check a new write gets, without the trust
-        and burst rules (a change is not a new write) and without signals. The memory's own earlier text is never a
-        finding, since an agent revising its own statement is not contradicting a trusted source.
+        and burst rules (a change is not a new write) and without signals. The changed memory's current text counts
+        like any other, unless ``item``'s agent wrote that text (:func:`text_writers`): revising one's own statement
+        is no contradiction of a trusted source.
         """
         if not self.enabled or self.index is None or item.agent_id is None:
             return None
@@ -201,7 +202,7 @@ class WriteGate:
                 review_only = not self._reference(record, trust, fresh, vouched)
                 if review_only and (fresh or trust < params.threshold):
                     continue
-                writers = {e.get("agent") for e in record.provenance} | {record.agent_id}
+                writers = text_writers(record)
                 if item.agent_id in writers:
                     continue  # an agent revising its own statement is not contradicting a trusted source
                 lexical = score >= params.contradiction_similarity
@@ -258,6 +259,16 @@ class WriteGate:
                     _confirm_by_rewrite(self.model, conn, tenant, item.agent_id, result.id, now)
 
         return book
+
+
+def text_writers(record: MemoryRecord) -> set[str | None]:
+    """Who wrote ``record``'s text: its writer and whoever changed its content since. An edit of its tags, title or
+    importance does not make an agent a writer of the text (else tagging a trusted memory would license contradicting
+    it)."""
+    changed = {
+        e.get("agent") for e in record.provenance if e.get("action") != "update" or "content" in (e.get("fields") or ())
+    }
+    return changed | {record.agent_id}
 
 
 def _confirm_by_rewrite(

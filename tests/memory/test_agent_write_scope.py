@@ -41,9 +41,14 @@ def test_an_agent_cannot_rewrite_a_trusted_memory_into_its_contradiction(
     with _as(settings, "editor") as editor:
         # Editing without contradicting stays open to agents (the memory's trust becomes the lowest writer's).
         assert list(editor.update(fact.id, tags=["tunnel"]).tags) == ["tunnel"]
+        # Having tagged it does not make the editor a writer of its text.
+        with pytest.raises(WriteBlockedError, match=f"contradicts trusted memory {fact.id}"):
+            editor.update(fact.id, content=FALSE)
+        with pytest.raises(WriteBlockedError):
+            editor.update(fact.id, tags=["tunnel", "x"])  # its failed rewrite cost it its trust
     assert user.get(fact.id).content == FACT
     assert user.get(alices.id).content == alices.content
-    assert user.memory_trust([fact.id])[fact.id] == pytest.approx(4 / 6)
+    assert user.memory_trust([fact.id])[fact.id] < 4 / 6  # the editor is among its writers, now distrusted
 
 
 def test_an_agent_changes_its_own_memory_and_the_user_changes_any(settings: Settings, user: MemoryEngine) -> None:

@@ -46,6 +46,13 @@ def finetune_decomposer(
             min=0.0, max=0.9, help="repeat non-whole targets until they are this share of the warm-up's examples"
         ),
     ] = 0.0,
+    warmup_ties: Annotated[
+        Literal["expected", "fewer"],
+        typer.Option(
+            help="plans finding the same evidence: the kind with the best mean reward for questions of the same rules "
+            "class wins (expected), or fewer searches (fewer)"
+        ),
+    ] = "expected",
     max_train: Annotated[int, typer.Option(min=0, help="most training questions (0: all)")] = 0,
     stage1_steps: Annotated[
         int, typer.Option(min=0, help="GRPO steps on single-search and easy bridge questions")
@@ -110,6 +117,7 @@ def finetune_decomposer(
             lr=warmup_lr,
             samples=warmup_samples,
             split_share=warmup_split_share,
+            ties=warmup_ties,
             sample_tokens=completion_tokens,
         ),
         stage1=stage(stage1_steps),

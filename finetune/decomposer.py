@@ -56,7 +56,14 @@ from hopmem.finetune.decomposer_reward import (
     plan_prompt,
     plan_reward_func,
 )
-from hopmem.finetune.decomposer_warmup import WarmupSettings, run_warmup, sample_plans, target_summary, warmup_targets
+from hopmem.finetune.decomposer_warmup import (
+    WarmupSettings,
+    expected_rewards,
+    run_warmup,
+    sample_plans,
+    target_summary,
+    warmup_targets,
+)
 from hopmem.finetune.grpo import GRPOSettings, grpo_log, lora_config, run_grpo
 from hopmem.finetune.recipe import Recipe, TrainContext
 from hopmem.finetune.reranker_data import portable_adapter_config
@@ -369,8 +376,9 @@ class DecomposerRecipe(Recipe[DecomposerConfig, DecomposerData]):
         c = self.config
         t0 = time.perf_counter()
         sampled = sample_plans(model, tokenizer, data.train, c.warmup, c.max_subqueries)
-        targets = warmup_targets(self.env, data.train, sampled, c.max_subqueries)
+        targets = warmup_targets(self.env, data.train, sampled, c.max_subqueries, ties=c.warmup.ties)
         summary = target_summary(targets)
+        summary["expected_rewards"] = expected_rewards(data.train, [t.candidates for t in targets], c.max_subqueries)
         log.info("warm-up targets: %s", summary)
         target_seconds = round(time.perf_counter() - t0, 1)
         model = get_peft_model(model, peft_config)

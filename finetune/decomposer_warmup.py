@@ -14,8 +14,15 @@ format first): for each training question a handful of candidate plans is enumer
 
 each is scored with the SAME reward GRPO uses (:meth:`hopmem.finetune.decomposer_reward.PlanEnvironment.score`:
 the plan's searches RSF-fused, recall@10 or nDCG@10 against the supporting passages, minus the search cost, plus the
-format term; a plan ``check_plan`` refuses earns the penalty), and the best one (ties: fewer searches, then the
-order above, so ``whole`` first) becomes the question's supervised target. The LoRA adapter is then trained on those
+format term; a plan ``check_plan`` refuses earns the penalty), and the best one becomes the question's supervised
+target. Which is "best" when candidates find the same evidence is the question that matters, because they do for
+most questions (the whole question's search already holds both passages): with ``ties="expected"`` (the default) the
+plan with the most evidence wins, and among equals the kind of plan (whole, rules, chain) with the best mean reward
+over the training questions the rules classify alike (bridge, comparison or single) - a tie means the supporting
+passages give no reason to prefer either, and the model, which sees only the question, should then do what pays in
+expectation for questions like it; per-question ties broken toward fewer searches (``ties="fewer"``, the second and
+third runs) made ``whole`` the target of 94% of the questions although chaining a bridge question pays on average,
+so the model learned the majority label rather than the better policy. The LoRA adapter is then trained on those
 targets with :func:`hopmem.finetune.sft.run_sft` (loss on the reply's tokens only), and GRPO continues from it.
 
 What the warm-up imitates is therefore the reward's own best plan among the enumerated ones, chosen with the
@@ -29,7 +36,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from hopmem.agents.planner import MAX_QUERY_CHARS, rule_plan
 from hopmem.agents.prompts import decompose_messages
@@ -61,6 +68,9 @@ class WarmupSettings:
             warm-up's examples (0: the targets as found). The reward-best plan is whole for most questions, so without
             it the warmed policy would rarely sample a chain or a split and GRPO would again see no group that holds
             one; the repetition changes how often the policy tries them, not which plan is a question's target.
+        ties: how candidates with the same evidence are ordered: ``expected`` by the mean reward of their kind over
+            the training questions of the same rules class (the module's docstring says why), ``fewer`` by fewer
+            searches, then whole first.
     """
 
     steps: int = 0
@@ -70,6 +80,7 @@ class WarmupSettings:
     temperature: float = 1.0
     sample_tokens: int = 96
     split_share: float = 0.0
+    ties: Literal["expected", "fewer"] = "expected"
 
     def sft(self) -> SFTSettings:
         """The supervised loop's settings."""
@@ -109,8 +120,9 @@ def fit_query(text: str, limit: int = MAX_QUERY_CHARS) -> str:
     return cut[:limit].rstrip(" ,;:")
 
 
-def enumerated_candidates(question: str, max_subqueries: int) -> list[Candidate]:
-    """The whole, rules and chain candidates of ``question`` (distinct completions only, in tie-break order).
+def enumerated_plans(question: str, max_subqueries: int) -> list[tuple[str, str]]:
+    """``(source, completion)`` of the whole, rules and chain candidates of ``question``, in tie-break order, equal
+    completions included (so every source has a plan to average over).
 
     A plan's queries are at most :data:`MAX_QUERY_CHARS` characters (the plan schema's limit), so for a long question
     the whole plan carries the question cut at a word boundary, and the chain chains the cut question
@@ -121,14 +133,24 @@ def enumerated_candidates(question: str, max_subqueries: int) -> list[Candidate]
     if max_subqueries >= 2:
         short = fit_query(question, MAX_QUERY_CHARS - 4)
         plans.append(("chain", "sequential", [short, "{1} " + short]))
+    return [(source, plan_completion(mode, queries)) for source, mode, queries in plans]
+
+
+def enumerated_candidates(question: str, max_subqueries: int) -> list[Candidate]:
+    """The distinct candidates of :func:`enumerated_plans` (the first source of equal completions kept)."""
     out: list[Candidate] = []
     seen: set[str] = set()
-    for source, mode, queries in plans:
-        completion = plan_completion(mode, queries)
+    for source, completion in enumerated_plans(question, max_subqueries):
         if completion not in seen:
             seen.add(completion)
             out.append(Candidate(source, completion))
     return out
+
+
+def question_class(question: str, max_subqueries: int) -> str:
+    """The rules' reading of a question (``sequential`` bridge, ``parallel`` comparison, ``whole``): the classes over
+    which ``ties="expected"`` averages each kind of plan."""
+    return rule_plan(question, max_subqueries=max_subqueries)[0]
 
 
 def _rank(candidate: Candidate) -> tuple[float, int, int]:
@@ -137,8 +159,14 @@ def _rank(candidate: Candidate) -> tuple[float, int, int]:
     return (round(score.reward, 6), -score.searches, -SOURCES.index(candidate.source))
 
 
-def choose_target(env: PlanEnvironment, question: DecomposerQuestion, candidates: Sequence[Candidate]) -> WarmupTarget:
-    """Score every candidate with the plan reward and keep the best (ties: fewer searches, then source order)."""
+def _evidence(score: PlanScore, metric: str) -> float:
+    return (score.recall if metric == "recall@10" else score.ndcg) if score.valid else float("-inf")
+
+
+def score_candidates(
+    env: PlanEnvironment, question: DecomposerQuestion, candidates: Sequence[Candidate]
+) -> list[Candidate]:
+    """The distinct candidates, each scored with the plan reward."""
     scored: list[Candidate] = []
     seen: set[str] = set()
     for c in candidates:
@@ -147,8 +175,51 @@ def choose_target(env: PlanEnvironment, question: DecomposerQuestion, candidates
         seen.add(c.completion)
         c.score = env.score(c.completion, question.text, question.dataset, question.supporting)
         scored.append(c)
-    best = max(scored, key=_rank)
-    return WarmupTarget(question, best, scored)
+    return scored
+
+
+def choose_target(env: PlanEnvironment, question: DecomposerQuestion, candidates: Sequence[Candidate]) -> WarmupTarget:
+    """Score every candidate with the plan reward and keep the best (ties: fewer searches, then source order)."""
+    scored = score_candidates(env, question, candidates)
+    return WarmupTarget(question, max(scored, key=_rank), scored)
+
+
+def expected_rewards(
+    questions: Sequence[DecomposerQuestion], scored: Sequence[Sequence[Candidate]], max_subqueries: int
+) -> dict[str, dict[str, float]]:
+    """Mean reward of each enumerated kind of plan (whole, rules, chain) per rules class of the questions.
+
+    A kind absent from a question's distinct candidates had the same completion as an earlier kind, so it takes
+    that candidate's reward."""
+    sums: dict[str, dict[str, list[float]]] = {}
+    for q, cands in zip(questions, scored, strict=True):
+        by_completion = {c.completion: c.score for c in cands if c.score is not None}
+        per_class = sums.setdefault(question_class(q.text, max_subqueries), {})
+        for source, completion in enumerated_plans(q.text, max_subqueries):
+            found = by_completion.get(completion)
+            if found is not None:
+                per_class.setdefault(source, []).append(found.reward)
+    return {cls: {s: round(sum(v) / len(v), 6) for s, v in kinds.items()} for cls, kinds in sorted(sums.items())}
+
+
+def choose_expected(
+    question: DecomposerQuestion,
+    scored: Sequence[Candidate],
+    means: dict[str, dict[str, float]],
+    *,
+    metric: str,
+    max_subqueries: int,
+) -> WarmupTarget:
+    """The candidate with the most evidence; among equals, the kind with the best mean reward in the question's
+    class (a sampled plan has no kind: it wins only with strictly more evidence), then fewer searches."""
+    kinds = means.get(question_class(question.text, max_subqueries), {})
+
+    def rank(c: Candidate) -> tuple[float, float, int, int]:
+        assert c.score is not None
+        expected = kinds.get(c.source, float("-inf")) if c.source != "sampled" else float("-inf")
+        return (round(_evidence(c.score, metric), 6), expected, -c.score.searches, -SOURCES.index(c.source))
+
+    return WarmupTarget(question, max(scored, key=rank), list(scored))
 
 
 def sample_plans(
@@ -188,13 +259,24 @@ def warmup_targets(
     questions: Sequence[DecomposerQuestion],
     sampled: Sequence[Sequence[str]],
     max_subqueries: int,
+    ties: str = "expected",
 ) -> list[WarmupTarget]:
-    """Every training question's target: the best of its enumerated and sampled candidates under the reward."""
-    targets = []
-    for q, samples in zip(questions, sampled, strict=True):
-        candidates = enumerated_candidates(q.text, max_subqueries) + [Candidate("sampled", s) for s in samples]
-        targets.append(choose_target(env, q, candidates))
-    return targets
+    """Every training question's target among its enumerated and sampled candidates (``ties``: see
+    :class:`WarmupSettings`)."""
+    scored = [
+        score_candidates(env, q, enumerated_candidates(q.text, max_subqueries) + [Candidate("sampled", s) for s in ss])
+        for q, ss in zip(questions, sampled, strict=True)
+    ]
+    if ties == "fewer":
+        return [WarmupTarget(q, max(cands, key=_rank), cands) for q, cands in zip(questions, scored, strict=True)]
+    if ties != "expected":
+        raise ValueError(f"ties must be 'expected' or 'fewer', not {ties!r}")
+    means = expected_rewards(questions, scored, max_subqueries)
+    log.info("mean reward of each kind of plan per question class: %s", means)
+    return [
+        choose_expected(q, cands, means, metric=env.weights.metric, max_subqueries=max_subqueries)
+        for q, cands in zip(questions, scored, strict=True)
+    ]
 
 
 def target_summary(targets: Sequence[WarmupTarget]) -> dict[str, Any]:

@@ -19,10 +19,14 @@ from hopmem.finetune.decomposer_warmup import (
     WarmupSettings,
     WarmupTarget,
     balanced,
+    choose_expected,
     choose_target,
     enumerated_candidates,
+    enumerated_plans,
+    expected_rewards,
     fit_query,
     plan_completion,
+    question_class,
     run_warmup,
     target_summary,
     warmup_rows,
@@ -95,6 +99,49 @@ def test_the_target_is_the_reward_best_plan_and_ties_go_to_fewer_searches_then_w
     # an invalid sampled plan never wins over a valid one
     target = choose_target(env, simple, [Candidate("sampled", "not json"), *enumerated_candidates(SIMPLE, 3)])
     assert target.best.source == "whole" and target.best.score is not None and target.best.score.recall == 1.0
+
+
+BRIDGE_A = "What government position was held by the woman who portrayed Corliss Archer in the film Kiss?"
+BRIDGE_B = "The arena where the Lewiston Maineiacs played their home games can seat how many people?"
+
+
+def _scored(question: str, recalls: dict[str, float], cost: float = 0.02) -> list[Candidate]:
+    """The enumerated candidates of ``question`` with made-up evidence per source (reward as the plan reward
+    computes it: recall - cost per extra search + 0.1)."""
+    out = []
+    for c in enumerated_candidates(question, 3):
+        searches = 1 if c.source == "whole" else 2
+        recall = recalls[c.source]
+        c.score = PlanScore(recall - cost * (searches - 1) + 0.1, True, "x", [], searches, recall)
+        out.append(c)
+    return out
+
+
+def test_expected_ties_go_to_the_kind_that_pays_on_average_for_questions_of_the_same_class() -> None:
+    assert question_class(BRIDGE_A, 3) == question_class(BRIDGE_B, 3) == "sequential"
+    assert {s for s, _ in enumerated_plans(BRIDGE_A, 3)} == {"whole", "rules", "chain"}
+    questions = [DecomposerQuestion("a", BRIDGE_A, ["x"], "d"), DecomposerQuestion("b", BRIDGE_B, ["x"], "d")]
+    # a: the chain finds a passage the whole question misses; b: both find the same evidence
+    scored = [
+        _scored(BRIDGE_A, {"whole": 0.5, "rules": 1.0, "chain": 1.0}),
+        _scored(BRIDGE_B, {"whole": 1.0, "rules": 1.0, "chain": 1.0}),
+    ]
+    means = expected_rewards(questions, scored, 3)
+    assert means["sequential"]["rules"] > means["sequential"]["whole"]
+    assert math.isclose(means["sequential"]["whole"], (0.6 + 1.1) / 2)
+    tied = choose_expected(questions[1], scored[1], means, metric="recall@10", max_subqueries=3)
+    assert tied.best.source == "rules"  # "fewer" would keep b whole, as choose_target does
+    assert max(scored[1], key=lambda c: c.score.reward if c.score else 0).source == "whole"
+    # strictly more evidence always wins, whatever pays on average
+    flipped = _scored(BRIDGE_B, {"whole": 1.0, "rules": 0.5, "chain": 0.5})
+    assert choose_expected(questions[1], flipped, means, metric="recall@10", max_subqueries=3).best.source == "whole"
+    # a sampled plan has no kind: with equal evidence it loses to an enumerated one
+    sampled = Candidate("sampled", plan_completion("whole", [BRIDGE_B]))
+    sampled.score = PlanScore(1.1, True, "whole", [BRIDGE_B], 1, 1.0)
+    assert (
+        choose_expected(questions[1], [sampled, *scored[1]], means, metric="recall@10", max_subqueries=3).best.source
+        != "sampled"
+    )
 
 
 def test_targets_summary_and_rows_for_the_supervised_loop(env: PlanEnvironment, tiny_beir: Path) -> None:

@@ -17,12 +17,13 @@ the plan's searches RSF-fused, recall@10 or nDCG@10 against the supporting passa
 format term; a plan ``check_plan`` refuses earns the penalty), and the best one becomes the question's supervised
 target. Which is "best" when candidates find the same evidence is the question that matters, because they do for
 most questions (the whole question's search already holds both passages): with ``ties="expected"`` (the default) the
-plan with the most evidence wins, and among equals the kind of plan (whole, rules, chain) with the best mean reward
-over the training questions the rules classify alike (bridge, comparison or single) - a tie means the supporting
+plan with the most evidence wins, and among equals the kind of plan (whole, chain, parallel split) with the best mean
+reward over the training questions the rules classify alike (bridge, comparison or single) - a tie means the supporting
 passages give no reason to prefer either, and the model, which sees only the question, should then do what pays in
 expectation for questions like it; per-question ties broken toward fewer searches (``ties="fewer"``, the second and
-third runs) made ``whole`` the target of 94% of the questions although chaining a bridge question pays on average,
-so the model learned the majority label rather than the better policy. The LoRA adapter is then trained on those
+third runs) made ``whole`` the target of 94% of the questions, so the model learned the majority label, not which kind
+of plan pays for which kind of question (whether chaining a bridge question pays on average depends on the search
+cost: it finds about 1.2 points more evidence on the training questions). The LoRA adapter is then trained on those
 targets with :func:`hopmem.finetune.sft.run_sft` (loss on the reply's tokens only), and GRPO continues from it.
 
 What the warm-up imitates is therefore the reward's own best plan among the enumerated ones, chosen with the
@@ -184,22 +185,28 @@ def choose_target(env: PlanEnvironment, question: DecomposerQuestion, candidates
     return WarmupTarget(question, max(scored, key=_rank), scored)
 
 
+def plan_kind(candidate: Candidate) -> str | None:
+    """The kind of plan an enumerated candidate is (its checked mode: ``whole``, ``sequential`` for the chain,
+    ``parallel`` for the rules' split), ``None`` for an invalid or sampled one. Kinds, not sources, are averaged: the
+    rules' chain of a short question is the chain candidate itself, and of a long one an invalid plan no one should
+    imitate."""
+    if candidate.source == "sampled" or candidate.score is None or not candidate.score.valid:
+        return None
+    return candidate.score.mode
+
+
 def expected_rewards(
     questions: Sequence[DecomposerQuestion], scored: Sequence[Sequence[Candidate]], max_subqueries: int
 ) -> dict[str, dict[str, float]]:
-    """Mean reward of each enumerated kind of plan (whole, rules, chain) per rules class of the questions.
-
-    A kind absent from a question's distinct candidates had the same completion as an earlier kind, so it takes
-    that candidate's reward."""
+    """Mean reward of each kind of valid enumerated plan (:func:`plan_kind`) per rules class of the questions."""
     sums: dict[str, dict[str, list[float]]] = {}
     for q, cands in zip(questions, scored, strict=True):
-        by_completion = {c.completion: c.score for c in cands if c.score is not None}
         per_class = sums.setdefault(question_class(q.text, max_subqueries), {})
-        for source, completion in enumerated_plans(q.text, max_subqueries):
-            found = by_completion.get(completion)
-            if found is not None:
-                per_class.setdefault(source, []).append(found.reward)
-    return {cls: {s: round(sum(v) / len(v), 6) for s, v in kinds.items()} for cls, kinds in sorted(sums.items())}
+        for c in cands:
+            kind = plan_kind(c)
+            if kind is not None and c.score is not None:
+                per_class.setdefault(kind, []).append(c.score.reward)
+    return {cls: {k: round(sum(v) / len(v), 6) for k, v in kinds.items()} for cls, kinds in sorted(sums.items())}
 
 
 def choose_expected(
@@ -216,7 +223,8 @@ def choose_expected(
 
     def rank(c: Candidate) -> tuple[float, float, int, int]:
         assert c.score is not None
-        expected = kinds.get(c.source, float("-inf")) if c.source != "sampled" else float("-inf")
+        kind = plan_kind(c)
+        expected = kinds.get(kind, float("-inf")) if kind is not None else float("-inf")
         return (round(_evidence(c.score, metric), 6), expected, -c.score.searches, -SOURCES.index(c.source))
 
     return WarmupTarget(question, max(scored, key=rank), list(scored))

@@ -112,7 +112,8 @@ def _scored(question: str, recalls: dict[str, float], cost: float = 0.02) -> lis
     for c in enumerated_candidates(question, 3):
         searches = 1 if c.source == "whole" else 2
         recall = recalls[c.source]
-        c.score = PlanScore(recall - cost * (searches - 1) + 0.1, True, "x", [], searches, recall)
+        mode = "whole" if c.source == "whole" else "sequential"
+        c.score = PlanScore(recall - cost * (searches - 1) + 0.1, True, mode, [], searches, recall)
         out.append(c)
     return out
 
@@ -127,14 +128,20 @@ def test_expected_ties_go_to_the_kind_that_pays_on_average_for_questions_of_the_
         _scored(BRIDGE_B, {"whole": 1.0, "rules": 1.0, "chain": 1.0}),
     ]
     means = expected_rewards(questions, scored, 3)
-    assert means["sequential"]["rules"] > means["sequential"]["whole"]
+    assert set(means["sequential"]) == {"whole", "sequential"}  # kinds of plan, whatever source wrote them
+    assert means["sequential"]["sequential"] > means["sequential"]["whole"]
     assert math.isclose(means["sequential"]["whole"], (0.6 + 1.1) / 2)
     tied = choose_expected(questions[1], scored[1], means, metric="recall@10", max_subqueries=3)
-    assert tied.best.source == "rules"  # "fewer" would keep b whole, as choose_target does
+    assert tied.best.score is not None and tied.best.score.mode == "sequential"  # "fewer" would keep b whole
     assert max(scored[1], key=lambda c: c.score.reward if c.score else 0).source == "whole"
     # strictly more evidence always wins, whatever pays on average
     flipped = _scored(BRIDGE_B, {"whole": 1.0, "rules": 0.5, "chain": 0.5})
     assert choose_expected(questions[1], flipped, means, metric="recall@10", max_subqueries=3).best.source == "whole"
+    # an invalid plan (the rules' chain of a long question) is no kind of plan: it moves no mean
+    broken = _scored(BRIDGE_B, {"whole": 1.0, "rules": 1.0, "chain": 1.0})
+    broken[1].score = PlanScore(-0.5, False)
+    with_broken = expected_rewards([*questions, questions[1]], [*scored, broken[:2]], 3)
+    assert with_broken["sequential"]["sequential"] == means["sequential"]["sequential"]
     # a sampled plan has no kind: with equal evidence it loses to an enumerated one
     sampled = Candidate("sampled", plan_completion("whole", [BRIDGE_B]))
     sampled.score = PlanScore(1.1, True, "whole", [BRIDGE_B], 1, 1.0)

@@ -63,6 +63,10 @@ def finetune_decomposer(
     completion_tokens: Annotated[int, typer.Option(min=8, help="most tokens of a rollout")] = 64,
     lr: Annotated[float, typer.Option(min=0.0, help="learning rate of the LoRA weights")] = 2e-4,
     temperature: Annotated[float, typer.Option(min=0.01, help="sampling temperature of the rollouts")] = 1.0,
+    scale_rewards: Annotated[
+        Literal["group", "batch", "none"],
+        typer.Option(help="GRPO advantages divided by the group's (or batch's) reward deviation, or not (none)"),
+    ] = "group",
     lora_r: Annotated[int, typer.Option(min=1, max=16, help="LoRA rank (alpha = 2r), attention projections")] = 8,
     metric: Annotated[
         Literal["recall@10", "ndcg@10"], typer.Option(help="what the fused list is scored by")
@@ -100,6 +104,7 @@ def finetune_decomposer(
             lr=lr,
             temperature=temperature,
             checkpoint_every=25,
+            scale_rewards=scale_rewards,
         )
 
     train_config = DecomposerConfig(

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hopmem.memory.errors import InputError, ModelNotAvailableError
 
@@ -39,6 +39,10 @@ class GRPOSettings:
         temperature: sampling temperature (high enough that a group's answers differ).
         beta: KL weight against the base model (0 skips the reference model, TRL's default).
         checkpoint_every: steps between checkpoints.
+        scale_rewards: TRL's advantage scaling: ``group`` divides each group's centred rewards by their standard
+            deviation (TRL's default), ``none`` leaves them as they are (Dr. GRPO). Scaling turns any difference
+            inside a group into a full unit of advantage, so a reward that differs by a small cost (the decomposer's
+            search cost between plans that find the same evidence) pushes as hard as one that differs by the task.
     """
 
     steps: int = 40
@@ -49,6 +53,7 @@ class GRPOSettings:
     temperature: float = 1.0
     beta: float = 0.0
     checkpoint_every: int = 20
+    scale_rewards: Literal["group", "batch", "none"] = "group"
 
 
 def lora_config(r: int, alpha: int, dropout: float, targets: Sequence[str] = LORA_TARGETS) -> Any:
@@ -123,6 +128,7 @@ def run_grpo(
         warmup_steps=min(5, max(0, settings.steps // 10)),
         temperature=settings.temperature,
         beta=settings.beta,
+        scale_rewards=settings.scale_rewards,
         gradient_checkpointing=False,
         use_cpu=not torch.cuda.is_available(),
         bf16=False,

@@ -91,18 +91,23 @@ class Plan:
         return data
 
 
-def plan_schema(max_subqueries: int) -> dict[str, Any]:
+def plan_schema(max_subqueries: int, *, query_chars: int | None = MAX_QUERY_CHARS) -> dict[str, Any]:
     """The JSON schema of the LLM's plan: ``{"mode": ..., "queries": [...]}`` (``mode`` first, so it decides first).
 
     Written in the strict subset OpenAI-style servers accept (every property required, no additional ones).
+    ``query_chars=None`` drops the queries' ``maxLength`` (the tuned planner's, whose long queries are cut instead:
+    :func:`check_plan`'s ``cut_long``).
     """
+    item: dict[str, Any] = {"type": "string", "minLength": 1}
+    if query_chars is not None:
+        item["maxLength"] = query_chars
     return {
         "type": "object",
         "properties": {
             "mode": {"type": "string", "enum": list(MODES)},
             "queries": {
                 "type": "array",
-                "items": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS},
+                "items": item,
                 "minItems": 1,
                 "maxItems": max(1, max_subqueries),
             },
@@ -183,12 +188,13 @@ def plan_question(
         prompt = decompose_messages if decide == "tuned" else plan_messages
         assert planner is not None  # the branches above handle a missing model
         try:
+            tuned = decide == "tuned"
             reply, _ = planner.complete_json(
                 prompt(standalone, max_subqueries=max_subqueries),
-                plan_schema(max_subqueries),
+                plan_schema(max_subqueries, query_chars=None if tuned else MAX_QUERY_CHARS),
                 max_tokens=PLAN_MAX_TOKENS,
             )
-            mode, queries = check_plan(reply, standalone, max_subqueries=max_subqueries)
+            mode, queries = check_plan(reply, standalone, max_subqueries=max_subqueries, cut_long=tuned)
             plan = Plan(mode, queries, standalone, "tuned" if decide == "tuned" else "llm", _join(warnings))
         except (HopmemError, ValueError) as exc:
             log.info("planner falls back to rules: %s", exc)
@@ -267,8 +273,21 @@ def fill_placeholders(query: str, answers: Sequence[str]) -> str:
 # --- checking the LLM's plan ---------------------------------------------------------------------------------------
 
 
-def check_plan(reply: Any, question: str, *, max_subqueries: int) -> tuple[Mode, list[str]]:
+def fit_query(text: str, limit: int = MAX_QUERY_CHARS) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut[:limit].rstrip(" ,;:")
+
+
+def check_plan(reply: Any, question: str, *, max_subqueries: int, cut_long: bool = False) -> tuple[Mode, list[str]]:
     """The mode and sub-queries of an LLM plan ``reply`` for ``question``, or ValueError saying what is wrong.
+
+    ``cut_long``: a sub-query longer than :data:`MAX_QUERY_CHARS` is cut at a word boundary instead of refused. The
+    tuned planner generates without a grammar (transformers), so nothing stops a copied long question at the schema's
+    ``maxLength`` as llama.cpp's or vLLM's constrained decoding would; the cut stands in for that stop, and its
+    warm-up targets are cut the same way (:func:`hopmem.finetune.decomposer_warmup.enumerated_plans`).
 
     Rules: a known mode; for ``whole``, and for a "split" into a single query, the queries are replaced by
     ``[question]``; a split needs 2 to
@@ -288,6 +307,8 @@ def check_plan(reply: Any, question: str, *, max_subqueries: int) -> tuple[Mode,
     if mode == "whole":
         return "whole", [question]
     queries = [" ".join(q.split()) for q in raw]
+    if cut_long:
+        queries = [fit_query(q) for q in queries]
     if len(queries) == 1 and not _PLACEHOLDER.search(queries[0]):
         return "whole", [question]  # a "split" into one query is a whole plan
     if len(queries) < 2:

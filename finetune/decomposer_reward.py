@@ -107,8 +107,10 @@ def parse_plan(completion: str, question: str, max_subqueries: int) -> tuple[str
         HopmemError, ValueError: on invalid JSON, a schema break or a plan :func:`check_plan` refuses.
     """
     text = JSON_PREFIX + completion
-    reply = parse_json_reply(json_part(text), plan_schema(max_subqueries), source="decomposer rollout")
-    return check_plan(reply, question, max_subqueries=max_subqueries)
+    reply = parse_json_reply(
+        json_part(text), plan_schema(max_subqueries, query_chars=None), source="decomposer rollout"
+    )
+    return check_plan(reply, question, max_subqueries=max_subqueries, cut_long=True)
 
 
 class PlanEnvironment:

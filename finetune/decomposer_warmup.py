@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from hopmem.agents.planner import MAX_QUERY_CHARS, rule_plan
+from hopmem.agents.planner import MAX_QUERY_CHARS, fit_query, rule_plan
 from hopmem.agents.prompts import decompose_messages
 from hopmem.finetune.decomposer_reward import JSON_PREFIX, PlanScore, plan_prompt
 from hopmem.finetune.sft import SFTSettings, run_sft
@@ -112,22 +112,14 @@ def plan_completion(mode: str, queries: Sequence[str]) -> str:
     return text[len(JSON_PREFIX) :]
 
 
-def fit_query(text: str, limit: int = MAX_QUERY_CHARS) -> str:
-    """``text`` cut at a word boundary to at most ``limit`` characters (a plan's query may not be longer; a whole
-    plan's query is replaced by the question anyway, so cutting it changes nothing the agent searches)."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
-    return cut[:limit].rstrip(" ,;:")
-
-
 def enumerated_plans(question: str, max_subqueries: int) -> list[tuple[str, str]]:
     """``(source, completion)`` of the whole, rules and chain candidates of ``question``, in tie-break order, equal
     completions included (so every source has a plan to average over).
 
     A plan's queries are at most :data:`MAX_QUERY_CHARS` characters (the plan schema's limit), so for a long question
     the whole plan carries the question cut at a word boundary, and the chain chains the cut question
-    (``[cut, "{1} cut"]``); the rules' own chain of a long question breaks the schema and scores as invalid.
+    (``[cut, "{1} cut"]``); the rules' own chain of a long question is cut where the reward reads it
+    (:func:`hopmem.agents.planner.check_plan`'s ``cut_long``), so ``{1} q`` loses its last four characters' worth.
     """
     rule_mode, rule_queries = rule_plan(question, max_subqueries=max_subqueries)
     plans = [("whole", "whole", [fit_query(question)]), ("rules", rule_mode, rule_queries)]

@@ -11,11 +11,13 @@ import hopmem.agents.planner as planner
 from hopmem.agents.bridge import bridge_answer, condense, extractive_bridge
 from hopmem.agents.llm import ChatLLM
 from hopmem.agents.planner import (
+    MAX_QUERY_CHARS,
     MODES,
     Plan,
     check_plan,
     fill_placeholders,
     plan_question,
+    plan_schema,
     rule_plan,
     rule_standalone,
 )
@@ -163,6 +165,18 @@ Q = "Which is older, the Eiffel Tower or the Statue of Liberty?"
 def test_check_plan_rejects_bad_plans(reply: object, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         check_plan(reply, Q, max_subqueries=3)
+
+
+def test_the_tuned_planners_long_queries_are_cut_as_a_grammar_would_stop_them() -> None:
+    long_q = "Which is older, the Eiffel Tower in Paris or the Statue of Liberty " + "in New York harbour " * 5 + "?"
+    chain = {"mode": "sequential", "queries": [long_q, "{1} " + long_q]}
+    with pytest.raises(ValueError, match="longer than"):
+        check_plan(chain, long_q, max_subqueries=3)
+    mode, queries = check_plan(chain, long_q, max_subqueries=3, cut_long=True)
+    assert mode == "sequential" and all(len(q) <= MAX_QUERY_CHARS for q in queries)
+    assert long_q.startswith(queries[0]) and queries[1].startswith("{1} ") and not queries[0].endswith(" ")
+    assert "maxLength" not in plan_schema(3, query_chars=None)["properties"]["queries"]["items"]
+    assert plan_schema(3)["properties"]["queries"]["items"]["maxLength"] == MAX_QUERY_CHARS
 
 
 def test_check_plan_accepts_good_plans_and_normalises_whole() -> None:

@@ -61,7 +61,7 @@ RERANKER_EVAL_ARGS ?=
 DECOMPOSER_OUT ?= runs/decomposer
 # The shipped adapter's command (agents/planner_weights/decomposer/README.md). The second run, with the warm-up and
 # the reserved hotpotqa-extra questions (docs/decomposer.md, not shipped): DECOMPOSER_ARGS='--threads 1 --holdout 24
-# --reserve hotpotqa-extra=100 --warmup-steps 48 --warmup-split-share 0.3 --stage1-steps 8 --stage2-steps 8
+# --reserve hotpotqa-extra=100 --warmup-steps 48 --warmup-split-share 0.3 --warmup-ties fewer --stage1-steps 8 --stage2-steps 8
 # --completion-tokens 96 --lr 3e-4 -q'
 DECOMPOSER_ARGS ?= --threads 1 --holdout 24 --stage1-steps 16 --stage2-steps 16 --lr 3e-4 -q
 DECOMPOSER_EVAL ?= ../shared/data/hotpotqa

@@ -11,7 +11,8 @@ cost per extra search, plus a format term; an invalid plan earns the format pena
 
 Warm-up (:mod:`hopmem.finetune.decomposer_warmup`, expert iteration): before GRPO, each training question's
 candidate plans (whole, the rules' plan, the chain ``[q, "{1} q"]``, optionally plans sampled from the base model)
-are scored with the same reward, and the adapter is first trained with supervision to write the reward-best one, so
+are scored with the same reward, and the adapter is first trained with supervision to write the best one (most
+evidence; ties to the kind of plan that pays on average for questions of the same rules class), so
 that GRPO starts from a policy that writes valid plans and now and then a chain or a split (which the base model
 almost never did, leaving GRPO no signal toward them).
 

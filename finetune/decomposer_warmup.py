@@ -259,7 +259,7 @@ def warmup_targets(
     questions: Sequence[DecomposerQuestion],
     sampled: Sequence[Sequence[str]],
     max_subqueries: int,
-    ties: str = "expected",
+    ties: Literal["expected", "fewer"] = "expected",
 ) -> list[WarmupTarget]:
     """Every training question's target among its enumerated and sampled candidates (``ties``: see
     :class:`WarmupSettings`)."""

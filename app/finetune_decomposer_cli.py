@@ -72,15 +72,25 @@ def finetune_decomposer(
         Literal["recall@10", "ndcg@10"], typer.Option(help="what the fused list is scored by")
     ] = "recall@10",
     search_cost: Annotated[float, typer.Option(min=0.0, help="reward lost per search beyond the first")] = 0.02,
+    reward_pipeline: Annotated[
+        Literal["fused", "agent"],
+        typer.Option(
+            help="score a plan by the fused lists' first documents (fused) or by the agent's own retrieve, TreeHop, "
+            "fuse and cross-encoder rerank steps, as `hopmem eval qa` does (agent; slower per new plan)"
+        ),
+    ] = "fused",
     threads: Annotated[int, typer.Option(min=0, help="torch threads (0: torch's default)")] = 1,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the checkpoints in --output")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
     """Train the query decomposer (the planner's SmolLM2 + LoRA) with GRPO; the reward is the evidence its plan's
-    searches find (recall@10 of the RSF-fused hybrid lists) minus a cost per search, with a format term."""
+    searches find (recall@10 of the RSF-fused hybrid lists, or of the agent's reranked list with --reward-pipeline
+    agent) minus a cost per search, with a format term."""
+    from hopmem.agents.config import AgentConfig
     from hopmem.agents.tuned_planner import default_decomposer_dir
     from hopmem.finetune.decomposer import DecomposerConfig, train_decomposer
+    from hopmem.finetune.decomposer_pipeline import PipelineSettings
     from hopmem.finetune.decomposer_reward import RewardWeights
     from hopmem.finetune.decomposer_warmup import WarmupSettings
     from hopmem.finetune.grpo import GRPOSettings
@@ -128,6 +138,9 @@ def finetune_decomposer(
         stage1=stage(stage1_steps),
         stage2=stage(stage2_steps),
         reward=RewardWeights(metric=metric, search_cost=search_cost, max_subqueries=config.max_subqueries),
+        pipeline=reward_pipeline,
+        pipeline_settings=PipelineSettings.from_settings(config),
+        agent=AgentConfig.from_settings(config),
         max_subqueries=config.max_subqueries,
         resume=resume,
         seed=seed,

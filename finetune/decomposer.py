@@ -37,8 +37,9 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from hopmem.agents.config import AgentConfig
 from hopmem.agents.planner import rule_plan
 from hopmem.agents.tuned_planner import DEFAULT_BASE_MODEL, RECORD_FILE
 from hopmem.finetune.decomposer_data import (
@@ -50,6 +51,7 @@ from hopmem.finetune.decomposer_data import (
     reserved_ids,
     split_holdout,
 )
+from hopmem.finetune.decomposer_pipeline import AgentPipeline, PipelineSettings
 from hopmem.finetune.decomposer_reward import (
     PlanEnvironment,
     PlanLog,
@@ -104,6 +106,9 @@ class DecomposerConfig:
         warmup: the supervised warm-up on reward-best enumerated plans (``steps = 0`` skips it).
         stage1, stage2: the GRPO settings of the curriculum's stages (``steps = 0`` skips one).
         reward: the reward's terms.
+        pipeline: where a plan is scored: ``fused`` (the fused lists' first documents) or ``agent`` (the agent's
+            retrieve, hop, fuse and rerank steps, :mod:`hopmem.finetune.decomposer_pipeline`).
+        pipeline_settings, agent: the agent pipeline's settings (``hopmem.Settings``' values in the CLI).
         deep_k: the deeper cut that tells easy bridge questions from hard ones.
         max_subqueries: most sub-queries a plan may have (the agent's ``max_subqueries``).
         plan_tokens: tokens of a held-out plan (the agent's planning budget).
@@ -127,6 +132,9 @@ class DecomposerConfig:
     stage1: GRPOSettings = field(default_factory=lambda: _stage(25))
     stage2: GRPOSettings = field(default_factory=lambda: _stage(25))
     reward: RewardWeights = field(default_factory=RewardWeights)
+    pipeline: Literal["fused", "agent"] = "fused"
+    pipeline_settings: PipelineSettings = field(default_factory=PipelineSettings)
+    agent: AgentConfig = field(default_factory=AgentConfig)
     deep_k: int = 30
     max_subqueries: int = 3
     plan_tokens: int = 160
@@ -202,14 +210,18 @@ def holdout_metrics(
 
 def _rules_recall(env: PlanEnvironment, q: DecomposerQuestion, max_subqueries: int) -> tuple[float, int]:
     mode, queries = rule_plan(q.text, max_subqueries=max_subqueries)
-    ranked, searches = env.retrieve(q.dataset, q.text, mode, queries)
+    ranked, searches = env.rank(q.dataset, q.text, mode, queries)
     return recall_at_k(ranked, dict.fromkeys(q.supporting, 1), 10), searches
 
 
 def baseline_metrics(env: PlanEnvironment, questions: list[DecomposerQuestion], max_subqueries: int) -> dict[str, Any]:
     """Held-out recall@10 of the rules' plans and of the whole question alone (no split)."""
     rules = [_rules_recall(env, q, max_subqueries) for q in questions]
-    whole = [env.whole_recall(q.dataset, q.text, q.supporting)[0] for q in questions]
+    qrels = [dict.fromkeys(q.supporting, 1) for q in questions]
+    whole = [
+        recall_at_k(env.rank(q.dataset, q.text, "whole", [q.text])[0], r, 10)
+        for q, r in zip(questions, qrels, strict=True)
+    ]
     n = max(1, len(questions))
     return {
         "rules": {
@@ -257,6 +269,11 @@ class DecomposerRecipe(Recipe[DecomposerConfig, DecomposerData]):
 
     def __init__(self, config: DecomposerConfig, context: TrainContext) -> None:
         super().__init__(config, context)
+        pipeline = None
+        if config.pipeline == "agent":
+            pipeline = AgentPipeline(
+                context.embedder, cache_dir=context.cache_dir, settings=config.pipeline_settings, config=config.agent
+            )
         self.env = PlanEnvironment(
             context.embedder,
             cache_dir=context.cache_dir,
@@ -265,6 +282,7 @@ class DecomposerRecipe(Recipe[DecomposerConfig, DecomposerData]):
             weights=config.reward,
             deep_k=config.deep_k,
             progress=context.progress,
+            pipeline=pipeline,
         )
 
     def check(self) -> None:

@@ -53,7 +53,7 @@ def _warmup_lines(warmup: dict[str, Any] | None) -> list[str]:
     return [
         f"- warm-up (expert iteration): each of the {t['questions']} training questions' candidate plans (whole, the "
         f'rules\' plan, the chain `[q, "{{1}} q"]`; {sampled}) were scored with the reward above and the best '
-        "(ties: fewer searches, then whole) became its supervised target: the adapter imitates reward-best plans "
+        f"({_tie_words(s.get('ties', 'fewer'))}) became its supervised target: the adapter imitates reward-best plans "
         f"found by enumeration with the supporting passages in hand. Winning candidate {t['sources']}, target modes "
         f"{t['counts']} ({t['modes']}); target recall@10 {t['target_recall@10']} against {t['whole_recall@10']} for "
         f"the whole question; targets found in {warmup['target_seconds']} s",
@@ -89,8 +89,9 @@ def model_card(report: dict[str, Any]) -> str:
         "",
         "## Reward",
         f"- a plan's searches run through the memory's hybrid search (the whole question too when it splits; a "
-        f"chain's `{{1}}` filled by the extractive bridge answer), RSF-fused, scored by {reward['metric']} against "
-        f"the supporting passages; minus {reward['search_cost']} per search beyond the first; + {reward['valid']} "
+        f"chain's `{{1}}` filled by the extractive bridge answer), {_pipeline_words(cfg)}, scored by "
+        f"{reward['metric']} against the supporting passages; minus {reward['search_cost']} per search beyond the "
+        f"first; + {reward['valid']} "
         f"for a valid plan; an invalid plan (JSON or `check_plan`) earns {reward['invalid']} only",
         "",
         "## Training",
@@ -136,3 +137,23 @@ def model_card(report: dict[str, Any]) -> str:
         f"![reward per step]({REWARD_CURVE})",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _pipeline_words(cfg: dict[str, Any]) -> str:
+    if cfg.get("pipeline", "fused") != "agent":
+        return "RSF-fused (the first documents of the fused lists; no TreeHop, no reranker)"
+    p, a = cfg.get("pipeline_settings", {}), cfg.get("agent", {})
+    return (
+        f"through the agent's own steps (retrieve {a.get('retrieve_k')} per text, TreeHop {p.get('treehop_hops')} "
+        f"hops, RSF fusion to {a.get('rerank_depth')} candidates, the cross-encoder's rerank blended with the fused "
+        "order; the documents of that final ranking, as `hopmem eval qa` scores them)"
+    )
+
+
+def _tie_words(ties: str) -> str:
+    if ties == "expected":
+        return (
+            "most evidence wins; ties go to the kind of plan (whole, chain, split) with the best mean reward over "
+            "training questions of the same rules class"
+        )
+    return "ties: fewer searches, then whole"

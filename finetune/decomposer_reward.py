@@ -12,7 +12,11 @@ once), a chain's ``{k}`` is filled with the extractive bridge answer of sub-quer
 fused by rank-score fusion (:func:`hopmem.memory.fusion.rsf`). The fused documents are scored against the question's
 supporting passages (recall@10 or nDCG@10); each distinct search beyond the question's own costs
 :attr:`RewardWeights.search_cost` (a search is latency), and a valid plan earns :attr:`RewardWeights.valid`.
-No TreeHop and no reranker run here: rollouts must stay cheap (about 10 ms a search, cached by text).
+That is the ``fused`` pipeline: no TreeHop and no reranker, about 10 ms a search, cached by text. The ``agent``
+pipeline (:mod:`hopmem.finetune.decomposer_pipeline`) runs the agent's own retrieve, hop, fuse and rerank steps for
+the plan and scores the documents of the reranked list, as ``hopmem eval qa`` does: a chain's extra passages then
+count where the agent uses them (the cross-encoder reorders the deeper fused pool), not only when they reach the
+fused top ten.
 
 :class:`PlanEnvironment` holds one hybrid searcher per BEIR folder over its indexed corpus, built once and cached
 (:func:`hopmem.memory.datasets.store_loader.open_indexed_corpus`), so a rollout costs only its searches.
@@ -41,6 +45,7 @@ from hopmem.memory.hybrid import HybridSearcher
 from hopmem.memory.records import Hit
 
 if TYPE_CHECKING:
+    from hopmem.finetune.decomposer_pipeline import AgentPipeline
     from hopmem.memory.embeddings import Embedder
     from hopmem.memory.store import MemoryStore
 
@@ -123,6 +128,7 @@ class PlanEnvironment:
         weights: the reward's terms.
         deep_k: the deeper cut of the curriculum's measurement (:mod:`hopmem.finetune.decomposer_data`).
         progress: progress bars while indexing.
+        pipeline: the agent's steps to score plans with (the ``agent`` pipeline); None scores the fused lists.
     """
 
     def __init__(
@@ -135,8 +141,10 @@ class PlanEnvironment:
         weights: RewardWeights | None = None,
         deep_k: int = 30,
         progress: bool = False,
+        pipeline: AgentPipeline | None = None,
     ) -> None:
         self.embedder = embedder
+        self.pipeline = pipeline
         self.cache_dir = Path(cache_dir)
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
@@ -198,6 +206,14 @@ class PlanEnvironment:
         ranked = _documents([by_id[h.memory_id] for h in fused])
         return ranked, max(1, len(texts))
 
+    def rank(self, dataset: str, question: str, mode: str, queries: Sequence[str]) -> tuple[list[str], int]:
+        """The documents a checked plan finds, as the reward scores them (the agent's final ranking with a
+        pipeline, else the fused lists), and how many distinct searches it ran."""
+        if self.pipeline is None:
+            return self.retrieve(dataset, question, mode, queries)
+        self.searcher(dataset)
+        return self.pipeline.rank(self._stores[dataset], question, mode, queries)
+
     def score(self, completion: str, question: str, dataset: str, supporting: Sequence[str]) -> PlanScore:
         """The reward of one rollout for ``question`` (see the module doc). Never raises on a bad rollout."""
         w = self.weights
@@ -205,7 +221,7 @@ class PlanEnvironment:
             mode, queries = parse_plan(completion, question, w.max_subqueries)
         except (HopmemError, ValueError) as exc:
             return PlanScore(w.invalid, False, error=str(exc)[:200])
-        ranked, searches = self.retrieve(dataset, question, mode, queries)
+        ranked, searches = self.rank(dataset, question, mode, queries)
         qrels = dict.fromkeys(supporting, 1)
         recall, ndcg = recall_at_k(ranked, qrels, w.k), ndcg_at_k(ranked, qrels, w.k)
         value = recall if w.metric == "recall@10" else ndcg

@@ -41,6 +41,8 @@ MODES: tuple[Mode, ...] = ("whole", "parallel", "sequential")
 
 MAX_QUERY_CHARS = 120
 """Longest sub-query accepted from the LLM (also its schema's ``maxLength``): a search query, not a paragraph."""
+PLACEHOLDER_ROOM = 8
+"""Characters a tuned plan's sub-query may add to the question's own length (placeholders such as ``{1} {2} ``)."""
 MAX_PLAN_QUESTION_CHARS = 2000
 """Longer questions are not sent to the LLM for planning (they would crowd the small model's context); whole plan."""
 PLAN_MAX_TOKENS = 160
@@ -281,13 +283,20 @@ def fit_query(text: str, limit: int = MAX_QUERY_CHARS) -> str:
     return cut[:limit].rstrip(" ,;:")
 
 
+def tuned_query_chars(question: str) -> int:
+    """The tuned planner's longest sub-query for ``question``: room to restate the whole question after a placeholder
+    (the rules' own chain step is ``"{1} " + question``), and never less than :data:`MAX_QUERY_CHARS`."""
+    return max(MAX_QUERY_CHARS, len(question) + PLACEHOLDER_ROOM)
+
+
 def check_plan(reply: Any, question: str, *, max_subqueries: int, cut_long: bool = False) -> tuple[Mode, list[str]]:
     """The mode and sub-queries of an LLM plan ``reply`` for ``question``, or ValueError saying what is wrong.
 
-    ``cut_long``: a sub-query longer than :data:`MAX_QUERY_CHARS` is cut at a word boundary instead of refused. The
-    tuned planner generates without a grammar (transformers), so nothing stops a copied long question at the schema's
-    ``maxLength`` as llama.cpp's or vLLM's constrained decoding would; the cut stands in for that stop, and its
-    warm-up targets are cut the same way (:func:`hopmem.finetune.decomposer_warmup.enumerated_plans`).
+    ``cut_long`` (the tuned planner's plans): a sub-query may be as long as :func:`tuned_query_chars` allows (a chain
+    step may restate a long question, as the rules' chain does), and a longer one is cut at a word boundary instead
+    of refused. The tuned planner generates without a grammar (transformers), so nothing stops a runaway copy as
+    llama.cpp's or vLLM's constrained decoding would stop at a schema's ``maxLength``; the cut stands in for that stop.
+    Its warm-up targets obey the same limit (:func:`hopmem.finetune.decomposer_warmup.enumerated_plans`).
 
     Rules: a known mode; for ``whole``, and for a "split" into a single query, the queries are replaced by
     ``[question]``; a split needs 2 to
@@ -307,8 +316,9 @@ def check_plan(reply: Any, question: str, *, max_subqueries: int, cut_long: bool
     if mode == "whole":
         return "whole", [question]
     queries = [" ".join(q.split()) for q in raw]
+    limit = tuned_query_chars(question) if cut_long else MAX_QUERY_CHARS
     if cut_long:
-        queries = [fit_query(q) for q in queries]
+        queries = [fit_query(q, limit) for q in queries]
     if len(queries) == 1 and not _PLACEHOLDER.search(queries[0]):
         return "whole", [question]  # a "split" into one query is a whole plan
     if len(queries) < 2:
@@ -317,8 +327,8 @@ def check_plan(reply: Any, question: str, *, max_subqueries: int, cut_long: bool
         raise ValueError(f"{len(queries)} sub-queries, more than {max_subqueries}")
     if any(not q or not _PLACEHOLDER.sub("", q).strip(" ,.?") for q in queries):
         raise ValueError("an empty sub-query")
-    if any(len(q) > MAX_QUERY_CHARS for q in queries):
-        raise ValueError(f"a sub-query longer than {MAX_QUERY_CHARS} characters")
+    if any(len(q) > limit for q in queries):
+        raise ValueError(f"a sub-query longer than {limit} characters")
     # A chain may start from the question itself (the rules' own chain does: [q, "{1} q"]); nothing else repeats it.
     repeats = [n for n, q in enumerate(queries) if q.lower() == question.lower()]
     if len({q.lower() for q in queries}) < len(queries) or any(n > 0 or mode != "sequential" for n in repeats):

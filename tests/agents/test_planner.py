@@ -13,6 +13,7 @@ from hopmem.agents.llm import ChatLLM
 from hopmem.agents.planner import (
     MAX_QUERY_CHARS,
     MODES,
+    PLACEHOLDER_ROOM,
     Plan,
     check_plan,
     fill_placeholders,
@@ -20,6 +21,7 @@ from hopmem.agents.planner import (
     plan_schema,
     rule_plan,
     rule_standalone,
+    tuned_query_chars,
 )
 from hopmem.settings import get_settings
 
@@ -167,14 +169,18 @@ def test_check_plan_rejects_bad_plans(reply: object, problem: str) -> None:
         check_plan(reply, Q, max_subqueries=3)
 
 
-def test_the_tuned_planners_long_queries_are_cut_as_a_grammar_would_stop_them() -> None:
+def test_the_tuned_planner_may_restate_a_long_question_and_a_runaway_copy_is_cut() -> None:
     long_q = "Which is older, the Eiffel Tower in Paris or the Statue of Liberty " + "in New York harbour " * 5 + "?"
     chain = {"mode": "sequential", "queries": [long_q, "{1} " + long_q]}
     with pytest.raises(ValueError, match="longer than"):
-        check_plan(chain, long_q, max_subqueries=3)
-    mode, queries = check_plan(chain, long_q, max_subqueries=3, cut_long=True)
-    assert mode == "sequential" and all(len(q) <= MAX_QUERY_CHARS for q in queries)
-    assert long_q.startswith(queries[0]) and queries[1].startswith("{1} ") and not queries[0].endswith(" ")
+        check_plan(chain, long_q, max_subqueries=3)  # the prompted planner's limit (its grammar's maxLength)
+    assert tuned_query_chars(long_q) == len(long_q) + PLACEHOLDER_ROOM > MAX_QUERY_CHARS
+    assert tuned_query_chars("Who?") == MAX_QUERY_CHARS
+    assert check_plan(chain, long_q, max_subqueries=3, cut_long=True) == ("sequential", [long_q, "{1} " + long_q])
+    runaway = {"mode": "sequential", "queries": [long_q, "{1} " + long_q + " and the harbour" * 4]}
+    mode, queries = check_plan(runaway, long_q, max_subqueries=3, cut_long=True)
+    assert mode == "sequential" and len(queries[1]) <= tuned_query_chars(long_q) < len(runaway["queries"][1])
+    assert queries[1].startswith("{1} " + long_q) and not queries[1].endswith(" ")
     assert "maxLength" not in plan_schema(3, query_chars=None)["properties"]["queries"]["items"]
     assert plan_schema(3)["properties"]["queries"]["items"]["maxLength"] == MAX_QUERY_CHARS
 

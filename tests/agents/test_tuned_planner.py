@@ -81,28 +81,34 @@ def test_the_agent_plans_with_the_tuned_planner_when_asked(
     assert len(plan["llm_calls"]) == 1  # the tuned planner's one call, metered into the trace
 
 
-def test_a_tuned_plan_that_copies_a_long_question_is_cut_not_refused(
+def test_a_tuned_plan_may_restate_a_long_question_and_a_runaway_copy_is_cut(
     tiny_adapter: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The tuned planner generates without a grammar, so a copied long question can pass the schema's 120 characters;
-    its plan is read with the queries cut at a word boundary, where the prompted planner's would fall back. The model
-    and the parsing are real; only the generated text is fixed (the tiny random model cannot be made to write it)."""
+    """The tuned planner generates without a grammar; its chain may restate a question longer than the prompted
+    schema's 120 characters (as the rules' chain does), and a runaway copy is cut at a word boundary, where the
+    prompted planner's plan would fall back. The model and the parsing are real; only the generated text is fixed
+    (the tiny random model cannot be made to write it)."""
     from hopmem.agents.llm.base import Completion
     from hopmem.agents.llm.transformers_llm import TransformersLLM
-    from hopmem.agents.planner import MAX_QUERY_CHARS
+    from hopmem.agents.planner import MAX_QUERY_CHARS, tuned_query_chars
 
     long_q = Q + " And in which year did she first take up that position in the government of the United States?"
     assert len(long_q) > MAX_QUERY_CHARS
-    reply = json.dumps({"mode": "sequential", "queries": [long_q, "{1} " + long_q]})
+    replies = [
+        json.dumps({"mode": "sequential", "queries": [long_q, "{1} " + long_q]}),
+        json.dumps({"mode": "sequential", "queries": [long_q, "{1} " + long_q + " in the government" * 3]}),
+    ]
 
     def fixed(self: TransformersLLM, messages: object, **kwargs: object) -> Completion:
-        return Completion(text=reply, model=self.name)
+        return Completion(text=replies[0], model=self.name)
 
     monkeypatch.setattr(TransformersLLM, "_run", fixed)
     llm = load_tuned_planner(tiny_adapter, tiny_adapter.parent)
     plan = plan_question(None, long_q, decide="tuned", plan_llm=llm)
-    assert plan.source == "tuned" and plan.mode == "sequential", plan.warning
-    assert all(len(q) <= MAX_QUERY_CHARS for q in plan.queries)
-    assert long_q.startswith(plan.queries[0]) and plan.queries[1] == "{1} " + long_q[: len(plan.queries[1]) - 4]
+    assert plan.source == "tuned" and (plan.mode, plan.queries) == ("sequential", [long_q, "{1} " + long_q])
+    replies.pop(0)
+    cut = plan_question(None, long_q, decide="tuned", plan_llm=llm)
+    assert cut.source == "tuned" and len(cut.queries[1]) <= tuned_query_chars(long_q)
+    assert cut.queries[1].startswith("{1} " + long_q)
     prompted = plan_question(llm, long_q, decide="llm")
     assert prompted.source == "fallback" and "longer than 120" in (prompted.warning or "")

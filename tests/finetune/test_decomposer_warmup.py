@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hopmem.agents.planner import MAX_QUERY_CHARS
+from hopmem.agents.planner import MAX_QUERY_CHARS, tuned_query_chars
 from hopmem.finetune.decomposer_data import DecomposerQuestion, read_questions, reserved_ids, split_holdout
 from hopmem.finetune.decomposer_reward import JSON_PREFIX, PlanEnvironment, PlanScore, RewardWeights, parse_plan
 from hopmem.finetune.decomposer_warmup import (
@@ -64,15 +64,15 @@ def test_candidates_are_whole_rules_and_chain_and_parse_as_the_agent_reads_them(
     assert [c.source for c in enumerated_candidates(COMPARE, 1)] == ["whole"]
 
 
-def test_a_long_question_gets_plans_within_the_query_limit() -> None:
+def test_a_long_question_is_chained_whole_within_the_tuned_limit() -> None:
     long = "Which film directed by the man who also wrote the novel " + "about a very long journey " * 6 + "won?"
     assert len(long) > MAX_QUERY_CHARS
     cut = fit_query(long)
     assert len(cut) <= MAX_QUERY_CHARS and long.startswith(cut) and not cut.endswith(" ")
-    for c in enumerated_candidates(long, 3):
-        # the rules' own chain copies the long question: the reward reads it cut, as the tuned planner's plans are
-        mode, queries = parse_plan(c.completion, long, 3)
-        assert mode in ("whole", "sequential") and all(len(q) <= MAX_QUERY_CHARS for q in queries[1:])
+    plans = {source: parse_plan(completion, long, 3) for source, completion in enumerated_plans(long, 3)}
+    # the chain (and the rules' own) restates the whole long question: the tuned limit leaves room for it
+    assert plans["chain"] == ("sequential", [long, "{1} " + long])
+    assert all(len(q) <= tuned_query_chars(long) for _, queries in plans.values() for q in queries)
 
 
 def test_the_target_is_the_reward_best_plan_and_ties_go_to_fewer_searches_then_whole(

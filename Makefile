@@ -59,11 +59,11 @@ RERANKER_OUT ?= runs/prorank
 RERANKER_ARGS ?= --passage-tokens 128 --grpo-steps 20 --stage2-groups 150
 RERANKER_EVAL_ARGS ?=
 DECOMPOSER_OUT ?= runs/decomposer
-# The shipped adapter's command (agents/planner_weights/decomposer/README.md). The second run, with the warm-up and
-# the reserved hotpotqa-extra questions (docs/decomposer.md, not shipped): DECOMPOSER_ARGS='--threads 1 --holdout 24
-# --reserve hotpotqa-extra=100 --warmup-steps 48 --warmup-split-share 0.3 --warmup-ties fewer --stage1-steps 8 --stage2-steps 8
-# --completion-tokens 96 --lr 3e-4 -q'
-DECOMPOSER_ARGS ?= --threads 1 --holdout 24 --stage1-steps 16 --stage2-steps 16 --lr 3e-4 -q
+# The shipped adapter's command (agents/planner_weights/decomposer/README.md, run eight in docs/decomposer.md): the
+# reward scored through the agent's own steps (TreeHop, cross-encoder rerank), warm-up on reward-best plans, Dr. GRPO.
+DECOMPOSER_ARGS ?= --threads 2 --reserve hotpotqa-extra=100 --holdout 100 --warmup-steps 96 --stage1-steps 8 \
+	--stage2-steps 8 --completion-tokens 128 --lr 3e-4 --search-cost 0.005 --scale-rewards none --temperature 0.8 \
+	--reward-pipeline agent -q
 DECOMPOSER_EVAL ?= ../shared/data/hotpotqa
 
 finetune-decomposer: $(STAMP) ## train the query decomposer with GRPO (DECOMPOSER_OUT) and compare rules, llm and tuned plans on 100 dev questions

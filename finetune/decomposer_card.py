@@ -58,7 +58,7 @@ def _warmup_lines(warmup: dict[str, Any] | None) -> list[str]:
         f"{t['counts']} ({t['modes']}); target recall@10 {t['target_recall@10']} against {t['whole_recall@10']} for "
         f"the whole question; targets found in {warmup['target_seconds']} s",
         f"- warm-up training: {warmup['steps']} steps x {s['batch_size']} examples, lr {s['lr']}, non-whole targets "
-        f"repeated to {warmup['split_examples']} of the examples (split_share {s['split_share']}); loss "
+        f"{warmup['split_examples']} of the examples (split_share {s['split_share']}: repeated up to that share); loss "
         f"{warmup['first_loss']} (first 10 steps) -> {warmup['final_loss']} (last 10)",
     ]
 
@@ -113,8 +113,8 @@ def model_card(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"## Held-out questions ({held['prompted']['questions']}, never trained on)",
-        "recall@10 of the fused hybrid lists (no TreeHop, no reranker), an invalid plan replaced by the rules' plan "
-        "as the agent does; the agent's own figures come from `hopmem eval qa --planner rules,llm,tuned`.",
+        f"recall@10 as the reward scores it ({_held_out_words(cfg)}), an invalid plan replaced by the rules' plan as "
+        "the agent does; the agent's own figures come from `hopmem eval qa --planner rules,llm,tuned`.",
         "",
         "| planner | recall@10 | searches | valid plans | mean reward | modes |",
         "|---|---|---|---|---|---|",
@@ -148,6 +148,12 @@ def _pipeline_words(cfg: dict[str, Any]) -> str:
         f"hops, RSF fusion to {a.get('rerank_depth')} candidates, the cross-encoder's rerank blended with the fused "
         "order; the documents of that final ranking, as `hopmem eval qa` scores them)"
     )
+
+
+def _held_out_words(cfg: dict[str, Any]) -> str:
+    if cfg.get("pipeline", "fused") == "agent":
+        return "the documents of the agent's reranked list, TreeHop and the cross-encoder included"
+    return "the fused hybrid lists, no TreeHop, no reranker"
 
 
 def _tie_words(ties: str) -> str:

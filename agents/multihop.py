@@ -13,6 +13,7 @@ in the agent and over a plain matrix in training and evaluation.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +27,11 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from hopmem.agents.treehop_model import TreeHopModel
+    from hopmem.memory.embeddings import Embedder
     from hopmem.memory.store import MemoryStore
     from hopmem.memory.vectors.base import VectorIndex
+
+log = logging.getLogger(__name__)
 
 SearchFn = Callable[["NDArray[np.float32]", int], list[list[tuple[int, float]]]]
 """Nearest neighbours for each row of a query matrix: ``[(id, cosine), ...]`` best first."""
@@ -208,3 +212,25 @@ class TreeHopRetriever:
             hops=hops or self.hops,
             layer_top_k=self.layer_top_k,
         )
+
+
+def configured_hopper(
+    store: MemoryStore, index: VectorIndex, embedder: Embedder, *, model_dir: str, top_n: int, hops: int
+) -> TreeHopRetriever | None:
+    """The hop step's TreeHop as the agent runs it: the model at ``model_dir`` ("" = the packaged one), trained or
+    untrained by the measured rule on its card (:func:`hopmem.agents.treehop_model.load_selected_treehop`), never by
+    default. None when ``hops < 2``, or, with a warning, when no TreeHop model is installed.
+
+    Raises:
+        ConfigError: as :func:`hopmem.agents.treehop_model.load_treehop` on a folder that holds no usable model.
+    """
+    if hops < 2:
+        return None
+    from hopmem.agents.treehop_model import load_selected_treehop, packaged_model_dir
+
+    if not model_dir and not (packaged_model_dir() / "config.json").exists():
+        log.warning("No TreeHop model is installed; the hop step passes retrieval through.")
+        return None
+    model, note = load_selected_treehop(model_dir or None, embedder=embedder.name, dim=embedder.dim)
+    log.info("TreeHop hop step: %s", note)
+    return TreeHopRetriever(store, index, model, top_n=top_n, hops=hops, choice=note)

@@ -208,18 +208,17 @@ class AgentPipeline:
         return self._deps[key]
 
     def _hopper(self, store: MemoryStore, searcher: HybridSearcher) -> TreeHopRetriever | None:
-        s = self.settings
-        if s.treehop_hops < 2:
-            return None
-        from hopmem.agents.multihop import TreeHopRetriever
-        from hopmem.agents.treehop_model import load_selected_treehop, packaged_model_dir
+        from hopmem.agents.multihop import configured_hopper
 
-        if not s.treehop_model and not (packaged_model_dir() / "config.json").exists():
-            log.warning("No TreeHop model is installed; the reward's hop step passes retrieval through.")
-            return None
-        model, note = load_selected_treehop(s.treehop_model or None, embedder=self.embedder.name, dim=self.embedder.dim)
-        log.info("decomposer reward, hop step: %s", note)
-        return TreeHopRetriever(store, searcher.index, model, top_n=s.treehop_top_n, hops=s.treehop_hops, choice=note)
+        s = self.settings
+        return configured_hopper(
+            store,
+            searcher.index,
+            self.embedder,
+            model_dir=s.treehop_model,
+            top_n=s.treehop_top_n,
+            hops=s.treehop_hops,
+        )
 
     def rank(self, store: MemoryStore, question: str, mode: str, queries: Sequence[str]) -> tuple[list[str], int]:
         """The documents of the agent's final ranking for a checked plan (rerank order, then the fused order, best

@@ -168,21 +168,16 @@ class Agent:
 
     def _hopper(self) -> TreeHopRetriever | None:
         """TreeHop for the hop step (the packaged model unless ``treehop_model`` names one); None when hops < 2."""
-        s = self.settings
-        if s.treehop_hops < 2:
-            return None
-        from hopmem.agents.multihop import TreeHopRetriever
-        from hopmem.agents.treehop_model import load_selected_treehop, packaged_model_dir
+        from hopmem.agents.multihop import configured_hopper
 
-        if not s.treehop_model and not (packaged_model_dir() / "config.json").exists():
-            logger.warning("No TreeHop model is installed; the hop step passes retrieval through.")
-            return None
-        embedder = self.memory.embedder
-        # Trained or untrained by what the model's card measured (measured_choice), never by default.
-        model, note = load_selected_treehop(s.treehop_model or None, embedder=embedder.name, dim=embedder.dim)
-        logger.info("TreeHop hop step: %s", note)
-        return TreeHopRetriever(
-            self.memory.store, self.memory.index, model, top_n=s.treehop_top_n, hops=s.treehop_hops, choice=note
+        s = self.settings
+        return configured_hopper(
+            self.memory.store,
+            self.memory.index,
+            self.memory.embedder,
+            model_dir=s.treehop_model,
+            top_n=s.treehop_top_n,
+            hops=s.treehop_hops,
         )
 
     def _reranker(self) -> tuple[Reranker | None, str | None]:

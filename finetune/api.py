@@ -118,6 +118,24 @@ def _output(recipe: str, output: Path | str | None, settings: TrainSettings) -> 
     return str(default_llm_reranker_dir(recipe, settings.cache_dir))
 
 
+def _agent_fields(fields: dict[str, Any], settings: object) -> None:
+    """The decomposer's agent reward reads the user's agent settings (retrieval, TreeHop, reranker), as the CLI does:
+    given as dicts they become records; not given, they are read from ``settings`` when it has them
+    (``hopmem.Settings`` does), else the records' defaults (``hopmem.Settings``' defaults) stand."""
+    from hopmem.agents.config import AgentConfig
+    from hopmem.finetune.decomposer_pipeline import PipelineSettings
+
+    for name, record in (("pipeline_settings", PipelineSettings), ("agent", AgentConfig)):
+        value = fields.get(name)
+        if isinstance(value, dict):
+            try:
+                fields[name] = record(**value)
+            except TypeError as exc:
+                raise InputError(f"Bad {name} for the decomposer: {exc}.") from exc
+        elif value is None and all(hasattr(settings, f.name) for f in dataclasses.fields(record)):
+            fields[name] = record.from_settings(settings)
+
+
 def _config(record: type[Any], fields: dict[str, Any]) -> Any:
     """The recipe's settings record from ``fields``; GRPO stages and rank-r1's warm-up may be given as dicts."""
     known = {f.name: f for f in dataclasses.fields(record)}
@@ -191,6 +209,8 @@ def train(
     out = _output(recipe, output, settings)
     fields: dict[str, Any] = {"output": out, **options}
     fields["datasets"] = tuple(folders)
+    if recipe == "decomposer":
+        _agent_fields(fields, settings)
     config = _config(record, fields)
     from hopmem.memory.embeddings import load_embedder
 

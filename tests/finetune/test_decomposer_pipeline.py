@@ -90,3 +90,20 @@ def test_agent_pipeline_ranks_each_plan_as_eval_qa_does(small_hotpot: Path, hotp
     finally:
         env.close()
         fused.close()
+
+
+def test_the_python_api_reads_the_agent_pipeline_from_the_settings() -> None:
+    from hopmem.finetune.api import _agent_fields
+
+    fields: dict[str, object] = {}
+    _agent_fields(fields, Settings(treehop_hops=1, reranker="none", rerank_depth=30))
+    assert fields["pipeline_settings"] == PipelineSettings(treehop_hops=1, reranker="none")
+    assert isinstance(fields["agent"], AgentConfig) and fields["agent"].rerank_depth == 30
+    given: dict[str, object] = {"pipeline_settings": {"treehop_hops": 3}, "agent": {"top_k": 5}}
+    _agent_fields(given, object())
+    assert given["pipeline_settings"] == PipelineSettings(treehop_hops=3) and given["agent"] == AgentConfig(top_k=5)
+    bare: dict[str, object] = {}
+    _agent_fields(bare, object())  # settings without the agent's fields: the records' defaults stand
+    assert bare == {}
+    with pytest.raises(InputError, match="Bad pipeline_settings"):
+        _agent_fields({"pipeline_settings": {"colour": 1}}, object())

@@ -24,7 +24,7 @@ def finetune_decomposer(
         typer.Option(help="adapter folder (default: HOPMEM_CACHE_DIR/planner/decomposer, where the agent looks first)"),
     ] = None,
     splits: Annotated[str, typer.Option(help="comma-separated qrels splits whose questions train")] = "train",
-    holdout: Annotated[int, typer.Option(min=1, help="questions held out to choose the stage kept")] = 40,
+    holdout: Annotated[int, typer.Option(min=1, help="questions held out to choose the stage kept")] = 100,
     reserve: Annotated[
         list[str] | None,
         typer.Option(
@@ -34,7 +34,7 @@ def finetune_decomposer(
     ] = None,
     warmup_steps: Annotated[
         int, typer.Option(min=0, help="supervised steps on each question's reward-best enumerated plan (0: none)")
-    ] = 0,
+    ] = 96,
     warmup_batch: Annotated[int, typer.Option(min=1, help="examples per warm-up step")] = 4,
     warmup_lr: Annotated[float, typer.Option(min=0.0, help="learning rate of the warm-up")] = 3e-4,
     warmup_samples: Annotated[
@@ -54,31 +54,29 @@ def finetune_decomposer(
         ),
     ] = "expected",
     max_train: Annotated[int, typer.Option(min=0, help="most training questions (0: all)")] = 0,
-    stage1_steps: Annotated[
-        int, typer.Option(min=0, help="GRPO steps on single-search and easy bridge questions")
-    ] = 25,
-    stage2_steps: Annotated[int, typer.Option(min=0, help="GRPO steps on all questions (adds the hard ones)")] = 25,
+    stage1_steps: Annotated[int, typer.Option(min=0, help="GRPO steps on single-search and easy bridge questions")] = 8,
+    stage2_steps: Annotated[int, typer.Option(min=0, help="GRPO steps on all questions (adds the hard ones)")] = 8,
     prompts_per_step: Annotated[int, typer.Option(min=1)] = 2,
     generations: Annotated[int, typer.Option(min=2, help="rollouts per question (GRPO's group)")] = 4,
-    completion_tokens: Annotated[int, typer.Option(min=8, help="most tokens of a rollout")] = 64,
-    lr: Annotated[float, typer.Option(min=0.0, help="learning rate of the LoRA weights")] = 2e-4,
-    temperature: Annotated[float, typer.Option(min=0.01, help="sampling temperature of the rollouts")] = 1.0,
+    completion_tokens: Annotated[int, typer.Option(min=8, help="most tokens of a rollout")] = 128,
+    lr: Annotated[float, typer.Option(min=0.0, help="learning rate of the LoRA weights")] = 3e-4,
+    temperature: Annotated[float, typer.Option(min=0.01, help="sampling temperature of the rollouts")] = 0.8,
     scale_rewards: Annotated[
         Literal["group", "batch", "none"],
         typer.Option(help="GRPO advantages divided by the group's (or batch's) reward deviation, or not (none)"),
-    ] = "group",
+    ] = "none",
     lora_r: Annotated[int, typer.Option(min=1, max=16, help="LoRA rank (alpha = 2r), attention projections")] = 8,
     metric: Annotated[
         Literal["recall@10", "ndcg@10"], typer.Option(help="what the fused list is scored by")
     ] = "recall@10",
-    search_cost: Annotated[float, typer.Option(min=0.0, help="reward lost per search beyond the first")] = 0.02,
+    search_cost: Annotated[float, typer.Option(min=0.0, help="reward lost per search beyond the first")] = 0.005,
     reward_pipeline: Annotated[
         Literal["fused", "agent"],
         typer.Option(
             help="score a plan by the fused lists' first documents (fused) or by the agent's own retrieve, TreeHop, "
             "fuse and cross-encoder rerank steps, as `hopmem eval qa` does (agent; slower per new plan)"
         ),
-    ] = "fused",
+    ] = "agent",
     threads: Annotated[int, typer.Option(min=0, help="torch threads (0: torch's default)")] = 1,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the checkpoints in --output")] = False,

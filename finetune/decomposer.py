@@ -84,8 +84,16 @@ ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 def _stage(steps: int) -> GRPOSettings:
+    """A curriculum stage as the shipped adapter's run trained it (run eight, docs/decomposer.md)."""
     return GRPOSettings(
-        steps=steps, prompts_per_step=2, num_generations=4, max_completion_length=64, lr=2e-4, checkpoint_every=25
+        steps=steps,
+        prompts_per_step=2,
+        num_generations=4,
+        max_completion_length=128,
+        lr=3e-4,
+        temperature=0.8,
+        checkpoint_every=25,
+        scale_rewards="none",
     )
 
 
@@ -121,18 +129,18 @@ class DecomposerConfig:
     output: str
     splits: tuple[str, ...] = ("train",)
     base_model: str = DEFAULT_BASE_MODEL
-    holdout: int = 40
+    holdout: int = 100
     reserve: tuple[str, ...] = ()
     max_train: int = 0
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = ATTENTION
-    warmup: WarmupSettings = field(default_factory=WarmupSettings)
-    stage1: GRPOSettings = field(default_factory=lambda: _stage(25))
-    stage2: GRPOSettings = field(default_factory=lambda: _stage(25))
-    reward: RewardWeights = field(default_factory=RewardWeights)
-    pipeline: Literal["fused", "agent"] = "fused"
+    warmup: WarmupSettings = field(default_factory=lambda: WarmupSettings(steps=96, samples=0, sample_tokens=128))
+    stage1: GRPOSettings = field(default_factory=lambda: _stage(8))
+    stage2: GRPOSettings = field(default_factory=lambda: _stage(8))
+    reward: RewardWeights = field(default_factory=lambda: RewardWeights(search_cost=0.005))
+    pipeline: Literal["fused", "agent"] = "agent"
     pipeline_settings: PipelineSettings = field(default_factory=PipelineSettings)
     agent: AgentConfig = field(default_factory=AgentConfig)
     deep_k: int = 30

@@ -295,15 +295,14 @@ def check_plan(reply: Any, question: str, *, max_subqueries: int, cut_long: bool
     ``cut_long`` (the tuned planner's plans): a sub-query may be as long as :func:`tuned_query_chars` allows (a chain
     step may restate a long question, as the rules' chain does), and a longer one is cut at a word boundary instead
     of refused. The tuned planner generates without a grammar (transformers), so nothing stops a runaway copy as
-    llama.cpp's or vLLM's constrained decoding would stop at a schema's ``maxLength``; the cut stands in for that stop.
-    Its warm-up targets obey the same limit (:func:`hopmem.finetune.decomposer_warmup.enumerated_plans`).
+    llama.cpp's or vLLM's constrained decoding would stop at a schema's ``maxLength``; the cut stands in for that
+    stop. Its warm-up targets obey the same limit (:func:`hopmem.finetune.decomposer_warmup.enumerated_plans`).
 
     Rules: a known mode; for ``whole``, and for a "split" into a single query, the queries are replaced by
-    ``[question]``; a split needs 2 to
-    ``max_subqueries`` distinct, non-empty sub-queries of at most :data:`MAX_QUERY_CHARS` characters, each sharing a
-    content word with the question (or, in a chain, holding a placeholder), none repeating the question except the
-    first step of a chain; placeholders only in ``sequential`` mode,
-    only pointing at earlier sub-queries, and at least one of them.
+    ``[question]``; a split needs 2 to ``max_subqueries`` distinct, non-empty sub-queries of at most
+    :data:`MAX_QUERY_CHARS` characters (:func:`tuned_query_chars` with ``cut_long``), each sharing a content word
+    with the question (or, in a chain, holding a placeholder), none repeating the question except the first step of
+    a chain; placeholders only in ``sequential`` mode, only pointing at earlier sub-queries, and at least one of them.
     """
     if not isinstance(reply, dict):
         raise ValueError("the plan is not a JSON object")

@@ -5,9 +5,11 @@ the same model prompted. Here the model is the planner's (SmolLM2-135M-Instruct,
 the tuned planner's short few-shot prompt (:func:`hopmem.agents.prompts.decompose_messages`) ending with the
 forced ``{"`` that inference gives it, and only a LoRA adapter on the attention projections is trained (TRL's
 ``GRPOTrainer`` through :func:`hopmem.finetune.grpo.run_grpo`). Each rollout is a plan; its reward
-(:mod:`hopmem.finetune.decomposer_reward`) runs the plan's searches through the memory's hybrid search, fuses them
-by RSF as the agent does and scores the fused list against the supporting passages (recall@10 or nDCG@10), minus a
-cost per extra search, plus a format term; an invalid plan earns the format penalty only.
+(:mod:`hopmem.finetune.decomposer_reward`) runs the plan through the agent's own retrieve, TreeHop, fuse and
+cross-encoder rerank steps (:mod:`hopmem.finetune.decomposer_pipeline`, the default ``pipeline="agent"``; or only its
+RSF-fused hybrid searches, ``pipeline="fused"``) and scores the documents found against the supporting passages
+(recall@10 or nDCG@10), minus a cost per extra search, plus a format term; an invalid plan earns the format penalty
+only.
 
 Warm-up (:mod:`hopmem.finetune.decomposer_warmup`, expert iteration): before GRPO, each training question's
 candidate plans (whole, the rules' plan, the chain ``[q, "{1} q"]``, optionally plans sampled from the base model)

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from hopmem.agents.multihop import TreeHopRetriever
     from hopmem.agents.rerank import Reranker
     from hopmem.memory.embeddings import Embedder
-    from hopmem.memory.records import SearchFilter
     from hopmem.memory.store import MemoryStore
 
 log = logging.getLogger(__name__)
@@ -84,27 +83,15 @@ class CachedSearcher(HybridSearcher):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._found: dict[tuple[str, str, int, str, int | None], list[SearchResult]] = {}
+        self._found: dict[tuple[Any, ...], list[SearchResult]] = {}
         self._vectors: dict[str, NDArray[Any]] = {}
 
-    def search(
-        self,
-        tenant: str,
-        query: str,
-        *,
-        k: int = 10,
-        mode: str = "hybrid",
-        depth: int | None = None,
-        query_vector: NDArray[Any] | None = None,
-        filters: SearchFilter | None = None,
-    ) -> list[SearchResult]:
-        if query_vector is not None or filters is not None:
-            return super().search(
-                tenant, query, k=k, mode=mode, depth=depth, query_vector=query_vector, filters=filters
-            )
-        key = (tenant, query, k, mode, depth)
+    def search(self, tenant: str, query: str, **options: Any) -> list[SearchResult]:
+        if options.get("query_vector") is not None or options.get("filters") is not None:
+            return super().search(tenant, query, **options)
+        key = (tenant, query, *sorted(options.items()))
         if key not in self._found:
-            self._found[key] = super().search(tenant, query, k=k, mode=mode, depth=depth)
+            self._found[key] = super().search(tenant, query, **options)
         return list(self._found[key])
 
     def embed_query(self, query: str) -> NDArray[Any]:

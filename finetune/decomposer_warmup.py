@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from hopmem.agents.planner import PLACEHOLDER_ROOM, fit_query, rule_plan, tuned_query_chars
+from hopmem.agents.planner import rule_plan
 from hopmem.agents.prompts import decompose_messages
 from hopmem.finetune.decomposer_reward import JSON_PREFIX, PlanScore, plan_prompt
 from hopmem.finetune.sft import SFTSettings, run_sft
@@ -116,16 +116,14 @@ def enumerated_plans(question: str, max_subqueries: int) -> list[tuple[str, str]
     """``(source, completion)`` of the whole, rules and chain candidates of ``question``, in tie-break order, equal
     completions included (so every source has a plan to average over).
 
-    A plan's queries obey the tuned planner's limit (:func:`hopmem.agents.planner.tuned_query_chars`: the question's
-    length plus room for placeholders), so the chain restates the whole question (``[q, "{1} q"]``, the rules' own
-    chain) however long it is.
+    The tuned planner's sub-queries may restate the whole question after a placeholder
+    (:func:`hopmem.agents.planner.tuned_query_chars`), so the chain is ``[q, "{1} q"]`` (the rules' own chain) however
+    long the question is.
     """
     rule_mode, rule_queries = rule_plan(question, max_subqueries=max_subqueries)
-    limit = tuned_query_chars(question)
-    plans = [("whole", "whole", [fit_query(question, limit)]), ("rules", rule_mode, rule_queries)]
+    plans = [("whole", "whole", [question]), ("rules", rule_mode, rule_queries)]
     if max_subqueries >= 2:
-        short = fit_query(question, limit - PLACEHOLDER_ROOM)
-        plans.append(("chain", "sequential", [short, "{1} " + short]))
+        plans.append(("chain", "sequential", [question, "{1} " + question]))
     return [(source, plan_completion(mode, queries)) for source, mode, queries in plans]
 
 

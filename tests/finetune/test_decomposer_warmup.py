@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hopmem.agents.planner import MAX_QUERY_CHARS, tuned_query_chars
+from hopmem.agents.planner import MAX_QUERY_CHARS, fit_query, tuned_query_chars
 from hopmem.finetune.decomposer_data import DecomposerQuestion, read_questions, reserved_ids, split_holdout
 from hopmem.finetune.decomposer_reward import JSON_PREFIX, PlanEnvironment, PlanScore, RewardWeights, parse_plan
 from hopmem.finetune.decomposer_warmup import (
@@ -24,7 +24,6 @@ from hopmem.finetune.decomposer_warmup import (
     enumerated_candidates,
     enumerated_plans,
     expected_rewards,
-    fit_query,
     plan_completion,
     question_class,
     run_warmup,

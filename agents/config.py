@@ -35,6 +35,8 @@ class AgentConfig:
     chain_min_words: int = CHAIN_MIN_WORDS
     bridge: str = "extractive"
     max_search_rounds: int = 2
+    hyde: bool = False
+    hyde_max_tokens: int = 60
     agent_fusion: str = "rsf"
     treehop_weight: float = 0.25
     rerank_depth: int = 20

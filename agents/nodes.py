@@ -6,7 +6,8 @@ appends it. :func:`hopmem.agents.graph.build_graph` binds the deps and wires the
 alone.
 
 - :func:`plan`: the question rewritten to stand alone and kept whole or split (:mod:`hopmem.agents.planner`).
-- :func:`retrieve`: hybrid search per sub-query (a chain fills ``{k}`` with the bridge answer of sub-query k).
+- :func:`retrieve`: hybrid search per sub-query (a chain fills ``{k}`` with the bridge answer of sub-query k) and,
+  with ``hyde`` on and an LLM, of the question followed by the LLM's guess at its answer (:mod:`hopmem.agents.hyde`).
 - :func:`hop`: TreeHop follows multi-hop evidence in embedding space from each sub-query's embedding.
 - :func:`fuse`: every list fused and trust-weighted through the searcher's one fusion path
   (:mod:`hopmem.agents.evidence`).
@@ -22,6 +23,8 @@ alone.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hopmem.agents.bridge import bridge_answer, condense
@@ -30,6 +33,7 @@ from hopmem.agents.config import HISTORY_TURNS, SEARCH_MODE
 from hopmem.agents.conversation_rerank import conversation_order
 from hopmem.agents.evidence import as_passages, brief, fuse_lists, passage_text
 from hopmem.agents.extractive import extractive_answer
+from hopmem.agents.hyde import hypothetical_query
 from hopmem.agents.injection import defang, holds_instruction
 from hopmem.agents.planner import fill_placeholders, plan_question
 from hopmem.agents.prompts import answer_messages
@@ -65,7 +69,7 @@ def plan(state: AgentState, deps: GraphDeps) -> AgentState:
             plan_llm=deps.planner_llm,
         )
         step.update(result.to_dict())
-    return {"plan": result.to_dict(), "round": 0, "lists": {}, "trace": [step]}
+    return {"plan": result.to_dict(), "round": 0, "lists": {}, "hyde_query": "", "trace": [step]}
 
 
 def retrieve(state: AgentState, deps: GraphDeps) -> AgentState:
@@ -104,7 +108,40 @@ def retrieve(state: AgentState, deps: GraphDeps) -> AgentState:
                 sub["bridge_answer"], sub["bridge_by"] = answers[-1], "llm" if llm is not None else "extractive"
             subs.append(sub)
         step["subqueries"] = subs
-    return {"round": rnd, "queries": queries, "lists": lists, "trace": [step]}
+        hyde_query = str(state.get("hyde_query") or "")
+        if config.hyde:
+            hyde_query = _search_hypothesis(deps, standalone, hyde_query, search, lists, step)
+    return {"round": rnd, "queries": queries, "lists": lists, "hyde_query": hyde_query, "trace": [step]}
+
+
+def _search_hypothesis(
+    deps: GraphDeps,
+    question: str,
+    query: str,
+    search: Callable[[str], list[Passage]],
+    lists: dict[str, list[Passage]],
+    step: Step,
+) -> str:
+    """Add list ``hyde`` (the question followed by the LLM's guess at its answer, :mod:`hopmem.agents.hyde`) and
+    record it in ``step``; the guess is written in the first round and searched deeper in later ones. Returns the
+    query (``""`` when there is none)."""
+    if deps.llm is None:
+        step["hyde"] = {"skipped": "no LLM configured"}
+        return ""
+    warning = None
+    written_ms = None
+    if not query:
+        started = time.perf_counter()
+        found, warning = hypothetical_query(deps.llm, question, max_tokens=deps.config.hyde_max_tokens)
+        query, written_ms = found or "", round((time.perf_counter() - started) * 1000, 2)
+    if not query:
+        step["hyde"] = {"skipped": warning or "no hypothetical answer", "ms": written_ms}
+        if warning:
+            step["warning"] = warning
+        return ""
+    lists["hyde"] = search(query)
+    step["hyde"] = {"query": query, "ms": written_ms, "results": brief(lists["hyde"])}
+    return query
 
 
 def hop(state: AgentState, deps: GraphDeps) -> AgentState:

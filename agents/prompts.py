@@ -103,6 +103,21 @@ def answer_messages(
     return messages
 
 
+# --- Hypothetical answers to search with (hopmem.agents.hyde) -----------------------------------------------------
+
+HYPOTHESIS_SYSTEM = "You write short passages."
+
+
+def hypothesis_messages(question: str) -> list[Message]:
+    """The chat that asks the LLM to guess an answer to ``question`` in two sentences (a search query, not an answer:
+    :mod:`hopmem.agents.hyde`). Chosen on LoCoMo conversations 1-2 over a chat-message wording (docs/conversations.md).
+    """
+    return [
+        {"role": "system", "content": HYPOTHESIS_SYSTEM},
+        {"role": "user", "content": f"Write two sentences that answer the question.\nQuestion: {question}"},
+    ]
+
+
 # --- Adaptive query reformulation (hopmem.agents.planner) ---------------------------------------------------------
 # Few-shot examples are written here by hand (none is taken from an evaluation set): a 135M model follows worked
 # examples in earlier chat turns far better than a description of the task.

@@ -68,7 +68,9 @@ class AgentState(TypedDict, total=False):
     """What flows through the graph. ``history`` accumulates over a conversation; the rest is per question.
 
     ``lists`` holds every ranked list of the current question by name: ``q0`` (the whole question, when it was
-    split), ``q1``... (the sub-queries) and ``treehop:q1``... (the passages each sub-query's hop tree added).
+    split), ``q1``... (the sub-queries), ``hyde`` (the question followed by the LLM's guess at its answer, when
+    ``hyde`` is on; the query itself is ``hyde_query``, written once per question) and ``treehop:q1``... (the
+    passages each sub-query's hop tree added).
     """
 
     question: str
@@ -78,6 +80,7 @@ class AgentState(TypedDict, total=False):
     round: int
     queries: list[str]
     lists: dict[str, list[Passage]]
+    hyde_query: str
     candidates: list[Passage]
     ranking: list[int]
     evidence: list[Passage]

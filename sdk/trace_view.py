@@ -4,7 +4,8 @@ The trace itself stays what the graph writes (:mod:`hopmem.agents.trace`: a list
 ``--json`` output of ``hopmem ask``); :class:`Trace` is that list with views over it. It reads:
 
 - ``plan``: ``mode`` (``whole``, ``parallel``, ``sequential``), ``queries``, ``standalone``, ``source``, ``warning``;
-- ``retrieve`` (one per round): ``subqueries``, each ``{"n", "query", "results", "bridge_answer"?}``;
+- ``retrieve`` (one per round): ``subqueries``, each ``{"n", "query", "results", "bridge_answer"?}``, and ``hyde``
+  (``{"query", "results", "ms"}`` or ``{"skipped"}``) when the LLM's guess at the answer was searched too;
 - ``hop``: ``trees``, each ``{"n", "hops": [[{"id", "hop", "score", "parent"}, ...], ...], "added"}`` (TreeHop's
   passages layer by layer; a node's ``parent`` is the passage whose next query found it), or ``skipped``;
 - ``fuse``, ``rerank``, ``answer``, ``remember``: their settings, ``warning`` or ``skipped``;
@@ -141,6 +142,11 @@ class Trace(list[dict[str, Any]]):
             if sub.get("bridge_answer")
         ]
         chain = f"<p>Chain answers:</p><ul>{''.join(bridges)}</ul>" if bridges else ""
+        guessed = [
+            str(s["hyde"]["query"]) for s in self if s.get("step") == "retrieve" and (s.get("hyde") or {}).get("query")
+        ]
+        if guessed:
+            chain += f"<p>Also searched, with the LLM's guess at the answer (hyde): <i>{_e(guessed[0], 300)}</i></p>"
         kept = {"whole": "kept whole", "parallel": "split (parallel)", "sequential": "chained (sequential)"}
         mode = str(plan.get("mode", "?"))
         return (

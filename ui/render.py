@@ -54,6 +54,13 @@ def _retrieve(step: Mapping[str, Any]) -> list[str]:
         if sub.get("bridge_answer"):
             line += f"; bridge answer: {_text(sub['bridge_answer'], 120)}"
         lines.append(line)
+    hyde = step.get("hyde") or {}
+    if hyde.get("query"):
+        lines.append(
+            f"- hyde (the LLM's guess searched) {_text(hyde['query'], 160)} → {_ids(hyde.get('results') or [], 5)}"
+        )
+    elif hyde.get("skipped"):
+        lines.append(f"- hyde: skipped, {_text(hyde['skipped'], 160)}")
     return lines
 
 

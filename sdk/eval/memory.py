@@ -57,9 +57,11 @@ CATEGORIES: dict[int, str] = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4
 KS: tuple[int, ...] = (5, 10)
 """The cut-offs recall is reported at."""
 
-AGENT_SETTINGS: dict[str, Any] = {"remember_answers": False, "retrieve_k": 30, "treehop_hops": 1}
+AGENT_SETTINGS: dict[str, Any] = {"remember_answers": False, "retrieve_k": 30, "treehop_hops": 1, "hyde": True}
 """Settings the agent runs conversations with (on top of the caller's): no write-back (an answer would become
-evidence for later questions), 30 memories per sub-query search, no TreeHop hop (its model was trained on
+evidence for later questions), 30 memories per sub-query search, the LLM's guess at the answer searched as one more
+list when an LLM is configured (``hyde``: on LoCoMo conversations 3-5, held out, it raised the fused list's recall@10
+in every category; without an LLM it is skipped), no TreeHop hop (its model was trained on
 HotpotQA passages; on LoCoMo conversations 1-2 without a reranker it lowered recall@10 from 0.795 to 0.778 and took
 four times as long). The reranker (the settings', the cross-encoder by default) reorders ``rerank_depth`` (20)
 fused candidates: 40 was no better on conversation 2 (recall@10 0.769 against 0.778) and 40 % slower. Its memory

@@ -302,3 +302,19 @@ def test_the_chain_threshold_setting_reaches_the_agent(memory: Memory) -> None:
             update={"llm_backend": "none", "remember_answers": False, "chain_min_words": words}
         )
         assert _step(Agent(memory, settings=settings).ask(question), "plan")["mode"] == mode
+
+
+def test_hyde_runs_through_the_graph_and_the_trace_says_what_was_searched(memory: Memory) -> None:
+    settings = memory.settings.model_copy(update={"hyde": True, "remember_answers": False})
+    agent = Agent(memory, settings=settings)  # SmolLM2 on llama.cpp writes the guess and the answer
+    answer = agent.ask("How do honeybees tell other bees where flowers are?")
+    retrieve, fuse = _step(answer, "retrieve"), _step(answer, "fuse")
+    assert retrieve["hyde"]["query"].startswith("How do honeybees tell other bees where flowers are? ")
+    assert "hyde" in fuse["lists"] and retrieve["llm_calls"]  # the guess is an LLM call of the retrieve step
+    assert answer.citations[0]["title"] == "How honeybees share directions"
+    from hopmem.trace_view import Trace
+    from hopmem.ui.render import reasoning_markdown
+
+    assert "hyde (the LLM's guess searched)" in reasoning_markdown(answer.trace)  # the UI's trace panel
+    assert "with the LLM's guess at the answer (hyde)" in Trace(answer.trace)._repr_html_()  # the notebook's view
+    agent.close()

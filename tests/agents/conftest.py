@@ -1,4 +1,5 @@
-"""Fixtures of the agent tests: a real OpenAI-compatible server (llama-cpp-python's) serving the packaged SmolLM2."""
+"""Fixtures of the agent tests: a real OpenAI-compatible server (llama-cpp-python's) serving the packaged SmolLM2,
+SmolLM2 in process, and a hybrid searcher over the bundled sample in a real SQLite file."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from tests.conftest import wait_for_openai_server
 
 if TYPE_CHECKING:
     from hopmem.agents.llm import ChatLLM
+    from hopmem.memory.embeddings import SentenceTransformerEmbedder
+    from hopmem.memory.hybrid import HybridSearcher
+
+SAMPLE_TENANT = "nodes"
+"""The tenant of :func:`searcher`'s store."""
 
 
 def _free_port() -> int:
@@ -66,3 +72,17 @@ def smollm2() -> ChatLLM:
     llm = load_llm("llamacpp", "SmolLM2-135M-Instruct", threads=1, seed=0)
     assert llm is not None
     return llm
+
+
+@pytest.fixture(scope="module")
+def searcher(
+    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder, sample_dir: Path
+) -> Iterator[HybridSearcher]:
+    """A hybrid searcher over the bundled sample's 4 documents (tenant :data:`SAMPLE_TENANT`), one store a module."""
+    from hopmem.memory.hybrid import HybridSearcher
+    from hopmem.memory.ingest import Ingestor
+    from hopmem.memory.store import MemoryStore
+
+    with MemoryStore(tmp_path_factory.mktemp("sample") / "store.sqlite") as store:
+        assert Ingestor(store, embedder).ingest(SAMPLE_TENANT, [sample_dir], progress=False).added == 4
+        yield HybridSearcher(store, embedder)

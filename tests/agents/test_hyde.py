@@ -6,12 +6,8 @@ cut. The store is the bundled sample in a real SQLite file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from hopmem.agents import nodes
 from hopmem.agents.config import AgentConfig
@@ -20,23 +16,12 @@ from hopmem.agents.hyde import MAX_GUESS_CHARS, hypothetical_answer, hypothetica
 from hopmem.agents.llm.base import ChatLLM, Completion, Message
 from hopmem.agents.prompts import hypothesis_messages
 from hopmem.agents.state import AgentState, add_steps
-from hopmem.memory.embeddings import SentenceTransformerEmbedder
 from hopmem.memory.errors import LLMError
 from hopmem.memory.hybrid import HybridSearcher
-from hopmem.memory.ingest import Ingestor
-from hopmem.memory.store import MemoryStore
+from tests.agents.conftest import SAMPLE_TENANT
 
-TENANT = "hyde"
+TENANT = SAMPLE_TENANT
 QUESTION = "What causes the tides?"
-
-
-@pytest.fixture(scope="module")
-def searcher(
-    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder, sample_dir: Path
-) -> Iterator[HybridSearcher]:
-    with MemoryStore(tmp_path_factory.mktemp("hyde") / "store.sqlite") as store:
-        assert Ingestor(store, embedder).ingest(TENANT, [sample_dir], progress=False).added == 4
-        yield HybridSearcher(store, embedder)
 
 
 class Counting:

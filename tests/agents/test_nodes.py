@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,22 +11,11 @@ from hopmem.agents import nodes
 from hopmem.agents.config import AgentConfig
 from hopmem.agents.deps import GraphDeps
 from hopmem.agents.state import AgentState, add_steps
-from hopmem.memory.embeddings import SentenceTransformerEmbedder
 from hopmem.memory.hybrid import HybridSearcher
-from hopmem.memory.ingest import Ingestor
-from hopmem.memory.store import MemoryStore
+from tests.agents.conftest import SAMPLE_TENANT
 
-TENANT = "nodes"
+TENANT = SAMPLE_TENANT
 PASSAGE_KEYS = {"id", "title", "text", "score", "source", "external_id", "ranks", "source_class", "agent", "trust"}
-
-
-@pytest.fixture(scope="module")
-def searcher(
-    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder, sample_dir: Path
-) -> Iterator[HybridSearcher]:
-    with MemoryStore(tmp_path_factory.mktemp("nodes") / "store.sqlite") as store:
-        assert Ingestor(store, embedder).ingest(TENANT, [sample_dir], progress=False).added == 4
-        yield HybridSearcher(store, embedder)
 
 
 @pytest.fixture()

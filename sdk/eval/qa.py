@@ -295,7 +295,7 @@ def _run_variant(
         "dataset": root.name,
         "split": split,
         "variant": variant.name,
-        "settings": variant.changes,
+        "settings": {**variant.changes, "hyde": run_settings.hyde and counter is not None},
         "n_queries": len(rows),
         "errors": len(rows) - len(answered),
         "metrics": {

@@ -123,8 +123,8 @@ def _search_hypothesis(
     step: Step,
 ) -> str:
     """Add list ``hyde`` (the question followed by the LLM's guess at its answer, :mod:`hopmem.agents.hyde`) and
-    record it in ``step``; the guess is written in the first round and searched deeper in later ones. Returns the
-    query (``""`` when there is none)."""
+    record it in ``step``; the guess is written in the first round and searched deeper in later ones (a round whose
+    guess failed asks again in the next). Returns the query (``""`` when there is none)."""
     if deps.llm is None:
         step["hyde"] = {"skipped": "no LLM configured"}
         return ""

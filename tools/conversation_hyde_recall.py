@@ -1,8 +1,8 @@
 """Recall of the agent's fused list with and without the LLM's guessed answer (hyde), on LoCoMo-format conversations.
 
-The offline measurement behind ``hyde`` in ``hopmem eval memory`` (docs/conversations.md): per question, the rule
-planner's lists (the whole question and its sub-queries, a chain's ``{1}`` filled with the extractive bridge answer
-as the agent fills it; one search round, 30 deep, conversation search) are fused
+The offline measurement behind ``hyde`` in ``hopmem eval memory`` (docs/conversations.md): per question, the agent's own
+plan and first retrieve step (:mod:`hopmem.agents.nodes`, with ``hopmem eval memory``'s agent settings: the rule
+planner, 30 memories a search, conversation search) are fused
 as the agent fuses them, with and without list ``hyde`` (the question followed by SmolLM2's guess at the answer),
 and recall@5 / recall@10 over turns of the fused order is compared with hybrid search's, per category. No reranker
 and no second search round: the agent's recall@10 is its fused list's first 10 (the conversation floor), but a
@@ -18,6 +18,7 @@ The report holds figures only (LoCoMo is CC BY-NC: no question, turn or guess te
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -30,12 +31,14 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from hopmem.agent_api import configured_llm
-from hopmem.agents.bridge import bridge_answer
-from hopmem.agents.evidence import as_passages, fuse_lists, passage_text
+from hopmem.agents import nodes
+from hopmem.agents.config import AgentConfig
+from hopmem.agents.deps import GraphDeps
+from hopmem.agents.evidence import as_passages, fuse_lists
+from hopmem.agents.hyde import hypothetical_query
 from hopmem.agents.llm.base import Message
-from hopmem.agents.planner import fill_placeholders, plan_question
-from hopmem.agents.prompts import hypothesis_messages
-from hopmem.eval.memory import CATEGORIES, MEMORY_OPTIONS, _tenant, turn_ranking, turn_recall
+from hopmem.agents.state import AgentState
+from hopmem.eval.memory import AGENT_SETTINGS, CATEGORIES, MEMORY_OPTIONS, _tenant, turn_ranking, turn_recall
 from hopmem.memory.conversations import load_conversations
 from hopmem.memory_api import Memory
 from hopmem.settings import get_settings
@@ -48,14 +51,12 @@ CHAT_WORDING: list[Message] = [
         "life in a way that answers the question.\nQuestion: {q}",
     },
 ]
-"""The wording tried against the shipped one (``passage``: :func:`hopmem.agents.prompts.hypothesis_messages`)."""
+"""The wording tried against the kept one (``passage``: the agent's :func:`hopmem.agents.hyde.hypothetical_query`)."""
 
 VARIANTS = ("hybrid", "fused", "fused+hyde", "fused+hyde@0.5")
 
 
-def guess_messages(prompt: str, question: str) -> list[Message]:
-    if prompt == "passage":
-        return hypothesis_messages(question)
+def chat_messages(question: str) -> list[Message]:
     return [{**m, "content": m["content"].replace("{q}", question)} for m in CHAT_WORDING]
 
 
@@ -75,6 +76,9 @@ def main() -> int:
     started = time.perf_counter()
     recall: dict[str, dict[tuple[str, int], list[float]]] = {v: defaultdict(list) for v in VARIANTS}
     guess_seconds = 0.0
+    names = {f.name for f in dataclasses.fields(AgentConfig)}
+    changes = {k: v for k, v in AGENT_SETTINGS.items() if k in names}
+    config = AgentConfig.from_settings(settings, **{**changes, "hyde": False})  # the guess is added below
     with tempfile.TemporaryDirectory(prefix="hopmem-hyde-") as tmp:
         for conv in conversations:
             tenant = _tenant(conv.id)
@@ -83,6 +87,7 @@ def main() -> int:
                 memory.add_conversation(conv, progress=False, **MEMORY_OPTIONS)
                 memory.use_conversation_search()
                 searcher = memory.searcher
+                deps = GraphDeps(searcher, config=config)
                 known = {t.dia_id for t in conv.turns}
 
                 def search(query: str, k: int = 30) -> list[dict[str, Any]]:
@@ -97,23 +102,18 @@ def main() -> int:
                     evidence = [e for e in question.evidence if e in known]
                     if not evidence:
                         continue
-                    plan = plan_question(
-                        None, question.question, [], max_subqueries=settings.max_subqueries,
-                        chain_min_words=settings.chain_min_words, decompose=True, decide="rules",
-                    )  # fmt: skip
-                    lists: dict[str, list[dict[str, Any]]] = {}
-                    if list(plan.queries) != [plan.standalone or question.question]:
-                        lists["q0"] = search(plan.standalone or question.question)
-                    answers: list[str] = []
-                    for n, raw in enumerate(plan.queries, start=1):
-                        query = fill_placeholders(raw, answers) if plan.mode == "sequential" else raw
-                        lists[f"q{n}"] = search(query)
-                        texts = [passage_text(p) for p in lists[f"q{n}"][: settings.top_k]]
-                        answers.append(bridge_answer(None, query, texts))  # the agent's extractive bridge
+                    state: AgentState = {"question": question.question, "tenant": tenant, "history": []}
+                    state.update(nodes.plan(state, deps))
+                    state.update(nodes.retrieve(state, deps))  # the agent's own first round, without a guess
+                    lists = state["lists"]
                     t0 = time.perf_counter()
-                    reply = llm.complete(guess_messages(args.prompt, question.question), max_tokens=args.max_tokens)
+                    if args.prompt == "passage":  # the agent's own guess (agents/hyde.py)
+                        query, _ = hypothetical_query(llm, question.question, max_tokens=args.max_tokens)
+                    else:
+                        reply = llm.complete(chat_messages(question.question), max_tokens=args.max_tokens)
+                        query = f"{question.question} {' '.join(reply.text.split())}"
                     guess_seconds += time.perf_counter() - t0
-                    hyde = search(f"{question.question} {' '.join(reply.text.split())}")
+                    hyde = search(query or question.question)
 
                     def fused(extra: dict[str, Any], weights: dict[str, float] | None = None) -> list[str]:
                         return turns(fuse_lists(searcher, tenant, {**lists, **extra}, depth=20, weights=weights))  # noqa: B023

@@ -60,8 +60,9 @@ KS: tuple[int, ...] = (5, 10)
 AGENT_SETTINGS: dict[str, Any] = {"remember_answers": False, "retrieve_k": 30, "treehop_hops": 1, "hyde": True}
 """Settings the agent runs conversations with (on top of the caller's): no write-back (an answer would become
 evidence for later questions), 30 memories per sub-query search, the LLM's guess at the answer searched as one more
-list when an LLM is configured (``hyde``: on LoCoMo conversations 3-5, held out, it raised the fused list's recall@10
-in every category; without an LLM it is skipped), no TreeHop hop (its model was trained on
+list when an LLM is configured (``hyde``: chosen on LoCoMo conversations 1-2; on the held-out 3-5 it raised the
+fused list's recall@10 in four categories and overall, and lowered open-domain by one question, docs/conversations.md;
+without an LLM it is skipped), no TreeHop hop (its model was trained on
 HotpotQA passages; on LoCoMo conversations 1-2 without a reranker it lowered recall@10 from 0.795 to 0.778 and took
 four times as long). The reranker (the settings', the cross-encoder by default) reorders ``rerank_depth`` (20)
 fused candidates: 40 was no better on conversation 2 (recall@10 0.769 against 0.778) and 40 % slower. Its memory
@@ -339,6 +340,7 @@ def _ask_agent(agent: Any, question: ConversationQuestion) -> tuple[list[str], f
         extra["agent_f1"] = round(token_f1(result.answer, list(question.answers)), 4)
     plan: dict[str, Any] = next((s for s in result.trace if s["step"] == "plan"), {})
     extra["agent_plan"] = plan.get("mode")
+    extra["agent_hyde"] = any((s.get("hyde") or {}).get("query") for s in result.trace if s["step"] == "retrieve")
     return ranking, ms, extra
 
 
@@ -422,6 +424,7 @@ def _method_report(rows: list[dict[str, Any]], method: str, llm: ChatLLM | None)
         report["f1_kind"] = "llm" if llm is not None else "extractive (no LLM configured)"
         report["errors"] = sum(1 for r in rows if "agent_error" in r)
         report["plan_modes"] = _counts(r.get("agent_plan") for r in rows)
+        report["hyde_questions"] = sum(1 for r in rows if r.get("agent_hyde"))  # searched with the LLM's guess too
         if scored:
             report["f1_by_category"] = {
                 name: round(mean([r["agent_f1"] for r in rows if r["category"] == n and "agent_f1" in r]), 4)

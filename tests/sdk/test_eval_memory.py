@@ -55,6 +55,7 @@ def test_evaluate_memory_report_and_log_hold_numbers_and_ids_only(tmp_path: Path
     assert report["methods"]["hybrid"]["by_category"]["temporal"]["recall@5"] == 1.0
     agent = report["methods"]["agent"]
     assert agent["f1_kind"].startswith("extractive") and agent["f1_questions"] == 8 and agent["errors"] == 0
+    assert report["settings"]["agent"]["hyde"] is True and agent["hyde_questions"] == 0  # on, but no LLM to guess
     assert report["ingest"][0]["quarantined"] == 0 and report["ingest"][0]["memories"] == 10
     assert report["settings"]["memory"]["window"] == 1 and report["machine"]
     assert set(report["settings"]["conversation_rerank"]) == {"floor", "floor_list", "blend", "date", "speaker"}
@@ -127,3 +128,16 @@ def test_eval_memory_on_locomo_with_a_limit(tmp_path: Path) -> None:
     assert report["ingest"][0]["turns"] > 100 and report["ingest"][0]["quarantined"] == 0
     for method in ("lexical", "hybrid"):
         assert 0.2 < report["methods"][method]["overall"]["recall@10"] <= 1.0
+
+
+def test_with_an_llm_the_agent_also_searches_its_guessed_answer(tmp_path: Path) -> None:
+    from hopmem.agents.llm import load_llm
+
+    path = tmp_path / "chats.json"
+    path.write_text(json.dumps([sample("chat-1")]))
+    settings = get_settings(data_dir=tmp_path / "data", llm_backend="none", reranker="none")
+    smollm2 = load_llm("llamacpp", "SmolLM2-135M-Instruct", threads=1, seed=0)  # the packaged model, in process
+    report = evaluate_memory(path, methods=["agent"], settings=settings, llm=smollm2, progress=False)
+    agent = report["methods"]["agent"]
+    assert agent["errors"] == 0 and agent["f1_kind"] == "llm"
+    assert agent["hyde_questions"] == report["n_questions"] == 5  # every question: the guess is searched too

@@ -1,0 +1,211 @@
+"""The prorank ablation: stage 1 only, stage 2 only, both, each stage 2 with and without distillation.
+
+Every variant trains one LoRA adapter on SmolLM2-135M-Instruct with the same data (the training splits of the given
+BEIR folders, 20% of each held out, as ``hopmem finetune reranker --recipe prorank`` builds it) and the budgets of
+``make finetune-reranker`` (20 GRPO steps, 150 stage-2 groups, 128 passage tokens; ``--distill-groups`` adds 150
+soft-label groups scored by the cross-encoder), then is evaluated *alone* (no blend with the fused order) with
+``hopmem eval rerank`` on the dev split of each ``--eval`` folder, over the hybrid top 30, beside the untuned base
+and the hybrid order. The variants with stage 1 start stage 2 from the stage-1 adapter of the ``s1`` variant (the
+same seed trains the same stage 1), so run ``s1`` first. Variants run one at a time in one process; run two
+processes side by side on two cores (one torch thread each) and summarise afterwards:
+
+    OMP_NUM_THREADS=1 .venv/bin/python tools/prorank_ablation.py run --variants base,s1,s1+s2,s1+s2+d &
+    OMP_NUM_THREADS=1 .venv/bin/python tools/prorank_ablation.py run --variants s2,s2+d &
+    wait; .venv/bin/python tools/prorank_ablation.py summary --json reports/prorank-ablation.json \\
+        --plot reports/prorank-ablation.png
+
+Each variant writes ``<out>/<variant>/ablation.json`` (its training report's figures and its evaluations); the
+summary gathers them, prints a table and the JSON, and draws nDCG@10 per variant and data set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DATA = Path("../shared/data")
+TRAIN_SETS = ("cranfield", "hotpotqa", "hotpotqa-extra")
+EVAL_SETS = ("cranfield", "hotpotqa")
+BUDGET = {"passage_tokens": 128, "max_stage2_groups": 150, "dev_queries": 0}
+GRPO_STEPS = 20
+DISTILL_GROUPS = 150
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "base": {},
+    "s1": {"stage1": {"steps": GRPO_STEPS}, "stage2_epochs": 0},
+    "s2": {"stage1": {"steps": 0}, "stage2_epochs": 1},
+    "s1+s2": {"stage1": {"steps": GRPO_STEPS}, "stage2_epochs": 1},
+    "s2+d": {"stage1": {"steps": 0}, "stage2_epochs": 1, "distill_groups": DISTILL_GROUPS},
+    "s1+s2+d": {"stage1": {"steps": GRPO_STEPS}, "stage2_epochs": 1, "distill_groups": DISTILL_GROUPS},
+}
+"""Options of :func:`hopmem.finetune.api.train` per variant (``base``: no training, the untuned model)."""
+
+
+def _revision() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _train(name: str, out: Path, datasets: list[Path]) -> dict[str, Any]:
+    from hopmem.finetune.api import train
+    from hopmem.settings import get_settings
+
+    folder = out / name
+    options = dict(VARIANTS[name])
+    resume = False
+    if options["stage1"]["steps"] and options["stage2_epochs"]:
+        shared = out / "s1" / "checkpoints" / "stage1-adapter"
+        if not (shared / "adapter_config.json").is_file():
+            raise SystemExit(f"{name} starts from the s1 variant's stage-1 adapter; run variant s1 first.")
+        target = folder / "checkpoints" / "stage1-adapter"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(shared, target)
+        resume = True
+    started = time.perf_counter()
+    run = train(
+        "prorank",
+        dataset=datasets,
+        output=folder,
+        settings=get_settings(),
+        progress=False,
+        command=f"tools/prorank_ablation.py run --variants {name}",
+        keep_checkpoints=True,
+        resume=resume,
+        blend_grid=(),
+        **BUDGET,
+        **options,
+    )
+    report = run.report
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "stage_seconds": report.get("seconds", {}),
+        "stage1_steps": report.get("stage1", {}).get("steps", 0),
+        "stage1_shared_from": "s1" if resume else None,
+        "stage2_groups": report.get("stage2", {}).get("groups", 0),
+        "distill_groups": report.get("stage2", {}).get("distill_groups", 0),
+        "stage2_loss_means_per_50": _means(report.get("stage2", {}).get("loss_history", []), 50),
+        "training_pairs": report.get("data", {}).get("train_pairs") if isinstance(report.get("data"), dict) else None,
+    }
+
+
+def _means(values: list[float], size: int) -> list[float]:
+    return [round(sum(values[i : i + size]) / len(values[i : i + size]), 4) for i in range(0, len(values), size)]
+
+
+def _evaluate(name: str, folder: Path | None, dataset: Path, max_queries: int) -> dict[str, Any]:
+    from hopmem.eval.rerank import evaluate_rerank
+
+    rerankers = ["prorank-base", "none"] if folder is None else ["prorank-alone"]
+    report = evaluate_rerank(
+        dataset, "dev", rerankers, adapter=folder, progress=False, max_queries=max_queries, depth=30
+    )
+    rows = {r["reranker"]: {"metrics": r["metrics"], "latency_ms": r["latency_ms"]} for r in report["results"]}
+    return {"queries": report["n_queries"], "rows": rows, "machine": report.get("machine")}
+
+
+def run_variants(names: list[str], out: Path, max_queries: int) -> None:
+    datasets = [DATA / d for d in TRAIN_SETS]
+    for name in names:
+        if name not in VARIANTS:
+            raise SystemExit(f"Unknown variant {name!r}; choose from {', '.join(VARIANTS)}.")
+        record: dict[str, Any] = {"variant": name, "options": VARIANTS[name], "revision": _revision()}
+        folder = None
+        if name != "base":
+            record["training"] = _train(name, out, datasets)
+            folder = out / name
+        record["eval"] = {d: _evaluate(name, folder, DATA / d, max_queries) for d in EVAL_SETS}
+        (out / name).mkdir(parents=True, exist_ok=True)
+        (out / name / "ablation.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        print(json.dumps({"variant": name, "ndcg@10": _ndcgs(record)}), flush=True)
+
+
+def _ndcgs(record: dict[str, Any]) -> dict[str, float]:
+    key = "prorank-base" if record["variant"] == "base" else "prorank-alone"
+    return {d: e["rows"][key]["metrics"]["ndcg@10"] for d, e in record["eval"].items()}
+
+
+def summary(out: Path, json_out: Path, plot_out: Path | None) -> None:
+    found = [n for n in VARIANTS if (out / n / "ablation.json").is_file()]
+    records = {n: json.loads((out / n / "ablation.json").read_text(encoding="utf-8")) for n in found}
+    if "base" not in records:
+        raise SystemExit("The base variant has not been evaluated; run it first.")
+    base = _ndcgs(records["base"])
+    hybrid = {d: e["rows"]["none"]["metrics"]["ndcg@10"] for d, e in records["base"]["eval"].items()}
+    table = []
+    for name, record in records.items():
+        scores = _ndcgs(record)
+        table.append(
+            {
+                "variant": name,
+                **{f"{d} ndcg@10": v for d, v in scores.items()},
+                **{f"{d} vs base": round(v - base[d], 4) for d, v in scores.items()},
+                "train seconds": record.get("training", {}).get("seconds", 0),
+            }
+        )
+    report = {
+        "what": "prorank ablation: each variant's adapter alone over the hybrid top 30 of the dev split",
+        "train_sets": list(TRAIN_SETS),
+        "budgets": {**BUDGET, "grpo_steps": GRPO_STEPS, "distill_groups": DISTILL_GROUPS},
+        "hybrid_order_ndcg@10": hybrid,
+        "table": table,
+        "variants": records,
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
+        "command": "tools/prorank_ablation.py (see its docstring)",
+    }
+    json_out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print(f"{'variant':10} " + " ".join(f"{d:>12} {'vs base':>8}" for d in EVAL_SETS) + "  train s")
+    for row in table:
+        cells = " ".join(f"{row[f'{d} ndcg@10']:12.4f} {row[f'{d} vs base']:+8.4f}" for d in EVAL_SETS)
+        print(f"{row['variant']:10} {cells}  {row['train seconds']:7.0f}")
+    print(f"{'hybrid':10} " + " ".join(f"{hybrid[d]:12.4f} {'':8}" for d in EVAL_SETS))
+    if plot_out is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(8, 4))
+        width = 0.8 / len(EVAL_SETS)
+        for k, d in enumerate(EVAL_SETS):
+            xs = [i + k * width for i in range(len(table))]
+            ax.bar(xs, [row[f"{d} ndcg@10"] for row in table], width, label=f"{d} dev")
+            ax.axhline(hybrid[d], linestyle="--", linewidth=1, color=f"C{k}", label=f"{d}: hybrid order")
+        ax.set_xticks([i + width * (len(EVAL_SETS) - 1) / 2 for i in range(len(table))], [r["variant"] for r in table])
+        ax.set_ylabel("nDCG@10 (adapter alone)")
+        ax.set_title("prorank ablation on SmolLM2-135M (2-core CPU budgets)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(plot_out, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train and evaluate variants, one after the other")
+    run.add_argument("--variants", required=True, help=f"comma-separated, of {', '.join(VARIANTS)}")
+    run.add_argument("--out", type=Path, default=Path("runs/prorank-ablation"))
+    run.add_argument("--max-queries", type=int, default=50, help="dev queries per evaluation data set")
+    summ = sub.add_parser("summary", help="gather the variants' results into one report")
+    summ.add_argument("--out", type=Path, default=Path("runs/prorank-ablation"))
+    summ.add_argument("--json", type=Path, required=True)
+    summ.add_argument("--plot", type=Path)
+    args = parser.parse_args()
+    if args.command == "run":
+        import torch
+
+        torch.set_num_threads(1)
+        run_variants([v.strip() for v in args.variants.split(",") if v.strip()], args.out, args.max_queries)
+    else:
+        summary(args.out, args.json, args.plot)
+
+
+if __name__ == "__main__":
+    main()

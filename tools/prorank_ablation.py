@@ -1,16 +1,16 @@
 """The prorank ablation: stage 1 only, stage 2 only, both, each stage 2 with and without distillation.
 
-Every variant trains one LoRA adapter on SmolLM2-135M-Instruct with the same data (the training splits of the given
-BEIR folders, 20% of each held out, as ``hopmem finetune reranker --recipe prorank`` builds it) and the budgets of
-``make finetune-reranker`` (20 GRPO steps, 150 stage-2 groups, 128 passage tokens; ``--distill-groups`` adds 150
-soft-label groups scored by the cross-encoder), then is evaluated *alone* (no blend with the fused order) with
-``hopmem eval rerank`` on the dev split of each ``--eval`` folder, over the hybrid top 30, beside the untuned base
-and the hybrid order. The variants with stage 1 start stage 2 from the stage-1 adapter of the ``s1`` variant (the
-same seed trains the same stage 1), so run ``s1`` first. Variants run one at a time in one process; run two
-processes side by side on two cores (one torch thread each) and summarise afterwards:
+Every variant trains one LoRA adapter on SmolLM2-135M-Instruct with the same data (the training splits of cranfield,
+hotpotqa and hotpotqa-extra, 20% of each held out, as ``hopmem finetune reranker --recipe prorank`` builds them) and
+the budgets of ``make finetune-reranker`` (20 GRPO steps, 150 stage-2 groups, 128 passage tokens; with distillation,
+75 of the 150 groups carry soft labels from the cross-encoder, so every stage 2 costs the same), then is evaluated
+*alone* (no blend with the fused order) with ``hopmem eval rerank`` on the dev splits of cranfield and hotpotqa over
+the hybrid top 30, beside the untuned base and the hybrid order. The variants with stage 1 start stage 2 from the
+``s1`` variant's stage-1 adapter (the same seed trains the same stage 1), so ``s1`` runs first. Variants run one at
+a time in one process; two processes share two cores (one torch thread each); then summarise:
 
-    OMP_NUM_THREADS=1 .venv/bin/python tools/prorank_ablation.py run --variants base,s1,s1+s2,s1+s2+d &
-    OMP_NUM_THREADS=1 .venv/bin/python tools/prorank_ablation.py run --variants s2,s2+d &
+    OMP_NUM_THREADS=1 .venv/bin/python tools/prorank_ablation.py run --variants s1,base,s2+d --max-queries 40 &
+    OMP_NUM_THREADS=1 .venv/bin/python tools/prorank_ablation.py run --variants s2,s1+s2,s1+s2+d --max-queries 40 &
     wait; .venv/bin/python tools/prorank_ablation.py summary --json reports/prorank-ablation.json \\
         --plot reports/prorank-ablation.png
 
@@ -35,15 +35,16 @@ TRAIN_SETS = ("cranfield", "hotpotqa", "hotpotqa-extra")
 EVAL_SETS = ("cranfield", "hotpotqa")
 BUDGET = {"passage_tokens": 128, "max_stage2_groups": 150, "dev_queries": 0}
 GRPO_STEPS = 20
-DISTILL_GROUPS = 150
+DISTILL_GROUPS = 75
+DISTILL = {"max_stage2_groups": 150 - DISTILL_GROUPS, "distill_groups": DISTILL_GROUPS}
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "base": {},
     "s1": {"stage1": {"steps": GRPO_STEPS}, "stage2_epochs": 0},
     "s2": {"stage1": {"steps": 0}, "stage2_epochs": 1},
     "s1+s2": {"stage1": {"steps": GRPO_STEPS}, "stage2_epochs": 1},
-    "s2+d": {"stage1": {"steps": 0}, "stage2_epochs": 1, "distill_groups": DISTILL_GROUPS},
-    "s1+s2+d": {"stage1": {"steps": GRPO_STEPS}, "stage2_epochs": 1, "distill_groups": DISTILL_GROUPS},
+    "s2+d": {"stage1": {"steps": 0}, "stage2_epochs": 1, **DISTILL},
+    "s1+s2+d": {"stage1": {"steps": GRPO_STEPS}, "stage2_epochs": 1, **DISTILL},
 }
 """Options of :func:`hopmem.finetune.api.train` per variant (``base``: no training, the untuned model)."""
 
@@ -80,8 +81,7 @@ def _train(name: str, out: Path, datasets: list[Path]) -> dict[str, Any]:
         keep_checkpoints=True,
         resume=resume,
         blend_grid=(),
-        **BUDGET,
-        **options,
+        **{**BUDGET, **options},
     )
     report = run.report
     return {

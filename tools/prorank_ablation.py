@@ -15,20 +15,22 @@ a time in one process; two processes share two cores (one torch thread each); th
         --plot reports/prorank-ablation.png
 
 Each variant writes ``<out>/<variant>/ablation.json`` (its training report's figures and its evaluations); the
-summary gathers them, prints a table and the JSON, and draws nDCG@10 per variant and data set.
+summary gathers them, prints a table and the JSON, and draws nDCG@10 per variant and data set. ``groups`` prints how
+many labelled stage-2 groups each training set gives (the seeded sampling replayed, no model loaded).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
-import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from hopmem.memory.run_record import git_revision, machine_info
 
 DATA = Path("../shared/data")
 TRAIN_SETS = ("cranfield", "hotpotqa", "hotpotqa-extra")
@@ -47,12 +49,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "s1+s2+d": {"stage1": {"steps": GRPO_STEPS}, "stage2_epochs": 1, **DISTILL},
 }
 """Options of :func:`hopmem.finetune.api.train` per variant (``base``: no training, the untuned model)."""
-
-
-def _revision() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def _train(name: str, out: Path, datasets: list[Path]) -> dict[str, Any]:
@@ -92,7 +88,7 @@ def _train(name: str, out: Path, datasets: list[Path]) -> dict[str, Any]:
         "stage2_groups": report.get("stage2", {}).get("groups", 0),
         "distill_groups": report.get("stage2", {}).get("distill_groups", 0),
         "stage2_loss_means_per_50": _means(report.get("stage2", {}).get("loss_history", []), 50),
-        "training_pairs": report.get("data", {}).get("train_pairs") if isinstance(report.get("data"), dict) else None,
+        "training_pairs": report.get("train_pairs"),
     }
 
 
@@ -100,7 +96,7 @@ def _means(values: list[float], size: int) -> list[float]:
     return [round(sum(values[i : i + size]) / len(values[i : i + size]), 4) for i in range(0, len(values), size)]
 
 
-def _evaluate(name: str, folder: Path | None, dataset: Path, max_queries: int) -> dict[str, Any]:
+def _evaluate(folder: Path | None, dataset: Path, max_queries: int) -> dict[str, Any]:
     from hopmem.eval.rerank import evaluate_rerank
 
     rerankers = ["prorank-base", "none"] if folder is None else ["prorank-alone"]
@@ -116,12 +112,17 @@ def run_variants(names: list[str], out: Path, max_queries: int) -> None:
     for name in names:
         if name not in VARIANTS:
             raise SystemExit(f"Unknown variant {name!r}; choose from {', '.join(VARIANTS)}.")
-        record: dict[str, Any] = {"variant": name, "options": VARIANTS[name], "revision": _revision()}
+        record: dict[str, Any] = {
+            "variant": name,
+            "options": VARIANTS[name],
+            "revision": git_revision(),
+            "command": " ".join(sys.argv),
+        }
         folder = None
         if name != "base":
             record["training"] = _train(name, out, datasets)
             folder = out / name
-        record["eval"] = {d: _evaluate(name, folder, DATA / d, max_queries) for d in EVAL_SETS}
+        record["eval"] = {d: _evaluate(folder, DATA / d, max_queries) for d in EVAL_SETS}
         (out / name).mkdir(parents=True, exist_ok=True)
         (out / name / "ablation.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
         print(json.dumps({"variant": name, "ndcg@10": _ndcgs(record)}), flush=True)
@@ -157,7 +158,8 @@ def summary(out: Path, json_out: Path, plot_out: Path | None) -> None:
         "hybrid_order_ndcg@10": hybrid,
         "table": table,
         "variants": records,
-        "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
+        "machine": "each variant's eval records the machine it ran on (variants.<name>.eval.<set>.machine)",
+        "summarised_on": machine_info(),
         "command": "tools/prorank_ablation.py (see its docstring)",
     }
     json_out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
@@ -186,23 +188,53 @@ def summary(out: Path, json_out: Path, plot_out: Path | None) -> None:
         fig.savefig(plot_out, dpi=120)
 
 
+def group_sources() -> dict[str, dict[str, int]]:
+    """Replay stage 2's seeded sampling: how many of its labelled groups each training set gives, at the caps the
+    variants use (150 without distillation, 75 with it). Builds the training data as the recipe does (no model)."""
+    from hopmem.finetune.prorank import ProRankConfig, ProRankRecipe, stage2_groups
+    from hopmem.finetune.recipe import TrainContext
+    from hopmem.memory.embeddings import load_embedder
+    from hopmem.settings import get_settings
+
+    settings = get_settings()
+    embedder = load_embedder(settings.embedder, **settings.embedder_options())
+    context = TrainContext(embedder, settings.cache_dir, settings.chunk_size, settings.chunk_overlap, False, None)
+    shares: dict[str, dict[str, int]] = {}
+    for cap in (BUDGET["max_stage2_groups"], DISTILL["max_stage2_groups"]):
+        config = ProRankConfig(
+            datasets=tuple(str(DATA / d) for d in TRAIN_SETS),
+            output="(not written)",
+            passage_tokens=int(BUDGET["passage_tokens"]),
+            dev_queries=int(BUDGET["dev_queries"]),
+            max_stage2_groups=int(cap),
+        )
+        data = ProRankRecipe(config, context).load_data()
+        source = {pair.query: pair.query_id.split(":")[0] for pair in data.train}
+        counts = collections.Counter(source[group.query] for group in stage2_groups(data.train, config))
+        shares[str(cap)] = dict(counts.most_common())
+    return shares
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train and evaluate variants, one after the other")
     run.add_argument("--variants", required=True, help=f"comma-separated, of {', '.join(VARIANTS)}")
     run.add_argument("--out", type=Path, default=Path("runs/prorank-ablation"))
-    run.add_argument("--max-queries", type=int, default=50, help="dev queries per evaluation data set")
+    run.add_argument("--max-queries", type=int, default=40, help="dev queries per evaluation data set")
     summ = sub.add_parser("summary", help="gather the variants' results into one report")
     summ.add_argument("--out", type=Path, default=Path("runs/prorank-ablation"))
     summ.add_argument("--json", type=Path, required=True)
     summ.add_argument("--plot", type=Path)
+    sub.add_parser("groups", help="print how many labelled stage-2 groups each training set gives (replayed sampling)")
     args = parser.parse_args()
     if args.command == "run":
         import torch
 
         torch.set_num_threads(1)
         run_variants([v.strip() for v in args.variants.split(",") if v.strip()], args.out, args.max_queries)
+    elif args.command == "groups":
+        print(json.dumps(group_sources()))
     else:
         summary(args.out, args.json, args.plot)
 

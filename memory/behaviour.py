@@ -7,7 +7,8 @@ touching what they stored, and so that a copy of the main store carries no behav
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,20 @@ class BehaviourStore:
         self, tenant: str, memory_id: int, kind: str, *, query: str | None = None, agent_id: str | None = None
     ) -> int:
         """Store one event; returns its id."""
+        with self.recording(tenant, memory_id, kind, query=query, agent_id=agent_id) as event:
+            return event
+
+    @contextmanager
+    def recording(
+        self, tenant: str, memory_id: int, kind: str, *, query: str | None = None, agent_id: str | None = None
+    ) -> Iterator[int]:
+        """Store one event that commits only when the block under it succeeds; yields its id.
+
+        Feedback is also a trust signal, written to the main store: the engine gives the signal inside this block,
+        so a signal that fails (a locked file, a full disk) leaves no event behind, and an event never exists without
+        the signal it gave. The two files cannot share one transaction; only a crash between the two commits leaves
+        a signal without its event.
+        """
         require_tenant(tenant)
         if kind not in FEEDBACK_KINDS:
             raise InputError(f"Unknown feedback {kind!r}; use one of {', '.join(FEEDBACK_KINDS)}.")
@@ -63,7 +78,7 @@ class BehaviourStore:
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (tenant, int(memory_id), kind, FEEDBACK_KINDS[kind], query, agent_id, time.time()),
             )
-            return int(cur.lastrowid or 0)
+            yield int(cur.lastrowid or 0)
 
     def summary(self, tenant: str, memory_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Per memory: counts of each kind and the summed value."""

@@ -28,21 +28,22 @@ class ReviewsMixin(EngineCore):
 
         It is also a trust signal about the memory's writer: ``up`` confirms (``click`` half as much), ``down`` counts
         against, weighted by who gives it (the user, or an agent in proportion to its trust). Feedback an agent gives
-        on its own memory changes nothing.
+        on its own memory changes nothing. The event commits after the signal: if the signal fails, neither is kept
+        (:meth:`~hopmem.memory.behaviour.BehaviourStore.recording`).
         """
         mid = check.memory_id(memory_id)
         if kind not in FEEDBACK_KINDS:
             raise InputError(f"Unknown feedback {kind!r}; use one of {', '.join(FEEDBACK_KINDS)}.")
         who = self._identity(agent)
         record = self.get(mid)
-        event = self.behaviour.record(self.tenant, mid, kind, query=query, agent_id=who)
-        if record.agent_id is not None:
-            scale = self.trust.confirmation_scale(self.tenant, who)
-            if kind == "down":
-                self.trust.signal(self.tenant, record.agent_id, "feedback_down", by=who, scale=scale, memory_id=mid)
-            else:
-                scale *= 1.0 if kind == "up" else 0.5
-                self.trust.signal(self.tenant, record.agent_id, "confirmed", by=who, scale=scale, memory_id=mid)
+        with self.behaviour.recording(self.tenant, mid, kind, query=query, agent_id=who) as event:
+            if record.agent_id is not None:
+                scale = self.trust.confirmation_scale(self.tenant, who)
+                if kind == "down":
+                    self.trust.signal(self.tenant, record.agent_id, "feedback_down", by=who, scale=scale, memory_id=mid)
+                else:
+                    scale *= 1.0 if kind == "up" else 0.5
+                    self.trust.signal(self.tenant, record.agent_id, "confirmed", by=who, scale=scale, memory_id=mid)
         ranker = self._learned_ranker()
         if ranker is not None:
             events = self.behaviour.count(self.tenant)

@@ -3,12 +3,13 @@ detectors (contradiction, burst, user overwrite/deletion), trust-weighted rankin
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import pytest
 
 from hopmem.memory.engine import MemoryEngine
-from hopmem.memory.errors import InputError
+from hopmem.memory.errors import InputError, StoreError
 from hopmem.memory.trust.gate import WriteBlockedError
 from hopmem.memory.trust.model import TrustModel
 from hopmem.settings import Settings
@@ -43,6 +44,28 @@ def test_user_feedback_moves_the_writer_and_history_records_it(settings: Setting
     assert _trust(user, "scribe") == pytest.approx(6 / 10, abs=1e-6)  # and so does its disapproval
     kinds = [(e["kind"], e["by"], e["memory_id"]) for e in user.trust_history("scribe")]
     assert kinds == [("confirmed", None, record.id), ("feedback_down", None, record.id)]
+
+
+def test_feedback_whose_trust_signal_fails_leaves_no_event(settings: Settings) -> None:
+    """A real lock on the main store makes the signal fail; the event in the behavioural file must not stay."""
+    quick = settings.model_copy(update={"sqlite_busy_timeout_ms": 50})
+    with _as(quick, "scribe") as scribe:
+        record = scribe.add("Lighthouse lenses were made of glass prisms arranged in rings.")
+    with open_engine(quick, tenant="t") as user:
+        before = _trust(user, "scribe")
+        blocker = sqlite3.connect(user.store.path, timeout=0)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreError, match="locked"):
+                user.feedback(record.id, "up")
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert user.behaviour.count("t") == 0
+        assert user.trust_history("scribe") == [] and _trust(user, "scribe") == pytest.approx(before)
+        user.feedback(record.id, "up")  # once the lock is gone, the same feedback gives one event and one signal
+        assert user.behaviour.count("t") == 1
+        assert [e["kind"] for e in user.trust_history("scribe")] == ["confirmed"]
 
 
 def test_an_agent_cannot_raise_its_own_trust(settings: Settings, user: MemoryEngine) -> None:

@@ -232,6 +232,7 @@ def finetune_reranker(
         raise InputError(
             "No training data: pass --dataset DIR (a BEIR folder), or put cranfield/hotpotqa under ../shared/data."
         )
+    from hopmem.finetune.reranker_data import shown
     from hopmem.memory.embeddings import load_embedder
 
     embedder = load_embedder(config.embedder, **config.embedder_options())
@@ -347,9 +348,13 @@ def finetune_reranker(
                 f"{report['sft'].get('steps', 0)} warm-up steps, {report['grpo'].get('steps', 0)} GRPO steps, "
                 f"{report['seconds']['total']} s; valid answers on dev {valid}"
             )
-    typer.echo(f"{'dev pairs':<24} {'loss':>7} {'pair acc':>9} {'MRR':>7}")
-    for name, row in rows:
-        typer.echo(f"{name:<24} {row['loss']:>7.4f} {row['pairwise_accuracy']:>9.4f} {row['mrr']:>7.4f}")
+    if any(row.get("pairs") for _, row in rows):
+        typer.echo(f"{'dev pairs':<24} {'loss':>7} {'pair acc':>9} {'MRR':>7}")
+        for name, row in rows:
+            cells = (shown(row["loss"], ".4f"), shown(row["pairwise_accuracy"], ".4f"), shown(row["mrr"], ".4f"))
+            typer.echo(f"{name:<24} {cells[0]:>7} {cells[1]:>9} {cells[2]:>7}")
+    else:
+        typer.echo("dev pairs: not measured (--dev-queries 0)")
     typer.echo(f"saved to {folder} ({summary})")
 
 

@@ -42,7 +42,9 @@ from hopmem.finetune.recipe import RerankerRecipe, TrainContext, load_checkpoint
 from hopmem.finetune.reranker_data import (
     TrainingData,
     data_card_lines,
+    dev_heading,
     dev_metrics,
+    shown,
 )
 from hopmem.memory.errors import InputError
 from hopmem.memory.model_paths import display_path, resolve_embedder_path
@@ -335,12 +337,12 @@ def model_card(report: dict[str, Any]) -> str:
         f"- pairs per query: up to {cfg['max_positives']} positives and {cfg['n_negatives']} negatives drawn from "
         f"the top {cfg['mine_depth']} hybrid-search documents; max length {cfg['max_length']} tokens",
         "",
-        f"## Dev pairs (dev-split queries, {report['dev_after']['pairs']} pairs, never trained on)",
+        dev_heading(report["dev_after"]),
         "| model | BCE loss | pairwise accuracy | MRR |",
         "|---|---|---|---|",
     ]
     for name, row in (("untrained (fresh head)", report["dev_before"]), ("trained", report["dev_after"])):
-        lines.append(f"| {name} | {row['loss']} | {row['pairwise_accuracy']} | {row['mrr']} |")
+        lines.append(f"| {name} | {shown(row['loss'])} | {shown(row['pairwise_accuracy'])} | {shown(row['mrr'])} |")
     lines += [
         "",
         "## Blend with the candidates' order",

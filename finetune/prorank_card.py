@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hopmem.finetune.blend import blend_card_lines
-from hopmem.finetune.reranker_data import data_card_lines
+from hopmem.finetune.reranker_data import data_card_lines, dev_heading, shown
 
 
 def model_card(report: dict[str, Any]) -> str:
@@ -55,14 +55,15 @@ def model_card(report: dict[str, Any]) -> str:
         ),
         f"- prompt budget: {cfg['passage_tokens']} passage tokens, {cfg['query_tokens']} query tokens",
         "",
-        f"## Dev pairs (dev-split queries, {report['dev_after']['pairs']} pairs, never trained on)",
+        dev_heading(report["dev_after"]),
         "| model | BCE loss | pairwise accuracy | MRR | nDCG@10 (within the pairs) |",
         "|---|---|---|---|---|",
     ]
     for name, key in (("base", "dev_before"), ("after stage 1", "dev_after_stage1"), ("after stage 2", "dev_after")):
         row = report[key]
         lines.append(
-            f"| {name} | {row['loss']} | {row['pairwise_accuracy']} | {row['mrr']} | {row.get('ndcg@10', 'n/a')} |"
+            f"| {name} | {shown(row['loss'])} | {shown(row['pairwise_accuracy'])} | {shown(row['mrr'])} | "
+            f"{shown(row.get('ndcg@10'))} |"
         )
     sec = report["seconds"]
     lines += [

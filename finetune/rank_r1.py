@@ -52,8 +52,10 @@ from hopmem.finetune.reranker_data import (
     RerankPair,
     TrainingData,
     data_card_lines,
+    dev_heading,
     dev_metrics,
     portable_adapter_config,
+    shown,
 )
 from hopmem.finetune.rewards import FORMAT_BONUS, NO_ANSWER, RewardLog, setwise_reward_func
 from hopmem.finetune.sft import SFTSettings, run_sft
@@ -478,7 +480,7 @@ def model_card(report: dict[str, Any]) -> str:
         f"{rewards.get('answered', 'n/a')}, over {rewards.get('completions', 0)} completions",
         f"- prompt budget: {cfg['passage_tokens']} passage tokens, {cfg['query_tokens']} query tokens",
         "",
-        f"## Dev pairs (dev-split queries, {report['dev_after']['pairs']} pairs, never trained on)",
+        dev_heading(report["dev_after"]),
         f"The first {cfg['dev_depth']} place(s) of each dev query by repeated selection, the rest in a seeded random "
         "order; scores are `selected places - position`, so the BCE column only says whether positives were selected.",
         "",
@@ -490,7 +492,8 @@ def model_card(report: dict[str, Any]) -> str:
         if not row:
             continue
         lines.append(
-            f"| {name} | {row['loss']} | {row['pairwise_accuracy']} | {row['mrr']} | {row.get('ndcg@10', 'n/a')} | "
+            f"| {name} | {shown(row['loss'])} | {shown(row['pairwise_accuracy'])} | {shown(row['mrr'])} | "
+            f"{shown(row.get('ndcg@10'))} | "
             f"{round(row.get('valid_answer_rate', 0.0) * row.get('model_calls', 0))} of {row.get('model_calls')} |"
         )
     for name, key in (("base", "dev_before"), ("after the warm-up", "dev_after_sft"), ("trained", "dev_after")):

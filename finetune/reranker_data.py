@@ -404,15 +404,15 @@ def build_training_data(
     return TrainingData(train, dev, records, counts, holdout, pools)
 
 
-def dev_metrics(reranker: Reranker, pairs: list[RerankPair]) -> dict[str, float]:
+def dev_metrics(reranker: Reranker, pairs: list[RerankPair]) -> dict[str, float | None]:
     """BCE loss (the score read as a logit), pairwise accuracy (positive above negative, per query), MRR of the best
     positive and nDCG@10 (linear gains = labels, ties kept in the pairs' order), on ``pairs``.
 
     The nDCG is within each query's dev pairs (its positives and sampled negatives), not over a retrieval run: it
-    compares models on the same pairs, cheaply, and is no substitute for ``hopmem eval rerank``."""
+    compares models on the same pairs, cheaply, and is no substitute for ``hopmem eval rerank``. A figure that cannot
+    be measured (no dev pairs: ``--dev-queries 0``; no positive or no negative) is None, written as JSON null."""
     if not pairs:
-        nan = float("nan")
-        return {"loss": nan, "pairwise_accuracy": nan, "mrr": nan, "ndcg@10": nan, "pairs": 0}
+        return {"loss": None, "pairwise_accuracy": None, "mrr": None, "ndcg@10": None, "pairs": 0}
     by_query: dict[str, list[RerankPair]] = {}
     for pair in pairs:
         by_query.setdefault(pair.query_id, []).append(pair)
@@ -436,11 +436,26 @@ def dev_metrics(reranker: Reranker, pairs: list[RerankPair]) -> dict[str, float]
             ndcg.append(_ndcg10([group[i].label for i in ranked]))
     return {
         "loss": round(sum(losses) / len(losses), 4),
-        "pairwise_accuracy": round(correct / total, 4) if total else float("nan"),
-        "mrr": round(sum(rr) / len(rr), 4) if rr else float("nan"),
-        "ndcg@10": round(sum(ndcg) / len(ndcg), 4) if ndcg else float("nan"),
+        "pairwise_accuracy": round(correct / total, 4) if total else None,
+        "mrr": round(sum(rr) / len(rr), 4) if rr else None,
+        "ndcg@10": round(sum(ndcg) / len(ndcg), 4) if ndcg else None,
         "pairs": len(pairs),
     }
+
+
+def shown(value: Any, spec: str = "") -> str:
+    """A dev figure for a table: ``n/a`` where it was not measured (None, or NaN in older reports)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return format(value, spec)
+
+
+def dev_heading(row: dict[str, Any]) -> str:
+    """The heading of a model card's dev table, saying when nothing was measured."""
+    pairs = row.get("pairs", 0)
+    if not pairs:
+        return "## Dev pairs: not measured (the run had no dev queries: `--dev-queries 0`)"
+    return f"## Dev pairs (dev-split queries, {pairs} pairs, never trained on)"
 
 
 def _ndcg10(gains: list[float]) -> float:

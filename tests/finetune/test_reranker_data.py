@@ -272,3 +272,17 @@ def test_dev_metrics_report_ndcg_at_10_within_each_querys_pairs() -> None:
     q2 = 1.0 / 1.584962500721156
     assert reversed_["ndcg@10"] == round((q1 + q2) / 2, 4)
     assert dev_metrics(_FixedScores({}), [])["pairs"] == 0
+
+
+def test_dev_figures_not_measured_are_null_in_json_and_na_in_tables() -> None:
+    from hopmem.finetune.reranker_data import RerankPair, dev_heading, dev_metrics, shown
+
+    empty = dev_metrics(_FixedScores({}), [])  # a run with --dev-queries 0
+    assert json.loads(json.dumps(empty, allow_nan=False))["mrr"] is None  # strict JSON: no NaN in metrics.json
+    assert "not measured" in dev_heading(empty) and "--dev-queries 0" in dev_heading(empty)
+    assert [shown(empty[k], ".4f") for k in ("loss", "pairwise_accuracy", "mrr")] == ["n/a"] * 3
+    assert shown(float("nan")) == "n/a" and shown(0.12345, ".4f") == "0.1235"
+    only_positives = [RerankPair("q1", "query one", "best", "best", 1.0, "positive")]
+    row = dev_metrics(_FixedScores({"best": 1}), only_positives)
+    assert row["pairwise_accuracy"] is None and row["mrr"] == 1.0 and row["pairs"] == 1
+    assert dev_heading(row).startswith("## Dev pairs (dev-split queries, 1 pairs")

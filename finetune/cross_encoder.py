@@ -46,6 +46,7 @@ from hopmem.finetune.reranker_data import (
     dev_metrics,
     shown,
 )
+from hopmem.finetune.schedule import linear_schedule
 from hopmem.memory.errors import InputError
 from hopmem.memory.model_paths import display_path, resolve_embedder_path
 
@@ -187,14 +188,7 @@ class CrossEncoderRecipe(RerankerRecipe[CrossEncoderTrainConfig]):
             [{"params": body, "lr": config.lr}, {"params": head, "lr": config.lr * config.head_lr_scale}],
             weight_decay=config.weight_decay,
         )
-        warmup = max(1, int(total_steps * config.warmup_fraction))
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        scheduler = linear_schedule(optimizer, total_steps, int(total_steps * config.warmup_fraction))
         checkpoint = self.checkpoints / CHECKPOINT_FILE
         start_step = 0
         losses: list[float] = []

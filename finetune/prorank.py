@@ -47,6 +47,7 @@ from hopmem.finetune.reranker_data import (
     dev_metrics,
 )
 from hopmem.finetune.rewards import RewardLog, pointwise_reward_func
+from hopmem.finetune.schedule import linear_schedule
 from hopmem.memory.errors import InputError
 
 if TYPE_CHECKING:
@@ -239,12 +240,7 @@ def run_stage2(
     total = len(order)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.stage2_lr, weight_decay=0.0)
-    warmup = max(1, total // 10)
-
-    def schedule(step: int) -> float:
-        return (step + 1) / warmup if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = linear_schedule(optimizer, total, total // 10)
     start, losses = 0, []
     stale = f"The stage-2 checkpoint {checkpoint} is from a run with other settings; remove it."
     state = load_checkpoint(checkpoint, total, stale) if config.resume else None

@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from hopmem.finetune.schedule import linear_schedule
 from hopmem.memory.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -75,12 +76,7 @@ def run_sft(
         order += epoch
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=0.0)
-    warmup = max(1, settings.steps // 10)
-
-    def schedule(step: int) -> float:
-        return (step + 1) / warmup if step < warmup else max(0.05, (settings.steps - step) / (settings.steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = linear_schedule(optimizer, settings.steps, settings.steps // 10, floor=0.05)
     losses: list[float] = []
     model.train()
     bar = tqdm(range(settings.steps), desc="supervised warm-up", unit="step", disable=not progress)

@@ -64,8 +64,8 @@ class BehaviourStore:
 
         Feedback is also a trust signal, written to the main store: the engine gives the signal inside this block,
         so a signal that fails (a locked file, a full disk) leaves no event behind, and an event never exists without
-        the signal it gave. The two files cannot share one transaction; only a crash between the two commits leaves
-        a signal without its event.
+        the signal it gave. The two files cannot share one transaction: a crash between the two commits, or this
+        event's commit failing after the signal's succeeded, leaves a signal without its event.
         """
         require_tenant(tenant)
         if kind not in FEEDBACK_KINDS:

@@ -232,6 +232,7 @@ def finetune_reranker(
         raise InputError(
             "No training data: pass --dataset DIR (a BEIR folder), or put cranfield/hotpotqa under ../shared/data."
         )
+    from hopmem.finetune.blend import describe_blend
     from hopmem.finetune.reranker_data import shown
     from hopmem.memory.embeddings import load_embedder
 
@@ -280,8 +281,8 @@ def finetune_reranker(
             ("trained", report["dev_after"]),
         )
         summary = (
-            f"{report['train_pairs']} pairs, {report['steps']} steps, {report['seconds']['total']} s; blend weight "
-            f"{report['blend']['weight']} (chosen on {report['blend']['chosen_on']})"
+            f"{report['train_pairs']} pairs, {report['steps']} steps, {report['seconds']['total']} s; "
+            f"{describe_blend(report['blend'])}"
         )
     else:
         from hopmem.finetune.grpo import GRPOSettings
@@ -324,8 +325,7 @@ def finetune_reranker(
             )
             summary = (
                 f"{report['stage1'].get('steps', 0)} GRPO steps, {report['stage2'].get('steps', 0)} stage-2 steps, "
-                f"{report['seconds']['total']} s; blend weight {report['blend']['weight']} (chosen on "
-                f"{report['blend']['chosen_on']})"
+                f"{report['seconds']['total']} s; {describe_blend(report['blend'])}"
             )
         else:
             from hopmem.finetune.rank_r1 import RankR1Config, train_rank_r1

@@ -52,7 +52,7 @@ def choose_blend(
     them. Without held-out queries the weight is 0 (the model alone), and the report says so.
     """
     if not holdout or not grid:
-        return {"weight": 0.0, "chosen_on": "nothing held out: the model alone", "ndcg@10": {}}
+        return {"weight": 0.0, "chosen_on": NO_HOLDOUT, "ndcg@10": {}}
     saved, reranker.blend = reranker.blend, 0.0
     try:
         raw = [reranker.score(q.query, q.texts) for q in holdout]
@@ -72,6 +72,17 @@ def choose_blend(
         "chosen_on": f"{len(holdout)} held-out training queries (their hybrid top {len(holdout[0].doc_ids)})",
         "ndcg@10": table,
     }
+
+
+NO_HOLDOUT = "nothing held out: the model alone"
+
+
+def describe_blend(blend: dict[str, Any]) -> str:
+    """One phrase for a training summary: the chosen weight and what it was chosen on, or that no weight was chosen
+    (a run without held-out queries uses the model alone and never meant to blend)."""
+    if blend.get("chosen_on") == NO_HOLDOUT:
+        return "no blend weight chosen (nothing held out: the model's own scores are used)"
+    return f"blend weight {blend['weight']} (chosen on {blend['chosen_on']})"
 
 
 def untrained_holdout(

@@ -14,7 +14,7 @@ pytest.importorskip("peft", reason="the finetune extra is not installed")
 from hopmem.agents.llm.transformers_llm import TransformersLLM
 from hopmem.agents.rerank.cross_encoder import blend_with_order
 from hopmem.agents.rerank.pointwise import PointwiseLLMReranker
-from hopmem.finetune.blend import choose_adapter_blend, replace_section, untrained_holdout
+from hopmem.finetune.blend import choose_adapter_blend, choose_blend, describe_blend, replace_section, untrained_holdout
 from hopmem.memory.errors import ConfigError
 from tests.conftest import save_random_adapter
 from tests.finetune.test_reranker_data import make_tiny_hotpot
@@ -84,3 +84,17 @@ def test_the_cards_blend_section_is_replaced_not_repeated() -> None:
     out = replace_section(card, section)
     assert "w = 0.5" in out and "w = 0.1" not in out and out.endswith("## Evaluation\nrows\n")
     assert replace_section("# c\n", section) == "# c\n\n## Blend with the candidates' order\nw = 0.5\n"
+
+
+def test_a_run_without_held_out_queries_says_it_chose_no_weight() -> None:
+    none = choose_blend(_Fixed(), [])
+    assert describe_blend(none) == "no blend weight chosen (nothing held out: the model's own scores are used)"
+    chosen = {"weight": 0.7, "chosen_on": "20 held-out training queries (their hybrid top 30)", "ndcg@10": {}}
+    assert describe_blend(chosen) == "blend weight 0.7 (chosen on 20 held-out training queries (their hybrid top 30))"
+
+
+class _Fixed:
+    blend = 0.0
+
+    def score(self, query: str, docs: list[str]) -> list[float]:
+        return [0.0 for _ in docs]

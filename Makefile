@@ -21,8 +21,11 @@ install: ## create .venv, install hopmem (llama.cpp built for a portable x86-64 
 $(STAMP): pyproject.toml constraints.txt
 	PYTHON=$(PYTHON) VENV=$(VENV) tools/install.sh
 
-test: ## run the default (fast) test suite
-	$(BIN)/python -m pytest -q
+# Test files are spread over TEST_WORKERS processes, whole files to a worker (module fixtures start once);
+# TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
+test: $(STAMP) ## run the default (fast) test suite in TEST_WORKERS processes (default 2)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: ## run the slow tests too
 	$(BIN)/python -m pytest -q -m 'slow or not slow'

@@ -109,6 +109,8 @@ def convert_gguf(gguf: Path, cache_dir: Path) -> Path:
         if not target.exists():
             partial.rename(target)
     except OSError as exc:
+        if is_checkpoint_folder(target):  # another process finished the same conversion first
+            return target
         raise ModelNotAvailableError(
             f"Could not cache the converted model in {cache_dir} ({exc}); pass a writable cache_dir."
         ) from exc

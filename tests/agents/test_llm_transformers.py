@@ -200,3 +200,29 @@ def test_the_agent_answers_with_the_transformers_backend(
     assert answer.answer.strip()
     assert answer.citations[0]["title"] == "How honeybees share directions"
     agent.close()
+
+
+@pytest.mark.slow
+def test_a_conversion_that_another_process_finished_first_is_used(
+    tllm: TransformersLLM, cache_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two processes (pytest workers, two users' first runs) convert the same file: the other one renames its folder
+    # into place after this one checked for it and before this one renames, so the rename meets a full folder.
+    import shutil
+
+    from hopmem.agents.llm.transformers_checkpoint import convert_gguf
+    from hopmem.memory.model_paths import resolve_gguf_path
+
+    finished = _checkpoint(cache_root)
+    target = tmp_path / finished.name
+    real_exists = Path.exists
+
+    def exists_then_the_other_process_finishes(self: Path, *args: Any, **kwargs: Any) -> bool:
+        if self == target and not real_exists(target):
+            shutil.copytree(finished, target)
+            return False
+        return real_exists(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", exists_then_the_other_process_finishes)
+    assert convert_gguf(resolve_gguf_path(MODEL), tmp_path) == target
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # this process' partial folder is gone

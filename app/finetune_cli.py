@@ -340,10 +340,7 @@ def finetune_reranker(
                 ndcg_reward=ndcg_reward,
             )
             report = train_rank_r1(r1_config, embedder, **common)
-            rows = (("base", report["dev_before"]), ("trained", report["dev_after"]))
-            if report.get("dev_after_sft"):
-                rows = (rows[0], ("after the warm-up", report["dev_after_sft"]), rows[1])
-            valid = " -> ".join(f"{row.get('valid_answer_rate')}" for _, row in rows)
+            rows, valid = rank_r1_rows(report)
             summary = (
                 f"{report['sft'].get('steps', 0)} warm-up steps, {report['grpo'].get('steps', 0)} GRPO steps, "
                 f"{report['seconds']['total']} s; valid answers on dev {valid}"
@@ -480,6 +477,18 @@ def eval_rerank(
         )
     if json_out is None:
         echo_json(report)
+
+
+def rank_r1_rows(report: dict[str, Any]) -> tuple[tuple[tuple[str, dict[str, Any]], ...], str]:
+    """The dev table's rows of a rank-r1 run (base, after the warm-up when measured, trained, then the mean of random
+    orders over the same pairs: the level a model without skill reaches) and its valid-answer rates, in order."""
+    rows: tuple[tuple[str, dict[str, Any]], ...] = (("base", report["dev_before"]), ("trained", report["dev_after"]))
+    if report.get("dev_after_sft"):
+        rows = (rows[0], ("after the warm-up", report["dev_after_sft"]), rows[1])
+    valid = " -> ".join(f"{row.get('valid_answer_rate')}" for _, row in rows)
+    if (report.get("dev_chance") or {}).get("draws"):
+        rows = (*rows, ("a random order (mean)", {"loss": None, **report["dev_chance"]}))
+    return rows, valid
 
 
 # The decomposer's command lives in its own module (this one holds the reranker and TreeHop commands).

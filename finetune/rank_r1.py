@@ -51,6 +51,7 @@ from hopmem.finetune.recipe import RerankerRecipe, TrainContext
 from hopmem.finetune.reranker_data import (
     RerankPair,
     TrainingData,
+    chance_metrics,
     data_card_lines,
     dev_heading,
     dev_metrics,
@@ -398,6 +399,7 @@ class RankR1Recipe(RerankerRecipe[RankR1Config]):
             **self.data_fields(data),
             "sft": sft_report,
             "grpo": grpo_report,
+            "dev_chance": chance_metrics(dev, seed=config.seed),
             "dev_before": before,
             "dev_after_sft": after_sft if after_sft is not None else (after if config.grpo.steps <= 0 else None),
             "dev_after": after,
@@ -495,6 +497,12 @@ def model_card(report: dict[str, Any]) -> str:
             f"| {name} | {shown(row['loss'])} | {shown(row['pairwise_accuracy'])} | {shown(row['mrr'])} | "
             f"{shown(row.get('ndcg@10'))} | "
             f"{round(row.get('valid_answer_rate', 0.0) * row.get('model_calls', 0))} of {row.get('model_calls')} |"
+        )
+    chance = report.get("dev_chance")
+    if chance and chance.get("draws"):
+        lines.append(
+            f"| a random order (mean of {chance['draws']}) | n/a | {shown(chance['pairwise_accuracy'])} | "
+            f"{shown(chance['mrr'])} | {shown(chance.get('ndcg@10'))} | n/a |"
         )
     for name, key in (("base", "dev_before"), ("after the warm-up", "dev_after_sft"), ("trained", "dev_after")):
         sizes = ((report.get(key) or {}).get("replies") or {}).get("by_window_size") or {}

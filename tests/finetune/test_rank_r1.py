@@ -249,6 +249,9 @@ def test_a_whole_run_saves_an_adapter_the_agent_loads(
     calls = report["dev_after"]["model_calls"]
     valid = round(report["dev_after"]["valid_answer_rate"] * calls)
     assert f"| {valid} of {calls} |" in card  # a count of the model calls, not a rate
+    chance = report["dev_chance"]  # the level a model without skill reaches on the same pairs
+    assert chance["pairs"] == report["dev_before"]["pairs"] and chance["draws"] > 0
+    assert f"| a random order (mean of {chance['draws']}) | n/a | {chance['pairwise_accuracy']} |" in card
     partial = json.loads((out / "partial-metrics.json").read_text())  # kept if a later stage had failed
     assert partial["dev_before"] == report["dev_before"] and partial["dev_after_sft"] == report["dev_after_sft"]
     sizes = report["dev_after"]["replies"]["by_window_size"]
@@ -306,3 +309,18 @@ def test_the_supervised_warm_up_trains_the_adapter_on_the_reply(tiny_causal_lm: 
     assert any(float(p.abs().sum()) > 0 for n, p in model.named_parameters() if "lora_B" in n)
     with pytest.raises(InputError, match="at least one example"):
         run_sft(model, llm.tokenizer, [], SFTSettings(steps=1))
+
+
+def test_the_cli_table_ends_with_the_random_order_level() -> None:
+    from hopmem.app.finetune_cli import rank_r1_rows
+
+    base = {"loss": 1.3, "pairwise_accuracy": 0.31, "mrr": 0.45, "pairs": 83, "valid_answer_rate": 0.0}
+    warm = {**base, "pairwise_accuracy": 0.41, "valid_answer_rate": 1.0}
+    chance = {"pairwise_accuracy": 0.5, "mrr": 0.52, "ndcg@10": 0.6, "pairs": 83, "draws": 2000}
+    report = {"dev_before": base, "dev_after_sft": warm, "dev_after": warm, "dev_chance": chance}
+    rows, valid = rank_r1_rows(report)
+    assert [name for name, _ in rows] == ["base", "after the warm-up", "trained", "a random order (mean)"]
+    assert rows[-1][1]["loss"] is None and rows[-1][1]["pairwise_accuracy"] == 0.5
+    assert valid == "0.0 -> 1.0 -> 1.0"  # the random order names no passage: not a rate of its own
+    older = {"dev_before": base, "dev_after": warm}  # a report written before the chance level was kept
+    assert [name for name, _ in rank_r1_rows(older)[0]] == ["base", "trained"]

@@ -286,3 +286,22 @@ def test_dev_figures_not_measured_are_null_in_json_and_na_in_tables() -> None:
     row = dev_metrics(_FixedScores({"best": 1}), only_positives)
     assert row["pairwise_accuracy"] is None and row["mrr"] == 1.0 and row["pairs"] == 1
     assert dev_heading(row).startswith("## Dev pairs (dev-split queries, 1 pairs")
+
+
+def test_chance_metrics_are_the_mean_figures_of_random_orders() -> None:
+    from hopmem.finetune.reranker_data import RerankPair, chance_metrics
+
+    # One positive among three passages: random orders put it first, second or third alike, so the mean MRR is
+    # (1 + 1/2 + 1/3) / 3 and the mean nDCG@10 is (1 + 1/log2(3) + 1/2) / 3; pairwise accuracy's mean is 0.5.
+    pairs = [
+        RerankPair("q1", "query one", "gold", "gold", 1.0, "positive"),
+        RerankPair("q1", "query one", "a", "a", 0.0, "hard-negative"),
+        RerankPair("q1", "query one", "b", "b", 0.0, "hard-negative"),
+    ]
+    chance = chance_metrics(pairs, draws=6000, seed=3)
+    assert chance["pairwise_accuracy"] == pytest.approx(0.5, abs=0.02)
+    assert chance["mrr"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 3, abs=0.02)
+    assert chance["ndcg@10"] == pytest.approx((1 + 1 / 1.584962500721156 + 0.5) / 3, abs=0.02)
+    assert chance_metrics(pairs, draws=6000, seed=3) == chance  # seeded
+    assert chance["pairs"] == 3 and chance["draws"] == 6000
+    assert chance_metrics([], draws=10)["mrr"] is None

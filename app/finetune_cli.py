@@ -233,7 +233,7 @@ def finetune_reranker(
             "No training data: pass --dataset DIR (a BEIR folder), or put cranfield/hotpotqa under ../shared/data."
         )
     from hopmem.finetune.blend import describe_blend
-    from hopmem.finetune.reranker_data import shown
+    from hopmem.finetune.dev_figures import shown
     from hopmem.memory.embeddings import load_embedder
 
     embedder = load_embedder(config.embedder, **config.embedder_options())

@@ -38,14 +38,9 @@ from hopmem.agents.rerank.cross_encoder import (
     init_cross_encoder,
 )
 from hopmem.finetune.blend import choose_blend
+from hopmem.finetune.dev_figures import dev_heading, dev_metrics, shown
 from hopmem.finetune.recipe import RerankerRecipe, TrainContext, load_checkpoint, save_checkpoint
-from hopmem.finetune.reranker_data import (
-    TrainingData,
-    data_card_lines,
-    dev_heading,
-    dev_metrics,
-    shown,
-)
+from hopmem.finetune.reranker_data import TrainingData, data_card_lines
 from hopmem.finetune.schedule import linear_schedule
 from hopmem.memory.errors import InputError
 from hopmem.memory.model_paths import display_path, resolve_embedder_path

@@ -38,14 +38,11 @@ from hopmem.agents.rerank.pointwise import (
 )
 from hopmem.agents.rerank.prompts import clip_tokens, pointwise_messages
 from hopmem.finetune.blend import BLEND_GRID, choose_blend
+from hopmem.finetune.dev_figures import dev_metrics
 from hopmem.finetune.distill import distill_groups
 from hopmem.finetune.grpo import LORA_TARGETS, GRPOSettings, grpo_log, lora_config, run_grpo
 from hopmem.finetune.recipe import RerankerRecipe, TrainContext, load_checkpoint, save_checkpoint
-from hopmem.finetune.reranker_data import (
-    RerankPair,
-    TrainingData,
-    dev_metrics,
-)
+from hopmem.finetune.reranker_data import RerankPair, TrainingData
 from hopmem.finetune.rewards import RewardLog, pointwise_reward_func
 from hopmem.finetune.schedule import linear_schedule
 from hopmem.memory.errors import InputError

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from hopmem.finetune.blend import blend_card_lines
-from hopmem.finetune.reranker_data import data_card_lines, dev_heading, shown
+from hopmem.finetune.dev_figures import dev_heading, shown
+from hopmem.finetune.reranker_data import data_card_lines
 
 
 def model_card(report: dict[str, Any]) -> str:

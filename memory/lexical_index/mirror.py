@@ -150,7 +150,13 @@ class FtsMirror:
         with self._lock:
             if self.failed is not None or self._closing or self.store.conn.in_transaction:
                 return False
-            if self._read_marker() == self._marker:
+            try:
+                current = self._read_marker()
+            except sqlite3.OperationalError:
+                if self._closing:  # close() interrupted this read: nothing to bring in step any more
+                    return False
+                raise
+            if current == self._marker:
                 return True
             self.conn.execute("BEGIN")
             try:

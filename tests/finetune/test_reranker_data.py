@@ -255,7 +255,8 @@ class _FixedScores:
 
 
 def test_dev_metrics_report_ndcg_at_10_within_each_querys_pairs() -> None:
-    from hopmem.finetune.reranker_data import RerankPair, dev_metrics
+    from hopmem.finetune.dev_figures import dev_metrics
+    from hopmem.finetune.reranker_data import RerankPair
 
     pairs = [
         RerankPair("q1", "query one", "best", "best", 1.0, "positive"),
@@ -275,7 +276,8 @@ def test_dev_metrics_report_ndcg_at_10_within_each_querys_pairs() -> None:
 
 
 def test_dev_figures_not_measured_are_null_in_json_and_na_in_tables() -> None:
-    from hopmem.finetune.reranker_data import RerankPair, dev_heading, dev_metrics, shown
+    from hopmem.finetune.dev_figures import dev_heading, dev_metrics, shown
+    from hopmem.finetune.reranker_data import RerankPair
 
     empty = dev_metrics(_FixedScores({}), [])  # a run with --dev-queries 0
     assert json.loads(json.dumps(empty, allow_nan=False))["mrr"] is None  # strict JSON: no NaN in metrics.json
@@ -289,7 +291,8 @@ def test_dev_figures_not_measured_are_null_in_json_and_na_in_tables() -> None:
 
 
 def test_chance_metrics_are_the_mean_figures_of_random_orders() -> None:
-    from hopmem.finetune.reranker_data import RerankPair, chance_metrics
+    from hopmem.finetune.dev_figures import chance_metrics
+    from hopmem.finetune.reranker_data import RerankPair
 
     # One positive among three passages: random orders put it first, second or third alike, so the mean MRR is
     # (1 + 1/2 + 1/3) / 3 and the mean nDCG@10 is (1 + 1/log2(3) + 1/2) / 3; pairwise accuracy's mean is 0.5.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,6 +195,34 @@ def test_closing_the_store_stops_a_build_in_progress(corpus_store: MemoryStore) 
     store.close()  # interrupts the build's query and joins the thread
     assert index._builder is not None and not index._builder.is_alive()
     assert not index.ready
+
+
+def test_closing_while_the_build_reads_its_marker_raises_nothing_in_the_thread(
+    corpus_store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The build's first read is made to run until interrupted (an endless query on the index's own connection,
+    # started inside the marker read), so close() interrupts exactly that read, as it can on a slow disk.
+    store = MemoryStore(corpus_store.path)
+    index = store.lexical_index
+    running = threading.Event()
+    index.conn.create_function("running", 0, lambda: running.set() or 1)
+    read_marker = index._read_marker
+
+    def slow_read_marker() -> tuple[bytes | None, int]:
+        index.conn.execute(
+            "WITH RECURSIVE c(x) AS (SELECT running() UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+        ).fetchone()
+        return read_marker()
+
+    monkeypatch.setattr(index, "_read_marker", slow_read_marker)
+    raised: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: raised.append(args.exc_value))
+    index.build_in_background()
+    assert running.wait(timeout=60)
+    store.close()  # interrupts the read and joins the thread
+    assert raised == []  # the interruption is the close, not an error of the thread
+    assert index._builder is not None and not index._builder.is_alive()
+    assert not index.ready and index.failed is None
 
 
 def test_store_search_uses_the_index_and_falls_back_to_fts5_for_phrases(corpus_store: MemoryStore) -> None:
